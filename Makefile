@@ -1,0 +1,41 @@
+# marketpipe: `make run` (live Binance, embedded) and `make test` are all a new user needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= data
+DEMO_ARGS ?=
+RUN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install run demo test lint bench chaos clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## live Binance -> candles, alerts, DuckDB + Parquet; API on :8000
+	$(BIN)/marketpipe run --data-dir $(DATA_DIR) $(RUN_ARGS)
+
+demo: install  ## the whole pipeline offline, against the local simulated exchange
+	$(BIN)/marketpipe demo --data-dir $(DATA_DIR)/demo $(DEMO_ARGS)
+
+test: install  ## install what the tests need, then run them
+	bash scripts/install-system-deps.sh
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""marketpipe: a real-time market data pipeline."""
+
+__version__ = "0.1.0"

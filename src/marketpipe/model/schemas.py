@@ -1,0 +1,124 @@
+"""Arrow schemas of the records, and conversions between records and Arrow tables.
+
+Timestamps are `timestamp[us, tz=UTC]` in Arrow; records hold the same instant as an int.
+"""
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import msgspec
+import pyarrow as pa
+
+from marketpipe.model.records import Alert, Candle, DeadLetter, Quote, Trade
+
+TS = pa.timestamp("us", tz="UTC")
+
+TRADE_SCHEMA = pa.schema(
+    [
+        ("exchange", pa.string()),
+        ("symbol", pa.string()),
+        ("trade_id", pa.int64()),
+        ("price", pa.float64()),
+        ("qty", pa.float64()),
+        ("side", pa.string()),
+        ("ts_event", TS),
+        ("ts_recv", TS),
+    ]
+)
+
+QUOTE_SCHEMA = pa.schema(
+    [
+        ("exchange", pa.string()),
+        ("symbol", pa.string()),
+        ("bid", pa.float64()),
+        ("bid_qty", pa.float64()),
+        ("ask", pa.float64()),
+        ("ask_qty", pa.float64()),
+        ("ts_event", TS),
+        ("ts_recv", TS),
+    ]
+)
+
+CANDLE_SCHEMA = pa.schema(
+    [
+        ("exchange", pa.string()),
+        ("symbol", pa.string()),
+        ("interval", pa.string()),
+        ("open_time", TS),
+        ("close_time", TS),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+        ("quote_volume", pa.float64()),
+        ("trade_count", pa.int64()),
+        ("taker_buy_volume", pa.float64()),
+        ("taker_buy_quote_volume", pa.float64()),
+        ("vwap", pa.float64()),
+        ("first_trade_id", pa.int64()),
+        ("last_trade_id", pa.int64()),
+        ("is_final", pa.bool_()),
+        ("revision", pa.int64()),
+    ]
+)
+
+ALERT_SCHEMA = pa.schema(
+    [
+        ("alert_id", pa.string()),
+        ("kind", pa.string()),
+        ("severity", pa.string()),
+        ("exchange", pa.string()),
+        ("symbol", pa.string()),
+        ("ts", TS),
+        ("value", pa.float64()),
+        ("threshold", pa.float64()),
+        ("details", pa.string()),
+    ]
+)
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        ("ts", TS),
+        ("source", pa.string()),
+        ("error", pa.string()),
+        ("raw", pa.binary()),
+        ("context", pa.string()),
+    ]
+)
+
+SCHEMA_OF: dict[type[Any], pa.Schema] = {
+    Trade: TRADE_SCHEMA,
+    Quote: QUOTE_SCHEMA,
+    Candle: CANDLE_SCHEMA,
+    Alert: ALERT_SCHEMA,
+    DeadLetter: DEAD_LETTER_SCHEMA,
+}
+
+R = TypeVar("R", bound=msgspec.Struct)
+
+
+def to_table(records: Sequence[msgspec.Struct], schema: pa.Schema) -> pa.Table:
+    """Records to an Arrow table of `schema`; field order must match the schema."""
+    if not records:
+        return schema.empty_table()
+    columns = list(zip(*(msgspec.structs.astuple(r) for r in records), strict=True))
+    return pa.Table.from_arrays(
+        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
+
+
+def from_table(table: pa.Table, record_type: type[R]) -> list[R]:
+    """Arrow table back to records; timestamps become int microseconds."""
+    cast = pa.schema(
+        [pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f for f in table.schema]
+    )
+    columns = table.cast(cast).to_pydict()
+    names = list(columns)
+    return [record_type(**dict(zip(names, row, strict=True))) for row in zip(*columns.values(), strict=True)]
+
+
+def ints_to_ts(array: pa.Array) -> pa.Array:
+    """int64 microseconds to `timestamp[us, tz=UTC]` without copying."""
+    return array.cast(TS)

@@ -1,0 +1,1 @@
+"""Sources: exchanges, replay and synthetic markets, each yielding records."""

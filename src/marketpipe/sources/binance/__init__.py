@@ -1,0 +1,1 @@
+"""Binance spot: stream frames, REST client, connector."""
