@@ -1,0 +1,267 @@
+"""The candle engine: event-time windows, dedup, watermark, finality, late revisions, rollups.
+
+It works on micro-batches of trades (Arrow, TRADE_SCHEMA) and returns one CommitBatch per
+call for the sink to commit atomically. Per-window work is done on partial candles, never
+per trade, so a batch of a million trades costs a few vectorized group-bys.
+"""
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+from marketpipe.model.batch import CommitBatch
+from marketpipe.model.intervals import INTERVAL_US, INTERVALS, MINUTE_US
+from marketpipe.model.records import Candle, Position
+from marketpipe.model.schemas import TRADE_SCHEMA
+from marketpipe.processing.alerts import AlertRules
+from marketpipe.processing.candles import CandleAcc, partial_candles, rollup_partials
+from marketpipe.processing.ledger import IdLedger
+
+WindowKey = tuple[str, str, str, int]  # exchange, symbol, interval, open_time
+SymbolKey = tuple[str, str]  # exchange, symbol
+
+_INT_TRADES = pa.schema(
+    [pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f for f in TRADE_SCHEMA]
+)
+_NO_WATERMARK = -(2**62)
+
+
+@dataclass(slots=True)
+class Window:
+    acc: CandleAcc
+    is_final: bool = False
+    revision: int = 0
+
+
+@dataclass(slots=True)
+class SymbolStats:
+    ledger: IdLedger
+    max_ts_event: int = 0
+    trades_seen: int = 0
+    duplicates: int = 0
+
+
+class CandleEngine:
+    """Turns trades into candles of every interval and alerts, in event time."""
+
+    def __init__(
+        self,
+        rules: AlertRules,
+        *,
+        grace_us: int,
+        allowed_lateness_us: int,
+        intervals: Iterable[str] = INTERVALS,
+    ) -> None:
+        self.rules = rules
+        self.grace_us = grace_us
+        self.allowed_lateness_us = allowed_lateness_us
+        self.intervals = tuple(intervals)
+        if self.intervals[0] != "1m":
+            raise ValueError("the first interval must be 1m: rollups merge 1m partials")
+        self._windows: dict[WindowKey, Window] = {}
+        self._to_finalize: dict[str, list[tuple[int, WindowKey]]] = {}
+        self._to_evict: dict[str, list[tuple[int, WindowKey]]] = {}
+        self._symbols: dict[SymbolKey, SymbolStats] = {}
+        self._watermark: dict[str, int] = {}
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def watermark(self, exchange: str) -> int | None:
+        return self._watermark.get(exchange)
+
+    @property
+    def open_windows(self) -> int:
+        return len(self._windows)
+
+    def positions(self) -> list[Position]:
+        return [self._position(key) for key in self._symbols]
+
+    def restore(self, positions: Iterable[Position], windows: Iterable[tuple[Candle, int, int]]) -> None:
+        """Rebuild state after a restart: id ledgers from positions, open windows from stored
+        partial candles (with the event times of their first and last trades)."""
+        for p in positions:
+            stats = SymbolStats(IdLedger(p.id_ranges, p.gaps_found), p.max_ts_event, p.trades_seen, p.duplicates)
+            self._symbols[(p.exchange, p.symbol)] = stats
+            self._raise_watermark(p.exchange, p.max_ts_event - self.grace_us)
+        minutes: list[Candle] = []
+        for candle, open_ts, close_ts in windows:
+            wm = self._watermark.get(candle.exchange, _NO_WATERMARK)
+            if candle.interval not in self.intervals or candle.close_time + self.allowed_lateness_us <= wm:
+                continue
+            key = (candle.exchange, candle.symbol, candle.interval, candle.open_time)
+            acc = CandleAcc.from_candle(candle, open_ts, close_ts)
+            self._add_window(key, Window(acc, candle.is_final, candle.revision), candle.close_time)
+            if candle.interval == "1m" and candle.is_final:
+                minutes.append(candle)
+        for candle in sorted(minutes, key=lambda c: c.open_time):
+            self.rules.remember(candle)
+
+    # ---- processing ----------------------------------------------------------------------
+
+    def process(self, trades: pa.Table) -> CommitBatch:
+        """One micro-batch: dedup, merge into windows, advance watermarks, finalize, alert."""
+        out = CommitBatch()
+        touched: dict[WindowKey, None] = {}
+        symbols: dict[SymbolKey, None] = {}
+        fresh = self._dedup(trades, out, symbols)
+        if fresh.height:
+            too_late = self._too_late(fresh)
+            ontime = fresh.filter(~too_late)
+            late = fresh.filter(too_late)
+            if ontime.height:
+                self._merge(ontime, touched)
+            for exchange, max_ts in fresh.group_by("exchange").agg(pl.col("ts_event").max()).iter_rows():
+                self._raise_watermark(exchange, max_ts - self.grace_us)
+            out.alerts.extend(self.rules.whales(fresh))
+            out.trades = _to_arrow(fresh)
+            out.late_trades = _to_arrow(late)
+        for exchange in self._watermark:
+            self._finalize(exchange, touched)
+        self._emit(touched, out)
+        for exchange in self._watermark:
+            self._evict(exchange)
+        out.positions = [self._position(key) for key in symbols]
+        return out
+
+    def advance_watermark(self, exchange: str, watermark: int) -> CommitBatch:
+        """Move an idle exchange's watermark forward (live mode, by the wall clock)."""
+        out = CommitBatch()
+        touched: dict[WindowKey, None] = {}
+        self._raise_watermark(exchange, watermark)
+        self._finalize(exchange, touched)
+        self._emit(touched, out)
+        self._evict(exchange)
+        return out
+
+    def flush(self) -> CommitBatch:
+        """End of input: every open window becomes final. Watermarks stay where the data put
+        them, so later input still merges as late revisions within allowed lateness."""
+        out = CommitBatch()
+        touched: dict[WindowKey, None] = {}
+        for key, window in self._windows.items():
+            if not window.is_final:
+                window.is_final = True
+                touched[key] = None
+        self._emit(touched, out)
+        return out
+
+    # ---- steps ---------------------------------------------------------------------------
+
+    def _dedup(self, trades: pa.Table, out: CommitBatch, symbols: dict[SymbolKey, None]) -> pl.DataFrame:
+        """Drop trades seen before (in this batch or any earlier one), per symbol."""
+        frame = pl.from_arrow(trades.cast(_INT_TRADES))
+        assert isinstance(frame, pl.DataFrame)
+        parts = []
+        for (exchange, symbol), part in frame.partition_by("exchange", "symbol", as_dict=True).items():
+            key = (str(exchange), str(symbol))
+            stats = self._symbols.get(key)
+            if stats is None:
+                stats = self._symbols[key] = SymbolStats(IdLedger())
+            delivered = part.height
+            part = part.unique(subset="trade_id", keep="first", maintain_order=True)
+            ids = part["trade_id"].to_numpy()
+            unseen = stats.ledger.unseen(ids)
+            if not unseen.all():
+                part = part.filter(pl.Series(unseen))
+                ids = ids[unseen]
+            stats.ledger.add(ids)
+            stats.trades_seen += part.height
+            stats.duplicates += delivered - part.height
+            out.duplicates += delivered - part.height
+            if part.height:
+                stats.max_ts_event = max(stats.max_ts_event, int(ids.size and part["ts_event"].max()))  # type: ignore[arg-type]
+            symbols[key] = None
+            parts.append(part)
+        return pl.concat(parts) if parts else frame.clear()
+
+    def _too_late(self, trades: pl.DataFrame) -> pl.Series:
+        if not self._watermark:
+            return pl.Series([False] * trades.height, dtype=pl.Boolean)
+        watermark = pl.col("exchange").replace_strict(
+            self._watermark, default=_NO_WATERMARK, return_dtype=pl.Int64
+        )
+        minute_close = pl.col("ts_event") - pl.col("ts_event") % MINUTE_US + MINUTE_US
+        return trades.select((minute_close + self.allowed_lateness_us <= watermark).alias("late"))["late"]
+
+    def _merge(self, trades: pl.DataFrame, touched: dict[WindowKey, None]) -> None:
+        minutes = partial_candles(trades, MINUTE_US)
+        for interval in self.intervals:
+            length = INTERVAL_US[interval]
+            partials = minutes if interval == "1m" else rollup_partials(minutes, length)
+            for row in partials.iter_rows(named=True):
+                key = (row["exchange"], row["symbol"], interval, row["open_time"])
+                acc = CandleAcc.from_partial(row)
+                window = self._windows.get(key)
+                if window is None:
+                    self._add_window(key, Window(acc), row["open_time"] + length)
+                else:
+                    window.acc.merge(acc)
+                    if window.is_final:
+                        window.revision += 1
+                touched[key] = None
+
+    def _add_window(self, key: WindowKey, window: Window, close_time: int) -> None:
+        self._windows[key] = window
+        exchange = key[0]
+        if not window.is_final:
+            heapq.heappush(self._to_finalize.setdefault(exchange, []), (close_time, key))
+        heapq.heappush(self._to_evict.setdefault(exchange, []), (close_time + self.allowed_lateness_us, key))
+
+    def _raise_watermark(self, exchange: str, value: int) -> None:
+        if value > self._watermark.get(exchange, _NO_WATERMARK):
+            self._watermark[exchange] = value
+
+    def _finalize(self, exchange: str, touched: dict[WindowKey, None]) -> None:
+        heap = self._to_finalize.get(exchange)
+        watermark = self._watermark[exchange]
+        while heap and heap[0][0] <= watermark:
+            _, key = heapq.heappop(heap)
+            window = self._windows.get(key)
+            if window is not None and not window.is_final:
+                window.is_final = True
+                touched[key] = None
+
+    def _evict(self, exchange: str) -> None:
+        heap = self._to_evict.get(exchange)
+        watermark = self._watermark[exchange]
+        while heap and heap[0][0] <= watermark:
+            _, key = heapq.heappop(heap)
+            self._windows.pop(key, None)
+
+    def _emit(self, touched: dict[WindowKey, None], out: CommitBatch) -> None:
+        final_minutes: list[Candle] = []
+        for key in touched:
+            exchange, symbol, interval, open_time = key
+            window = self._windows[key]
+            candle = window.acc.to_candle(
+                exchange, symbol, interval, open_time, INTERVAL_US[interval],
+                is_final=window.is_final, revision=window.revision,
+            )  # fmt: skip
+            out.candles.append(candle)
+            if interval == "1m" and window.is_final:
+                final_minutes.append(candle)
+        for candle in sorted(final_minutes, key=lambda c: (c.exchange, c.symbol, c.open_time)):
+            out.alerts.extend(self.rules.on_final_minute(candle))
+            self.rules.remember(candle)
+
+    def _position(self, key: SymbolKey) -> Position:
+        stats = self._symbols[key]
+        ledger = stats.ledger
+        return Position(
+            exchange=key[0],
+            symbol=key[1],
+            last_trade_id=ledger.max_id if ledger.max_id is not None else -1,
+            max_ts_event=stats.max_ts_event,
+            id_ranges=ledger.ranges,
+            gaps_found=ledger.gaps_found,
+            gaps_filled=ledger.gaps_filled,
+            trades_seen=stats.trades_seen,
+            duplicates=stats.duplicates,
+        )
+
+
+def _to_arrow(frame: pl.DataFrame) -> pa.Table:
+    return frame.to_arrow().cast(_INT_TRADES).cast(TRADE_SCHEMA)
