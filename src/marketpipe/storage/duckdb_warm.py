@@ -1,0 +1,260 @@
+"""The embedded warm store: one DuckDB file, one transaction per micro-batch."""
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+import duckdb
+from marketpipe.model.batch import CommitBatch
+from marketpipe.model.errors import StorageError
+from marketpipe.model.records import Alert, Candle, Position, Quote, Trade
+from marketpipe.model.schemas import (
+    ALERT_SCHEMA,
+    CANDLE_SCHEMA,
+    DEAD_LETTER_SCHEMA,
+    QUOTE_SCHEMA,
+    TRADE_SCHEMA,
+    from_table,
+    to_table,
+)
+from marketpipe.storage.duckdb_schema import TABLES
+
+_TRADE_COLUMNS = ", ".join(TRADE_SCHEMA.names)
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
+    """Execute and drain: DuckDB 2 refuses new work while a result is unread."""
+    return con.execute(sql, params).fetchall()
+
+
+def _ts(us: int) -> str:
+    return f"make_timestamptz({int(us)}::BIGINT)"
+
+
+class DuckDBWarehouse:
+    """Warm tier of embedded mode. Thread-safe: one connection behind a lock."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = path
+        try:
+            if not read_only:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise StorageError(f"cannot open warm store {path}: {exc}") from None
+        _run(self._con, "SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+        if not read_only:
+            for ddl in TABLES.values():
+                _run(self._con, ddl)
+        self._seq = int(_run(self._con, "SELECT coalesce(max(seq), 0) FROM batches")[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    # ---- writes --------------------------------------------------------------------------
+
+    def commit(self, batch: CommitBatch) -> int:
+        """Commit one micro-batch atomically; returns its batch sequence number."""
+        if batch.is_empty:
+            return self._seq
+        with self._lock:
+            con = self._con
+            seq = self._seq + 1
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                self._write(con, batch, seq)
+                _run(
+                    con,
+                    "INSERT INTO batches VALUES (?, now(), ?, ?)",
+                    [seq, batch.trades.num_rows, len(batch.candles)],
+                )
+                _run(con, "COMMIT")
+            except Exception as exc:
+                _run(con, "ROLLBACK")
+                raise StorageError(f"batch commit failed and was rolled back: {exc}") from exc
+            self._seq = seq
+            return seq
+
+    @staticmethod
+    def _write(con: duckdb.DuckDBPyConnection, batch: CommitBatch, seq: int) -> None:
+        def insert(verb: str, table: str, rows: pa.Table, columns: str = "*") -> None:
+            con.register("_batch_rows", rows)
+            try:
+                _run(con, f"{verb} INTO {table} SELECT {columns} FROM _batch_rows")
+            finally:
+                con.unregister("_batch_rows")
+
+        if batch.trades.num_rows:
+            insert("INSERT", "trades_recent", batch.trades, f"{_TRADE_COLUMNS}, {seq}")
+        if batch.late_trades.num_rows:
+            insert("INSERT", "late_trades", batch.late_trades, f"{_TRADE_COLUMNS}, {seq}")
+        if batch.candles:
+            insert("INSERT OR REPLACE", "candles", to_table(batch.candles, CANDLE_SCHEMA))
+        if batch.alerts:
+            insert("INSERT OR IGNORE", "alerts", to_table(batch.alerts, ALERT_SCHEMA))
+        if batch.quotes:
+            latest = {(q.exchange, q.symbol): q for q in batch.quotes}
+            insert("INSERT OR REPLACE", "quotes", to_table(list(latest.values()), QUOTE_SCHEMA))
+        if batch.dead_letters:
+            insert("INSERT", "dead_letters", to_table(batch.dead_letters, DEAD_LETTER_SCHEMA))
+        for p in batch.positions:
+            _run(
+                con,
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                [p.exchange, p.symbol, p.last_trade_id, p.max_ts_event,
+                 msgspec.json.encode(p.id_ranges).decode(), p.gaps_found, p.gaps_filled,
+                 p.trades_seen, p.duplicates],
+            )  # fmt: skip
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def _arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with self._lock:
+            try:
+                return self._con.sql(sql, params=list(params)).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StorageError(f"warm store query failed: {exc}") from None
+
+    def positions(self) -> list[Position]:
+        table = self._arrow("SELECT * EXCLUDE (updated_at) FROM positions ORDER BY exchange, symbol")
+        rows = table.to_pylist()
+        for row in rows:
+            row["id_ranges"] = [tuple(r) for r in msgspec.json.decode(row["id_ranges"])]
+        return [Position(**row) for row in rows]
+
+    def open_windows(self, min_close_time: int) -> list[tuple[Candle, int, int]]:
+        """Candles that may still change, with the event times of their first and last trades
+        (the order keys the candle monoid needs)."""
+        table = self._arrow(
+            f"""
+            WITH c AS (SELECT * FROM candles WHERE close_time > {_ts(min_close_time)}),
+            t AS (
+                SELECT exchange, symbol, trade_id, epoch_us(ts_event) AS ts FROM trades_recent
+                WHERE ts_event >= (SELECT coalesce(min(open_time), now()) FROM c)
+            )
+            SELECT c.*, coalesce(o.ts, epoch_us(c.open_time)) AS open_ts,
+                   coalesce(l.ts, epoch_us(c.close_time) - 1) AS close_ts
+            FROM c
+            LEFT JOIN t o ON o.exchange = c.exchange AND o.symbol = c.symbol AND o.trade_id = c.first_trade_id
+            LEFT JOIN t l ON l.exchange = c.exchange AND l.symbol = c.symbol AND l.trade_id = c.last_trade_id
+            """
+        )
+        open_ts = table.column("open_ts").to_pylist()
+        close_ts = table.column("close_ts").to_pylist()
+        candles = from_table(table.drop_columns(["open_ts", "close_ts"]), Candle)
+        return list(zip(candles, open_ts, close_ts, strict=True))
+
+    def candles(
+        self, *, exchange: str | None, symbol: str | None, interval: str,
+        start: int | None, end: int | None, limit: int | None,
+    ) -> list[Candle]:  # fmt: skip
+        where, params = _filters(exchange, symbol, start, end, "open_time")
+        where.append("interval = ?")
+        params.append(interval)
+        sql = f"SELECT * FROM candles WHERE {' AND '.join(where)} ORDER BY open_time, exchange, symbol"
+        return from_table(self._arrow(_limited(sql, limit), params), Candle)
+
+    def trades(
+        self, *, exchange: str | None, symbol: str | None, start: int | None,
+        end: int | None, limit: int | None,
+    ) -> list[Trade]:  # fmt: skip
+        where, params = _filters(exchange, symbol, start, end, "ts_event")
+        sql = (
+            f"SELECT {_TRADE_COLUMNS} FROM trades_recent WHERE {' AND '.join(where)} "
+            "ORDER BY ts_event, trade_id"
+        )
+        return from_table(self._arrow(_limited(sql, limit), params), Trade)
+
+    def alerts(
+        self, *, exchange: str | None, symbol: str | None, start: int | None,
+        end: int | None, limit: int | None, kind: str | None = None,
+    ) -> list[Alert]:  # fmt: skip
+        where, params = _filters(exchange, symbol, start, end, "ts")
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        sql = f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY ts, alert_id"
+        return from_table(self._arrow(_limited(sql, limit), params), Alert)
+
+    def quotes(self) -> list[Quote]:
+        return from_table(self._arrow("SELECT * FROM quotes ORDER BY exchange, symbol"), Quote)
+
+    def counts(self) -> dict[str, int]:
+        names = ("trades_recent", "late_trades", "candles", "alerts", "dead_letters")
+        sql = " UNION ALL ".join(f"SELECT '{n}' AS name, count(*) AS n FROM {n}" for n in names)
+        table = self._arrow(sql)
+        return dict(zip(table.column("name").to_pylist(), table.column("n").to_pylist(), strict=True))
+
+    def last_commit_age_s(self) -> float | None:
+        table = self._arrow("SELECT epoch_us(max(committed_at)) AS t FROM batches")
+        value = table.column("t")[0].as_py()
+        return None if value is None else time.time() - value / 1e6
+
+    # ---- lake export bookkeeping ---------------------------------------------------------
+
+    def pending_export(self) -> tuple[int, int] | None:
+        """The batch range to export next: an unfinished plan first, else everything new."""
+        with self._lock:
+            rows = _run(
+                self._con,
+                "SELECT from_seq, to_seq FROM lake_exports WHERE NOT done ORDER BY from_seq LIMIT 1",
+            )
+            if rows:
+                return int(rows[0][0]), int(rows[0][1])
+            done = _run(self._con, "SELECT coalesce(max(to_seq), 0) FROM lake_exports")
+            start = int(done[0][0]) + 1
+            if start > self._seq:
+                return None
+            _run(self._con, "INSERT INTO lake_exports VALUES (?, ?, false, NULL, NULL)", [start, self._seq])
+            return start, self._seq
+
+    def export_rows(self, from_seq: int, to_seq: int) -> pa.Table:
+        return self._arrow(
+            f"SELECT {_TRADE_COLUMNS} FROM trades_recent WHERE batch_seq BETWEEN ? AND ?",
+            [from_seq, to_seq],
+        ).cast(TRADE_SCHEMA)
+
+    def pending_trades(self) -> int:
+        table = self._arrow(
+            "SELECT coalesce(sum(trades), 0) AS n FROM batches "
+            "WHERE seq > (SELECT coalesce(max(to_seq), 0) FROM lake_exports WHERE done)"
+        )
+        return int(table.column("n")[0].as_py())
+
+    def mark_exported(self, from_seq: int, files: int, trades: int) -> None:
+        with self._lock:
+            _run(
+                self._con,
+                "UPDATE lake_exports SET done = true, files = ?, trades = ? WHERE from_seq = ?",
+                [files, trades, from_seq],
+            )
+
+
+def _filters(
+    exchange: str | None, symbol: str | None, start: int | None, end: int | None, ts_column: str
+) -> tuple[list[str], list[Any]]:
+    where, params = ["true"], []
+    if exchange:
+        where.append("exchange = ?")
+        params.append(exchange)
+    if symbol:
+        where.append("symbol = ?")
+        params.append(symbol)
+    if start is not None:
+        where.append(f"{ts_column} >= make_timestamptz(?::BIGINT)")
+        params.append(start)
+    if end is not None:
+        where.append(f"{ts_column} < make_timestamptz(?::BIGINT)")
+        params.append(end)
+    return where, params
+
+
+def _limited(sql: str, limit: int | None) -> str:
+    return f"{sql} LIMIT {int(limit)}" if limit is not None else sql
