@@ -54,7 +54,10 @@ class EngineSettings(BaseModel):
     allowed_lateness_s: float = Field(3600.0, ge=0)
     batch_max_trades: int = Field(100_000, ge=1)
     batch_max_delay_ms: float = Field(2.0, ge=0)
+    # Live: a quiet exchange's watermark follows the wall clock, minus grace and this lag
+    # (clock skew plus network delay), so its last windows still go final.
     idle_watermark: bool = True
+    idle_lag_s: float = Field(1.0, ge=0)
 
 
 class AlertSettings(BaseModel):

@@ -72,6 +72,9 @@ class CandleEngine:
     def watermark(self, exchange: str) -> int | None:
         return self._watermark.get(exchange)
 
+    def watermarks(self) -> dict[str, int]:
+        return dict(self._watermark)
+
     @property
     def open_windows(self) -> int:
         return len(self._windows)

@@ -1,0 +1,264 @@
+"""Wiring a pipeline from settings: replay, live (`run`), and the offline `demo`.
+
+The only module besides the CLI that knows every layer.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import uvicorn
+
+from marketpipe.bus.memory import MemoryBus
+from marketpipe.config import Settings
+from marketpipe.model.records import DeadLetter, Quote, Trade
+from marketpipe.model.schemas import TRADE_SCHEMA, to_table
+from marketpipe.observability import metrics as m
+from marketpipe.pipeline import CommitHook, Pipeline
+from marketpipe.serving.api import create_app
+from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
+from marketpipe.sources.binance.connector import BinanceConnector
+from marketpipe.sources.replay import ReplayReader
+from marketpipe.storage.embedded import EmbeddedStore
+
+log = logging.getLogger(__name__)
+
+LiveRecord = Trade | Quote | DeadLetter
+
+
+# ---- replay ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ReplaySummary:
+    files: int
+    trades_read: int = 0
+    trades_stored: int = 0
+    duplicates: int = 0
+    late_trades: int = 0
+    candles_written: int = 0
+    alerts: int = 0
+    dead_letters: int = 0
+    skipped_frames: int = 0
+    lake_trades: int = 0
+    seconds: float = 0.0
+
+    @property
+    def trades_per_s(self) -> float:
+        return self.trades_read / self.seconds if self.seconds else 0.0
+
+
+def replay(
+    settings: Settings,
+    paths: list[Path],
+    *,
+    speed: float | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_commit: CommitHook | None = None,
+) -> ReplaySummary:
+    """Replay files through the pipeline; end of input finalizes every window."""
+    reader = ReplayReader(paths)
+    summary = ReplaySummary(files=len(paths))
+    started = time.perf_counter()
+    store = EmbeddedStore(settings.data_dir, lake_flush_trades=settings.storage.lake_flush_trades)
+    try:
+        pipeline = Pipeline(settings, store, on_commit)
+        slice_size = settings.engine.batch_max_trades if speed is None else min(1000, settings.engine.batch_max_trades)
+        pacer = _Pacer(speed)
+        for chunk in reader:
+            summary.trades_read += chunk.trades.num_rows
+            summary.skipped_frames += chunk.skipped
+            m.DEAD_LETTERS.labels("replay").inc(len(chunk.dead_letters))
+            extras: tuple[list[Quote], list[DeadLetter]] = (chunk.quotes, chunk.dead_letters)
+            for part in _slices(chunk.trades, slice_size):
+                pacer.wait_for(part)
+                pipeline.ingest(part, *extras)
+                extras = ([], [])
+            if extras[0] or extras[1]:
+                pipeline.ingest(TRADE_SCHEMA.empty_table(), *extras)
+            if progress is not None:
+                progress(chunk.bytes_read)
+        pipeline.flush()
+        summary.lake_trades = store.export_to_lake()
+        totals = pipeline.totals
+        summary.trades_stored = totals.trades_stored
+        summary.duplicates = totals.duplicates
+        summary.late_trades = totals.late
+        summary.candles_written = totals.candles
+        summary.alerts = totals.alerts
+        summary.dead_letters = totals.dead_letters
+    finally:
+        store.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _slices(table: pa.Table, size: int) -> Iterator[pa.Table]:
+    for offset in range(0, max(table.num_rows, 1), size):
+        part = table.slice(offset, size)
+        if part.num_rows:
+            yield part
+
+
+class _Pacer:
+    """Paces replay to `speed` times event time (None: as fast as possible)."""
+
+    def __init__(self, speed: float | None) -> None:
+        self.speed = speed
+        self._origin: tuple[int, float] | None = None
+
+    def wait_for(self, trades: pa.Table) -> None:
+        if self.speed is None or not trades.num_rows:
+            return
+        first_event = trades.column("ts_event")[0].value
+        if self._origin is None:
+            self._origin = (first_event, time.perf_counter())
+            return
+        event0, wall0 = self._origin
+        due = wall0 + (first_event - event0) / 1e6 / self.speed
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
+# ---- live --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LiveRun:
+    """`marketpipe run`: live exchange -> bus -> engine -> storage, with the API alongside."""
+
+    settings: Settings
+    on_commit: CommitHook | None = None
+    store: EmbeddedStore | None = None
+    pipeline: Pipeline | None = None
+    connector: BinanceConnector | None = None
+    api_port: int | None = None
+    extra_status: dict[str, Any] = field(default_factory=dict)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None) -> None:
+        settings = self.settings
+        store = self.store = EmbeddedStore(settings.data_dir, lake_flush_trades=settings.storage.lake_flush_trades)
+        lock = store.dirs.lock
+        try:
+            pipeline = self.pipeline = await asyncio.to_thread(Pipeline, settings, store, self.on_commit)
+            bus: MemoryBus[LiveRecord] = MemoryBus()
+            positions = {p.symbol: p.last_trade_id for p in store.warm.positions() if p.exchange == "binance"}
+            self.connector = BinanceConnector(settings.binance, settings.symbols, bus.publish, positions)
+            server = self._api_server()
+            tasks = [
+                asyncio.create_task(self.connector.run(), name="binance"),
+                asyncio.create_task(self._consume(bus, pipeline), name="engine"),
+                asyncio.create_task(server.serve(), name="api"),
+            ]
+            while not server.started:
+                if tasks[2].done():
+                    tasks[2].result()  # surfaces a port already in use
+                await asyncio.sleep(0.02)
+            self.api_port = server.servers[0].sockets[0].getsockname()[1]
+            lock.write_text(json.dumps({"pid": os.getpid(), "host": settings.api.host, "port": self.api_port}))
+            if ready is not None:
+                ready(self)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), duration_s)
+            server.should_exit = True
+            for task in tasks[:2]:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(store.export_to_lake)
+        finally:
+            lock.unlink(missing_ok=True)
+            store.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _api_server(self) -> uvicorn.Server:
+        assert self.store is not None
+        app = create_app(self.store, self.status)
+        config = uvicorn.Config(
+            app, host=self.settings.api.host, port=self.settings.api.port, log_level="warning",
+            log_config=None, lifespan="off",
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        return server
+
+    async def _consume(self, bus: MemoryBus[LiveRecord], pipeline: Pipeline) -> None:
+        engine = self.settings.engine
+        last_idle = time.monotonic()
+        while True:
+            records = await bus.drain(engine.batch_max_trades, engine.batch_max_delay_ms / 1000, 0.25)
+            if records:
+                trades = [r for r in records if type(r) is Trade]
+                quotes = [r for r in records if type(r) is Quote]
+                dead = [r for r in records if type(r) is DeadLetter]
+                await asyncio.to_thread(pipeline.ingest, to_table(trades, TRADE_SCHEMA), quotes, dead)
+            if engine.idle_watermark and time.monotonic() - last_idle >= 0.25 and self._sources_settled():
+                last_idle = time.monotonic()
+                await asyncio.to_thread(pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6))
+
+    def _sources_settled(self) -> bool:
+        """Advance idle watermarks only while every connection is up and no back-fill is due."""
+        if self.connector is None:
+            return False
+        status = self.connector.status()
+        return bool(status.connections) and status.connections_open == len(status.connections) and not status.backfill_pending
+
+    def status(self) -> dict[str, Any]:
+        """Per-component health for `/api/v1/system/health`."""
+        age = self.store.warm.last_commit_age_s() if self.store is not None else None
+        components: dict[str, Any] = {"storage": {"status": "ok", "last_commit_age_s": age}}
+        if self.connector is not None:
+            s = self.connector.status()
+            components["binance"] = {
+                "status": "ok" if s.connections_open == len(s.connections) and s.connections else "degraded",
+                "connections_open": s.connections_open,
+                "reconnects": s.reconnects,
+                "backfill_pending": s.backfill_pending,
+                "dead_letters": s.dead_letters,
+            }
+        if self.pipeline is not None:
+            t = self.pipeline.totals
+            components["engine"] = {
+                "status": "ok",
+                "batches": t.batches,
+                "trades": t.trades_stored,
+                "duplicates": t.duplicates,
+                "late_trades": t.late,
+                "open_windows": self.pipeline.engine.open_windows,
+            }
+        components.update(self.extra_status)
+        healthy = all(c.get("status") == "ok" for c in components.values())
+        return {"status": "ok" if healthy else "degraded", "last_commit_age_s": age, "components": components}
+
+
+async def demo(
+    settings: Settings,
+    *,
+    duration_s: float | None,
+    trades_per_second: float,
+    faults: FaultPlan | None = None,
+    ready: Callable[[LiveRun], None] | None = None,
+) -> LiveRun:
+    """The whole pipeline offline: the real connector against the local simulated exchange."""
+    market = SyntheticMarket(settings.symbols, trades_per_second, settings.simulator.seed)
+    exchange = SimulatedExchange(market, faults, settings.simulator.host, settings.simulator.port)
+    await exchange.start()
+    try:
+        binance = settings.binance.model_copy(update={"ws_url": exchange.ws_url, "rest_url": exchange.rest_url})
+        live = LiveRun(settings.model_copy(update={"binance": binance}))
+        live.extra_status["simulator"] = {"status": "ok", "ws_url": exchange.ws_url, "faults": faults is not None and faults.any}
+        await live.run(duration_s, ready)
+        return live
+    finally:
+        await exchange.stop()

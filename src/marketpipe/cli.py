@@ -1,0 +1,418 @@
+"""The command line: `marketpipe run | demo | replay | query | status | serve`."""
+
+import asyncio
+import csv
+import io
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import msgspec
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from marketpipe.config import Settings, load_settings
+from marketpipe.model.errors import MarketpipeError, StorageError
+from marketpipe.model.intervals import INTERVALS
+from marketpipe.model.symbols import normalize
+from marketpipe.observability.logging import configure_logging
+
+app = typer.Typer(
+    help="marketpipe: live exchange trades in; correct event-time candles, alerts and analytics out.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file (default: ./marketpipe.toml).")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where DuckDB, the Parquet lake and state live.")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port of the API (health, metrics).")]
+
+
+class Kind(str, Enum):
+    candles = "candles"
+    trades = "trades"
+    alerts = "alerts"
+
+
+class OutputFormat(str, Enum):
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+    table = "table"
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        settings = load_settings(config, **overrides)
+    except MarketpipeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _stdout_console() -> Console:
+    # Piped output gets wide rows rather than columns folded to 80 characters.
+    return Console(width=None if sys.stdout.isatty() else 250)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+# ---- run / demo --------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated, e.g. BTCUSDT,ETHUSDT (default: 20 USDT pairs).")] = None,
+    data_dir: DataDirOpt = None,
+    port: PortOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Live Binance -> candles and alerts in DuckDB + Parquet, with the API on --port."""
+    from marketpipe.app import LiveRun
+
+    settings = _settings(config, symbols=symbols, data_dir=data_dir)
+    if port is not None:
+        settings.api.port = port
+    live = LiveRun(settings)
+    _run_live(live.run(None, lambda r: _announce(r, "live Binance")), live)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (default: until Ctrl-C).")] = None,
+    data_dir: DataDirOpt = None,
+    port: PortOpt = None,
+    symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated symbols to simulate.")] = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT",
+    rate: Annotated[float, typer.Option("--rate", help="Simulated trades per second, all symbols together.")] = 200.0,
+    faults: Annotated[str | None, typer.Option("--faults", help="Fault injection, e.g. 'chaos' or 'disconnect_every_s=5,duplicate_prob=0.01'.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The whole pipeline offline: the real connector against a local simulated exchange."""
+    from marketpipe.app import LiveRun, demo as run_demo
+    from marketpipe.simulator import FaultPlan
+
+    settings = _settings(config, symbols=symbols, data_dir=data_dir or Path("data/demo"))
+    if port is not None:
+        settings.api.port = port
+    try:
+        plan = None if faults is None else (FaultPlan.chaos() if faults == "chaos" else FaultPlan.parse(faults))
+    except ValueError as exc:
+        raise _fail(f"--faults: {exc}", 2) from None
+    holder: dict[str, LiveRun] = {}
+
+    def ready(live: LiveRun) -> None:
+        holder["live"] = live
+        _announce(live, f"simulated exchange, {rate:g} trades/s")
+
+    _run_live(run_demo(settings, duration_s=duration, trades_per_second=rate, faults=plan, ready=ready), holder)
+
+
+def _announce(live: Any, what: str) -> None:
+    console.print(
+        f"[green]marketpipe[/green] {what} -> {live.settings.data_dir}  "
+        f"API http://{live.settings.api.host}:{live.api_port}/api/v1/system/health  (Ctrl-C stops)"
+    )
+
+
+def _run_live(coro: Any, live_ref: Any) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(coro)
+        display = asyncio.create_task(_show_candles(live_ref))
+        try:
+            await task
+        finally:
+            display.cancel()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        console.print("stopped")
+    except MarketpipeError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{exc} (is the port in use? pick another with --port)") from None
+
+
+async def _show_candles(live_ref: Any) -> None:
+    """Latest 1m candle per symbol, refreshed every second: watching candles grow."""
+    def current() -> Any:
+        return live_ref.get("live") if isinstance(live_ref, dict) else live_ref
+
+    if not console.is_terminal:
+        while True:
+            await asyncio.sleep(5)
+            live = current()
+            if live is not None and live.pipeline is not None:
+                t = live.pipeline.totals
+                console.print(f"trades={t.trades_stored} candles={t.candles} alerts={t.alerts} dup={t.duplicates}")
+    with Live(Table(), console=console, refresh_per_second=2) as view:
+        while True:
+            await asyncio.sleep(1)
+            live = current()
+            if live is not None and live.store is not None:
+                view.update(_candle_table(live))
+
+
+def _candle_table(live: Any) -> Table:
+    table = Table(title="latest 1m candles", expand=False)
+    for column in ("symbol", "open time", "open", "high", "low", "close", "volume", "trades", "final"):
+        table.add_column(column, justify="right" if column not in ("symbol", "open time") else "left")
+    for symbol in live.settings.symbols:
+        candles = live.store.hot.candles("binance", symbol, "1m")
+        if not candles:
+            continue
+        c = candles[-1]
+        table.add_row(
+            symbol, datetime.fromtimestamp(c.open_time / 1e6, UTC).strftime("%H:%M"),
+            f"{c.open:.6g}", f"{c.high:.6g}", f"{c.low:.6g}", f"{c.close:.6g}",
+            f"{c.volume:.4g}", str(c.trade_count), "yes" if c.is_final else "",
+        )  # fmt: skip
+    if live.pipeline is not None:
+        t = live.pipeline.totals
+        table.caption = f"trades {t.trades_stored}  duplicates {t.duplicates}  late {t.late}  alerts {t.alerts}"
+    return table
+
+
+# ---- replay ------------------------------------------------------------------------------
+
+
+def _parse_speed(speed: str) -> float | None:
+    text = speed.strip().lower()
+    if text == "max":
+        return None
+    try:
+        value = float(text.removesuffix("x"))
+    except ValueError:
+        raise typer.BadParameter("use 'max' or a factor like '10x'") from None
+    if value <= 0:
+        raise typer.BadParameter("the factor must be positive")
+    return value
+
+
+@app.command()
+def replay(
+    paths: Annotated[list[Path], typer.Argument(help="Recordings (<recv_ns> <json>, .gz ok), capture JSONL or Binance trade CSVs.")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where to store the results.")],
+    speed: Annotated[str, typer.Option("--speed", help="'max' (default) or a pace like '10x' event time.")] = "max",
+    config: ConfigOpt = None,
+) -> None:
+    """Replay recorded data through the same pipeline as live; end of input finalizes every window."""
+    from marketpipe.app import replay as run_replay
+    from marketpipe.sources.replay import ReplayReader
+
+    pace = _parse_speed(speed)
+    settings = _settings(config, data_dir=data_dir)
+    try:
+        total = ReplayReader(paths).total_bytes()
+        with Progress(
+            TextColumn("replay"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console,
+            transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("replay", total=total)
+            summary = run_replay(settings, paths, speed=pace, progress=lambda n: bar.advance(task, n))
+    except MarketpipeError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title="replay summary", show_header=False)
+    for name, value in (
+        ("files", summary.files), ("trades read", summary.trades_read), ("trades stored", summary.trades_stored),
+        ("duplicates", summary.duplicates), ("late (beyond lateness)", summary.late_trades),
+        ("candle writes", summary.candles_written), ("alerts", summary.alerts),
+        ("dead letters", summary.dead_letters), ("frames skipped (other streams)", summary.skipped_frames),
+        ("trades to lake", summary.lake_trades), ("seconds", f"{summary.seconds:.2f}"),
+        ("trades/s", f"{summary.trades_per_s:,.0f}"),
+    ):  # fmt: skip
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+# ---- query / status ----------------------------------------------------------------------
+
+
+def _parse_time(text: str | None, name: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{name}: {text!r} is not ISO-8601, e.g. 2024-08-09T00:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _from_running(data_dir: Path, path: str, params: dict[str, Any]) -> Any:
+    """A running pipeline holds the DuckDB file; ask its API instead."""
+    lock = data_dir / "marketpipe.lock.json"
+    if not lock.is_file():
+        return None
+    info = json.loads(lock.read_text())
+    url = f"http://{info['host']}:{info['port']}{path}"
+    try:
+        response = httpx.get(url, params={k: v for k, v in params.items() if v is not None}, timeout=30)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise _fail(f"{data_dir} is in use by pid {info['pid']}, and its API at {url} failed: {exc}") from None
+    return response.json()
+
+
+def _read_rows(data_dir: Path, path: str, params: dict[str, Any], read: Any) -> Any:
+    from marketpipe.storage.embedded import EmbeddedStore
+
+    if not (data_dir / "warm.duckdb").is_file():
+        raise _fail(f"no data in {data_dir}: run `marketpipe replay` or `marketpipe demo` first")
+    try:
+        store = EmbeddedStore(data_dir, read_only=True)
+    except StorageError:
+        rows = _from_running(data_dir, path, params)
+        if rows is None:
+            raise
+        return rows
+    try:
+        return read(store)
+    finally:
+        store.close()
+
+
+@app.command()
+def query(
+    kind: Annotated[Kind, typer.Argument(help="What to read.")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The data dir of a replay, run or demo.")],
+    exchange: Annotated[str | None, typer.Option("--exchange", help="e.g. binance")] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="BTC-USDT or BTCUSDT")] = None,
+    interval: Annotated[str, typer.Option("--interval", help="Candles: " + ", ".join(INTERVALS))] = "1m",
+    start: Annotated[str | None, typer.Option("--start", help="Inclusive ISO-8601 UTC time.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Exclusive ISO-8601 UTC time.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="json (array), jsonl, csv or table.")] = OutputFormat.table,
+) -> None:
+    """Read candles, trades or alerts; times are ISO-8601 UTC, candles sorted by open_time."""
+    from marketpipe.serving.rows import to_rows
+
+    if interval not in INTERVALS:
+        raise typer.BadParameter(f"{interval!r}; expected one of {', '.join(INTERVALS)}", param_hint="--interval")
+    try:
+        norm_symbol = normalize(symbol) if symbol else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--symbol") from None
+    t0, t1 = _parse_time(start, "--start"), _parse_time(end, "--end")
+    exch = exchange.lower() if exchange else None
+    params = {"exchange": exch, "symbol": norm_symbol, "interval": interval, "start": t0, "end": t1, "limit": limit}
+
+    def read(store: Any) -> list[dict[str, Any]]:
+        warm = store.warm
+        if kind is Kind.candles:
+            records = warm.candles(exchange=exch, symbol=norm_symbol, interval=interval, start=t0, end=t1, limit=limit)
+        elif kind is Kind.trades:
+            records = warm.trades(exchange=exch, symbol=norm_symbol, start=t0, end=t1, limit=limit)
+        else:
+            records = warm.alerts(exchange=exch, symbol=norm_symbol, start=t0, end=t1, limit=limit)
+        return to_rows(records)
+
+    try:
+        rows = _read_rows(data_dir, f"/api/v1/query/{kind.value}", params, read)
+    except MarketpipeError as exc:
+        raise _fail(str(exc)) from None
+    _print_rows(rows, fmt)
+
+
+def _print_rows(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
+    out = sys.stdout
+    if fmt is OutputFormat.json:
+        out.write(msgspec.json.encode(rows).decode() + "\n")
+    elif fmt is OutputFormat.jsonl:
+        for row in rows:
+            out.write(msgspec.json.encode(row).decode() + "\n")
+    elif fmt is OutputFormat.csv:
+        if rows:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            out.write(buffer.getvalue())
+    else:
+        table = Table(show_lines=False)
+        for name in rows[0] if rows else ["(no rows)"]:
+            table.add_column(name, overflow="fold")
+        for row in rows:
+            table.add_row(*(f"{v:.10g}" if isinstance(v, float) else str(v) for v in row.values()))
+        _stdout_console().print(table)
+
+
+@app.command()
+def status(data_dir: Annotated[Path, typer.Option("--data-dir", help="The data dir to inspect.")]) -> None:
+    """Per symbol: last trade, completeness, gaps found and filled, lag."""
+    from marketpipe.serving.rows import position_row
+
+    try:
+        rows = _read_rows(
+            data_dir, "/api/v1/query/positions", {}, lambda store: [position_row(p) for p in store.warm.positions()]
+        )
+    except MarketpipeError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"status of {data_dir}")
+    for column in ("exchange", "symbol", "last trade id", "last trade (UTC)", "completeness", "missing", "gaps found", "gaps filled", "duplicates", "lag"):
+        table.add_column(column)
+    now = time.time()
+    for row in rows:
+        last = row["last_trade_time"]
+        lag = now - datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() if last else None
+        table.add_row(
+            row["exchange"], row["symbol"], str(row["last_trade_id"]), str(last),
+            f"{100 * row['completeness']:.4f} %", str(row["missing_ids"]), str(row["gaps_found"]),
+            str(row["gaps_filled"]), str(row["duplicates"]), "-" if lag is None else _human(lag),
+        )  # fmt: skip
+    _stdout_console().print(table)
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOpt = None,
+    port: PortOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the API over an existing data dir (read-only)."""
+    import uvicorn
+
+    from marketpipe.serving.api import create_app
+    from marketpipe.storage.embedded import EmbeddedStore
+
+    settings = _settings(config, data_dir=data_dir)
+    try:
+        store = EmbeddedStore(settings.data_dir, read_only=True)
+    except MarketpipeError as exc:
+        raise _fail(str(exc)) from None
+
+    def health() -> dict[str, Any]:
+        age = store.warm.last_commit_age_s()
+        return {"status": "ok", "last_commit_age_s": age, "components": {"storage": {"status": "ok"}}}
+
+    uvicorn.run(create_app(store, health), host=settings.api.host, port=port or settings.api.port, log_config=None)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
