@@ -52,11 +52,14 @@ class WeightBudget:
     overshoot) and take the server's figure when it is higher (other processes share the IP).
     """
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, per_minute: int, clock: Callable[[], float] = time.time, poll_s: float = 1.0
+    ) -> None:
         if per_minute < 1:
             raise ValueError(f"per_minute must be at least 1, got {per_minute}")
         self.per_minute = per_minute
         self._clock = clock
+        self._poll_s = poll_s  # re-check at least this often while waiting
         self._minute = int(clock() // 60)
         self._used = 0
 
@@ -74,19 +77,22 @@ class WeightBudget:
     async def acquire(self, weight: int) -> None:
         """Wait until `weight` fits in this minute's budget, then spend it."""
         weight = min(weight, self.per_minute)  # a request heavier than the budget still runs
+        warned = False
         while True:
             self._roll()
             if self._used + weight <= self.per_minute:
                 self._used += weight
                 return
             wait = (self._minute + 1) * 60 - self._clock() + 0.05
-            log.warning(
-                "REST weight budget spent (%d/%d this minute); waiting %.1f s",
-                self._used,
-                self.per_minute,
-                wait,
-            )
-            await asyncio.sleep(max(wait, 0.05))
+            if not warned:
+                warned = True
+                log.warning(
+                    "REST weight budget spent (%d/%d this minute); waiting %.1f s",
+                    self._used,
+                    self.per_minute,
+                    wait,
+                )
+            await asyncio.sleep(min(max(wait, 0.05), self._poll_s))
 
     def observe(self, used_header: str | None) -> None:
         """Adopt the server's count of used weight when it exceeds ours."""
