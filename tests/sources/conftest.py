@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 
 import pytest
-from fake_binance import FakeBinance, Sink
+from tests.sources.fake_binance import FakeBinance, Sink
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import asyncio
 import json
 
 import pytest
-from fake_binance import FakeBinance, Sink, fast_settings, running, wait_until
+from tests.sources.fake_binance import FakeBinance, Sink, fast_settings, running, wait_until
 
 from marketpipe.observability.metrics import REGISTRY
 from marketpipe.sources.binance.connector import BinanceConnector

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_binance import FakeBinance, Sink, fast_settings, running, wait_until
+from tests.sources.fake_binance import FakeBinance, Sink, fast_settings, running, wait_until
 
 from marketpipe.model.errors import FrameError
 from marketpipe.model.records import Quote, Trade

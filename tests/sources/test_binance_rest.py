@@ -4,7 +4,7 @@ import time
 
 import httpx
 import pytest
-from fake_binance import FakeBinance, fast_settings
+from tests.sources.fake_binance import FakeBinance, fast_settings
 
 from marketpipe.model.errors import SourceError
 from marketpipe.model.symbols import SymbolMap
