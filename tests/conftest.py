@@ -1,0 +1,22 @@
+"""Shared fixtures: the real recorded Binance files and settings pointed at a temp data dir."""
+
+from pathlib import Path
+
+import pytest
+
+from marketpipe.config import Settings, load_settings
+
+DATA = Path(__file__).parent / "data"
+BINANCE_08 = DATA / "binance" / "btcusdt-spot-2024-08-08.recv.gz"
+BINANCE_09 = DATA / "binance" / "btcusdt-spot-2024-08-09.recv.gz"
+
+
+@pytest.fixture
+def recorded_files() -> list[Path]:
+    return [BINANCE_08, BINANCE_09]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.chdir(tmp_path)  # no stray marketpipe.toml
+    return load_settings(data_dir=tmp_path / "data", log_format="json")
