@@ -218,6 +218,7 @@ async def test_server_shutdown_event_triggers_a_reconnect_without_losing_trades(
 async def test_planned_rotation_opens_the_new_connection_before_closing_the_old(
     fake: FakeBinance, sink: Sink
 ) -> None:
+    gauge_before = metric("producer_websocket_connections", exchange="binance")
     connector = BinanceConnector(fast_settings(fake, reconnect_after_s=0.4), ["BTC-USDT"], sink)
     async with running(connector):
         await wait_until(lambda: len(fake.open_connections) == 1)
@@ -230,6 +231,8 @@ async def test_planned_rotation_opens_the_new_connection_before_closing_the_old(
     assert status.connections[0].reconnects.get("rotation", 0) >= 2
     assert status.symbols["BTC-USDT"].gaps_found == 0
     assert fake.max_open == 2  # each new connection opened while the old one was up
+    # Every connection opened was closed again, rotations and shutdown included.
+    assert metric("producer_websocket_connections", exchange="binance") == gauge_before
 
 
 async def test_long_stream_lists_subscribe_with_paced_messages(

@@ -108,6 +108,7 @@ class ConnectionSupervisor:
         self._exchange = exchange
         self._queue: asyncio.Queue[tuple[_Connection, bytes, int]] = asyncio.Queue(QUEUE_FRAMES)
         self._current: _Connection | None = None
+        self._open_conns: set[_Connection] = set()
         self._request: str | None = None
         self._requested = asyncio.Event()
         self._failures = 0
@@ -120,8 +121,8 @@ class ConnectionSupervisor:
             await self._manage()
         finally:
             consumer.cancel()
-            if self._current is not None:
-                await self._close(self._current)
+            for conn in list(self._open_conns):  # mid-rotation there may be two
+                await self._close(conn)
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
 
@@ -195,7 +196,6 @@ class ConnectionSupervisor:
             self._current = conn
             self.status.connected = True
             self.status.connections_opened += 1
-            WEBSOCKET_CONNECTIONS.labels(self._exchange).inc()
             # Until this connection delivers a frame, count it as a failure for backoff.
             self._failures += 1
             try:
@@ -214,6 +214,8 @@ class ConnectionSupervisor:
             compression=None,
         )
         conn = _Connection(ws=ws, opened_at=time.monotonic())
+        self._open_conns.add(conn)
+        WEBSOCKET_CONNECTIONS.labels(self._exchange).inc()
         conn.reader = asyncio.create_task(self._read(conn), name=f"{self.name}-read")
         try:
             for message in self._subscribe:
@@ -247,6 +249,9 @@ class ConnectionSupervisor:
             await conn.reader
         with contextlib.suppress(Exception):
             await conn.ws.close()
+        if conn not in self._open_conns:
+            return
+        self._open_conns.discard(conn)
         if self._current is conn:
             self._current = None
             self.status.connected = False
