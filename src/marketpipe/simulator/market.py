@@ -264,8 +264,12 @@ class SyntheticMarket:
         first = np.zeros(n, dtype=np.bool_)
         first[starts] = True
         activity = np.exp(-ACTIVITY * zt - ACTIVITY**2 / 2)
-        cluster_gap = rng.exponential(1.0 / (CLUSTER_P * st.rate), size=n) * activity
-        inner_gap = rng.exponential(0.0008, size=n) * (rng.random(n) < 0.25)
+        # Gaps inside a cluster come out of the rate's time budget, so the mean rate holds.
+        inner_mean = min(0.0008, 1.0 / st.rate)
+        inner_per_cluster = (1.0 / CLUSTER_P - 1.0) * 0.25 * inner_mean
+        cluster_mean = 1.0 / (CLUSTER_P * st.rate) - inner_per_cluster
+        cluster_gap = rng.exponential(cluster_mean, size=n) * activity
+        inner_gap = rng.exponential(inner_mean, size=n) * (rng.random(n) < 0.25)
         gaps = np.where(first, cluster_gap, inner_gap)
         t_prev = st.t_us
         t = t_prev + np.cumsum(gaps) * 1e6
