@@ -242,6 +242,12 @@ class LiveRun:
         return {"status": "ok" if healthy else "degraded", "last_commit_age_s": age, "components": components}
 
 
+def point_at(settings: Settings, exchange: SimulatedExchange) -> Settings:
+    """Settings whose Binance endpoints are the simulated exchange's."""
+    binance = settings.binance.model_copy(update={"ws_url": exchange.ws_url, "rest_url": exchange.rest_url})
+    return settings.model_copy(update={"binance": binance})
+
+
 async def demo(
     settings: Settings,
     *,
@@ -255,8 +261,7 @@ async def demo(
     exchange = SimulatedExchange(market, faults, settings.simulator.host, settings.simulator.port)
     await exchange.start()
     try:
-        binance = settings.binance.model_copy(update={"ws_url": exchange.ws_url, "rest_url": exchange.rest_url})
-        live = LiveRun(settings.model_copy(update={"binance": binance}))
+        live = LiveRun(point_at(settings, exchange))
         live.extra_status["simulator"] = {"status": "ok", "ws_url": exchange.ws_url, "faults": faults is not None and faults.any}
         await live.run(duration_s, ready)
         return live
