@@ -26,7 +26,9 @@ def raw_trades(paths: Iterable[Path]) -> list[tuple[str, int, float, float, bool
     return rows
 
 
-def reference_candles(trades: list[tuple[str, int, float, float, bool, int]], minutes: int = 1) -> list[Row]:
+def reference_candles(
+    trades: list[tuple[str, int, float, float, bool, int]], minutes: int = 1
+) -> list[Row]:
     """1m (or `minutes`) candles by SQL: open/close ordered by (trade time, trade id)."""
     con = duckdb.connect()
     columns = list(zip(*trades, strict=True)) if trades else [[]] * 6

@@ -3,7 +3,6 @@ ends with every trade id stored once and candles equal to the simulator's ground
 
 import asyncio
 import math
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,12 +26,18 @@ def live_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"symbols": SYMBOLS, "binance": binance, "api": api})
 
 
-async def test_live_run_with_faults_is_complete_and_matches_ground_truth(settings: Settings) -> None:
+async def test_live_run_with_faults_is_complete_and_matches_ground_truth(
+    settings: Settings,
+) -> None:
     settings = live_settings(settings)
     faults = FaultPlan(
-        disconnect_every_s=3.0, duplicate_prob=0.02, reorder_prob=0.02, malformed_prob=0.01,
-        drop_prob=0.01, seed=11,
-    )  # fmt: skip
+        disconnect_every_s=3.0,
+        duplicate_prob=0.02,
+        reorder_prob=0.02,
+        malformed_prob=0.01,
+        drop_prob=0.01,
+        seed=11,
+    )
     health: dict[str, object] = {}
     exchange_holder: list[object] = []
 
@@ -40,7 +45,9 @@ async def test_live_run_with_faults_is_complete_and_matches_ground_truth(setting
         async def probe() -> None:
             await asyncio.sleep(2.0)
             async with httpx.AsyncClient() as client:
-                response = await client.get(f"http://127.0.0.1:{live.api_port}/api/v1/system/health")
+                response = await client.get(
+                    f"http://127.0.0.1:{live.api_port}/api/v1/system/health"
+                )
                 health.update(response.json())
                 metrics = await client.get(f"http://127.0.0.1:{live.api_port}/metrics")
                 health["metrics"] = metrics.text
@@ -70,17 +77,30 @@ async def test_live_run_with_faults_is_complete_and_matches_ground_truth(setting
             assert position.completeness == 1.0, f"{symbol} has holes: {position.id_ranges}"
             (lo, hi) = position.id_ranges[0]
             expected = [t for t in truth if t.symbol == symbol and lo <= t.trade_id <= hi]
-            stored = store.warm.trades(exchange="binance", symbol=symbol, start=None, end=None, limit=None)
+            stored = store.warm.trades(
+                exchange="binance", symbol=symbol, start=None, end=None, limit=None
+            )
             assert [t.trade_id for t in stored] == sorted(t.trade_id for t in expected)
             reference = reference_candles(
-                [(t.symbol, t.trade_id, t.price, t.qty, t.side == "sell", t.ts_event // 1000) for t in expected]
+                [
+                    (t.symbol, t.trade_id, t.price, t.qty, t.side == "sell", t.ts_event // 1000)
+                    for t in expected
+                ]
             )
-            candles = store.warm.candles(exchange="binance", symbol=symbol, interval="1m", start=None, end=None, limit=None)
+            candles = store.warm.candles(
+                exchange="binance", symbol=symbol, interval="1m", start=None, end=None, limit=None
+            )
             assert len(candles) == len(reference)
             for candle, ref in zip(candles, reference, strict=True):
                 _, open_ms, o, h, low, c, vol, qvol, n, _, first_id, last_id = ref
                 assert candle.open_time == open_ms * 1000  # type: ignore[operator]
-                assert (candle.open, candle.high, candle.low, candle.close, candle.trade_count) == (o, h, low, c, n)
+                assert (candle.open, candle.high, candle.low, candle.close, candle.trade_count) == (
+                    o,
+                    h,
+                    low,
+                    c,
+                    n,
+                )
                 assert (candle.first_trade_id, candle.last_trade_id) == (first_id, last_id)
                 assert math.isclose(candle.volume, vol, rel_tol=1e-9)  # type: ignore[arg-type]
                 assert math.isclose(candle.quote_volume, qvol, rel_tol=1e-9)  # type: ignore[arg-type]
@@ -89,7 +109,9 @@ async def test_live_run_with_faults_is_complete_and_matches_ground_truth(setting
         store.close()
 
 
-async def test_restart_resumes_from_stored_positions_and_backfills_the_downtime(settings: Settings) -> None:
+async def test_restart_resumes_from_stored_positions_and_backfills_the_downtime(
+    settings: Settings,
+) -> None:
     settings = live_settings(settings)
     async with SimulatedExchange(SyntheticMarket(SYMBOLS, 200, seed=5)) as exchange:
         await LiveRun(point_at(settings, exchange)).run(3.0)
@@ -102,7 +124,9 @@ async def test_restart_resumes_from_stored_positions_and_backfills_the_downtime(
         for position in store.warm.positions():
             assert position.completeness == 1.0, position.id_ranges
             lo, hi = position.id_ranges[0]
-            expected = {t.trade_id for t in truth if t.symbol == position.symbol and lo <= t.trade_id <= hi}
+            expected = {
+                t.trade_id for t in truth if t.symbol == position.symbol and lo <= t.trade_id <= hi
+            }
             assert position.trades_seen == len(expected)
             assert hi - lo > 200 * 5 / len(SYMBOLS) * 0.5  # both runs and the downtime are covered
     finally:

@@ -21,10 +21,17 @@ def stored(settings: Settings) -> tuple[list[Candle], list[Candle], int, list[tu
     store = EmbeddedStore(settings.data_dir, read_only=True)
     try:
         warm = store.warm
-        minutes = warm.candles(exchange="binance", symbol="BTC-USDT", interval="1m", start=None, end=None, limit=None)
-        fives = warm.candles(exchange="binance", symbol="BTC-USDT", interval="5m", start=None, end=None, limit=None)
+        minutes = warm.candles(
+            exchange="binance", symbol="BTC-USDT", interval="1m", start=None, end=None, limit=None
+        )
+        fives = warm.candles(
+            exchange="binance", symbol="BTC-USDT", interval="5m", start=None, end=None, limit=None
+        )
         trades = warm.counts()["trades_recent"]
-        alerts = [(a.kind, a.alert_id) for a in warm.alerts(exchange=None, symbol=None, start=None, end=None, limit=None)]
+        alerts = [
+            (a.kind, a.alert_id)
+            for a in warm.alerts(exchange=None, symbol=None, start=None, end=None, limit=None)
+        ]
         return minutes, fives, trades, alerts
     finally:
         store.close()
@@ -36,7 +43,11 @@ def assert_matches_reference(candles: list[Candle], reference: list[tuple[object
         _, open_ms, o, h, lo, c, vol, qvol, n, buy_vol, first_id, last_id = ref
         assert candle.open_time == open_ms * 1000  # type: ignore[operator]
         assert (candle.open, candle.high, candle.low, candle.close) == (o, h, lo, c)
-        assert (candle.trade_count, candle.first_trade_id, candle.last_trade_id) == (n, first_id, last_id)
+        assert (candle.trade_count, candle.first_trade_id, candle.last_trade_id) == (
+            n,
+            first_id,
+            last_id,
+        )
         assert math.isclose(candle.volume, vol, rel_tol=1e-9)  # type: ignore[arg-type]
         assert math.isclose(candle.quote_volume, qvol, rel_tol=1e-9)  # type: ignore[arg-type]
         assert math.isclose(candle.taker_buy_volume, buy_vol, rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[arg-type]
@@ -62,8 +73,12 @@ def test_replay_of_both_files_gives_the_12_reference_candles_and_alerts(
     assert len(whales) == 1
     store = EmbeddedStore(settings.data_dir, read_only=True)
     try:
-        (whale,) = store.warm.alerts(exchange=None, symbol=None, start=None, end=None, limit=None, kind="whale_trade")
-        spikes = store.warm.alerts(exchange=None, symbol=None, start=None, end=None, limit=None, kind="volume_spike")
+        (whale,) = store.warm.alerts(
+            exchange=None, symbol=None, start=None, end=None, limit=None, kind="whale_trade"
+        )
+        spikes = store.warm.alerts(
+            exchange=None, symbol=None, start=None, end=None, limit=None, kind="volume_spike"
+        )
     finally:
         store.close()
     assert f'"trade_id":{WHALE_TRADE_ID}' in whale.details
@@ -74,7 +89,9 @@ def test_replay_of_both_files_gives_the_12_reference_candles_and_alerts(
     assert {a[0] for a in alerts} == {"whale_trade", "volume_spike"}
 
 
-def test_lake_holds_every_trade_exactly_once(settings: Settings, recorded_files: list[Path]) -> None:
+def test_lake_holds_every_trade_exactly_once(
+    settings: Settings, recorded_files: list[Path]
+) -> None:
     replay(settings, recorded_files)
     replay(settings, recorded_files)
     store = EmbeddedStore(settings.data_dir, read_only=True)
@@ -89,7 +106,9 @@ def test_lake_holds_every_trade_exactly_once(settings: Settings, recorded_files:
     assert not list((settings.data_dir / "lake").rglob(".tmp-*"))
 
 
-def test_replaying_the_same_input_twice_changes_nothing(settings: Settings, recorded_files: list[Path]) -> None:
+def test_replaying_the_same_input_twice_changes_nothing(
+    settings: Settings, recorded_files: list[Path]
+) -> None:
     replay(settings, recorded_files)
     first = stored(settings)
     again = replay(settings, recorded_files)
@@ -107,8 +126,18 @@ def test_files_in_reverse_order_give_the_same_final_candles_with_revisions(
     backward, _, trades, backward_alerts = stored(backward_settings)
 
     def values(c: Candle) -> tuple[object, ...]:
-        return (c.open_time, c.open, c.high, c.low, c.close, c.trade_count, c.first_trade_id, c.last_trade_id,
-                round(c.volume, 8), round(c.quote_volume, 4))  # fmt: skip
+        return (
+            c.open_time,
+            c.open,
+            c.high,
+            c.low,
+            c.close,
+            c.trade_count,
+            c.first_trade_id,
+            c.last_trade_id,
+            round(c.volume, 8),
+            round(c.quote_volume, 4),
+        )
 
     assert trades == 19_904
     assert [values(c) for c in backward] == [values(c) for c in forward]

@@ -15,19 +15,36 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def marketpipe(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def marketpipe(
+    *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "marketpipe.cli", *args], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "marketpipe.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"marketpipe {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"marketpipe {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
 def candles_json(data_dir: Path, interval: str = "1m") -> list[dict[str, object]]:
-    out = marketpipe("query", "candles", "--data-dir", str(data_dir), "--symbol", "BTCUSDT",
-                     "--interval", interval, "--format", "json").stdout  # fmt: skip
+    out = marketpipe(
+        "query",
+        "candles",
+        "--data-dir",
+        str(data_dir),
+        "--symbol",
+        "BTCUSDT",
+        "--interval",
+        interval,
+        "--format",
+        "json",
+    ).stdout
     return json.loads(out)  # type: ignore[no-any-return]
 
 
@@ -45,35 +62,84 @@ def assert_same_candles(left: list[dict[str, object]], right: list[dict[str, obj
             assert math.isclose(a[name], b[name], rel_tol=1e-9), name  # type: ignore[arg-type]
 
 
-def test_replay_then_query_json_uses_design_names_iso_times_sorted(tmp_path: Path, recorded_files: list[Path]) -> None:
+def test_replay_then_query_json_uses_design_names_iso_times_sorted(
+    tmp_path: Path, recorded_files: list[Path]
+) -> None:
     marketpipe("replay", *map(str, recorded_files), "--data-dir", str(tmp_path))
     rows = candles_json(tmp_path)
     assert len(rows) == 12
     assert list(rows[0]) == [
-        "exchange", "symbol", "interval", "open_time", "close_time", "open", "high", "low", "close",
-        "volume", "quote_volume", "trade_count", "taker_buy_volume", "taker_buy_quote_volume", "vwap",
-        "first_trade_id", "last_trade_id", "is_final", "revision",
-    ]  # fmt: skip
+        "exchange",
+        "symbol",
+        "interval",
+        "open_time",
+        "close_time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "trade_count",
+        "taker_buy_volume",
+        "taker_buy_quote_volume",
+        "vwap",
+        "first_trade_id",
+        "last_trade_id",
+        "is_final",
+        "revision",
+    ]
     assert rows[0]["open_time"] == "2024-08-08T23:54:00Z" and rows[0]["open"] == 61837.63
     assert [r["open_time"] for r in rows] == sorted(r["open_time"] for r in rows)
-    trades = json.loads(marketpipe("query", "trades", "--data-dir", str(tmp_path), "--symbol", "BTC-USDT",
-                                   "--limit", "2", "--format", "json").stdout)  # fmt: skip
+    trades = json.loads(
+        marketpipe(
+            "query",
+            "trades",
+            "--data-dir",
+            str(tmp_path),
+            "--symbol",
+            "BTC-USDT",
+            "--limit",
+            "2",
+            "--format",
+            "json",
+        ).stdout
+    )
     assert trades[0]["trade_id"] == 3735683259 and trades[0]["side"] == "sell"
     assert str(trades[0]["ts_event"]).endswith("Z")
-    window = json.loads(marketpipe("query", "candles", "--data-dir", str(tmp_path), "--start", "2024-08-09T00:00:00Z",
-                                   "--end", "2024-08-09T00:02:00Z", "--format", "json").stdout)  # fmt: skip
+    window = json.loads(
+        marketpipe(
+            "query",
+            "candles",
+            "--data-dir",
+            str(tmp_path),
+            "--start",
+            "2024-08-09T00:00:00Z",
+            "--end",
+            "2024-08-09T00:02:00Z",
+            "--format",
+            "json",
+        ).stdout
+    )
     assert [r["open_time"] for r in window] == ["2024-08-09T00:00:00Z", "2024-08-09T00:01:00Z"]
     csv_out = marketpipe("query", "alerts", "--data-dir", str(tmp_path), "--format", "csv").stdout
-    assert csv_out.splitlines()[0].startswith("alert_id,kind,severity") and len(csv_out.splitlines()) == 10
+    assert (
+        csv_out.splitlines()[0].startswith("alert_id,kind,severity")
+        and len(csv_out.splitlines()) == 10
+    )
     status = marketpipe("status", "--data-dir", str(tmp_path)).stdout
     assert "BTC-USDT" in status and "100.0000 %" in status
 
 
-def test_captured_jsonl_replays_to_the_same_candles(tmp_path: Path, recorded_files: list[Path]) -> None:
+def test_captured_jsonl_replays_to_the_same_candles(
+    tmp_path: Path, recorded_files: list[Path]
+) -> None:
     first = tmp_path / "first"
     marketpipe("replay", *map(str, recorded_files), "--data-dir", str(first))
     capture = tmp_path / "capture.jsonl"
-    capture.write_text(marketpipe("query", "trades", "--data-dir", str(first), "--format", "jsonl").stdout)
+    capture.write_text(
+        marketpipe("query", "trades", "--data-dir", str(first), "--format", "jsonl").stdout
+    )
     second = tmp_path / "second"
     marketpipe("replay", str(capture), "--data-dir", str(second))
     assert_same_candles(candles_json(second), candles_json(first))
@@ -89,16 +155,26 @@ def test_captured_jsonl_replays_to_the_same_candles(tmp_path: Path, recorded_fil
         (["query", "trades"], "no data in"),
     ],
 )
-def test_bad_parameters_get_a_clear_error_and_nonzero_exit(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_parameters_get_a_clear_error_and_nonzero_exit(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     result = marketpipe(*args, "--data-dir", str(tmp_path / "empty"), check=False)
     assert result.returncode != 0
     assert message.lower() in (result.stdout + result.stderr).lower()
     assert "Traceback" not in result.stderr
 
 
-def test_bad_config_fails_at_start_naming_the_field(tmp_path: Path, recorded_files: list[Path]) -> None:
-    result = marketpipe("replay", str(recorded_files[0]), "--data-dir", str(tmp_path),
-                        env={"MARKETPIPE_ENGINE__GRACE_S": "-3"}, check=False)  # fmt: skip
+def test_bad_config_fails_at_start_naming_the_field(
+    tmp_path: Path, recorded_files: list[Path]
+) -> None:
+    result = marketpipe(
+        "replay",
+        str(recorded_files[0]),
+        "--data-dir",
+        str(tmp_path),
+        env={"MARKETPIPE_ENGINE__GRACE_S": "-3"},
+        check=False,
+    )
     assert result.returncode == 2
     assert "engine.grace_s" in result.stderr and "MARKETPIPE_ENGINE__GRACE_S" in result.stderr
 
@@ -113,21 +189,38 @@ def test_replay_killed_with_sigkill_and_rerun_equals_an_uninterrupted_run(
     # land the kill between.
     env = {**os.environ, "MARKETPIPE_ENGINE__BATCH_MAX_TRADES": "300"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "marketpipe.cli", "replay", *map(str, recorded_files), "--data-dir", str(crashed),
-         "--speed", "60x"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "marketpipe.cli",
+            "replay",
+            *map(str, recorded_files),
+            "--data-dir",
+            str(crashed),
+            "--speed",
+            "60x",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(4.0)
     assert process.poll() is None, "the replay finished before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    partial = json.loads(marketpipe("query", "trades", "--data-dir", str(crashed), "--format", "json").stdout)
+    partial = json.loads(
+        marketpipe("query", "trades", "--data-dir", str(crashed), "--format", "json").stdout
+    )
     assert 0 < len(partial) < 19_904, "the kill should land part-way"
     marketpipe("replay", *map(str, recorded_files), "--data-dir", str(crashed))
     for interval in ("1m", "5m", "1h"):
         assert_same_candles(candles_json(crashed, interval), candles_json(clean, interval))
     alerts = [
-        json.loads(marketpipe("query", "alerts", "--data-dir", str(d), "--format", "json").stdout) for d in (clean, crashed)
+        json.loads(marketpipe("query", "alerts", "--data-dir", str(d), "--format", "json").stdout)
+        for d in (clean, crashed)
     ]
     assert alerts[0] == alerts[1]
-    trades = json.loads(marketpipe("query", "trades", "--data-dir", str(crashed), "--format", "json").stdout)
+    trades = json.loads(
+        marketpipe("query", "trades", "--data-dir", str(crashed), "--format", "json").stdout
+    )
     assert len(trades) == 19_904 == len({t["trade_id"] for t in trades})

@@ -71,7 +71,11 @@ def replay(
     store = EmbeddedStore(settings.data_dir, lake_flush_trades=settings.storage.lake_flush_trades)
     try:
         pipeline = Pipeline(settings, store, on_commit)
-        slice_size = settings.engine.batch_max_trades if speed is None else min(1000, settings.engine.batch_max_trades)
+        slice_size = (
+            settings.engine.batch_max_trades
+            if speed is None
+            else min(1000, settings.engine.batch_max_trades)
+        )
         pacer = _Pacer(speed)
         for chunk in reader:
             summary.trades_read += chunk.trades.num_rows
@@ -145,15 +149,25 @@ class LiveRun:
     extra_status: dict[str, Any] = field(default_factory=dict)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def run(self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None) -> None:
+    async def run(
+        self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None
+    ) -> None:
         settings = self.settings
-        store = self.store = EmbeddedStore(settings.data_dir, lake_flush_trades=settings.storage.lake_flush_trades)
+        store = self.store = EmbeddedStore(
+            settings.data_dir, lake_flush_trades=settings.storage.lake_flush_trades
+        )
         lock = store.dirs.lock
         try:
-            pipeline = self.pipeline = await asyncio.to_thread(Pipeline, settings, store, self.on_commit)
+            pipeline = self.pipeline = await asyncio.to_thread(
+                Pipeline, settings, store, self.on_commit
+            )
             bus: MemoryBus[LiveRecord] = MemoryBus()
-            positions = {p.symbol: p.last_trade_id for p in store.warm.positions() if p.exchange == "binance"}
-            self.connector = BinanceConnector(settings.binance, settings.symbols, bus.publish, positions)
+            positions = {
+                p.symbol: p.last_trade_id for p in store.warm.positions() if p.exchange == "binance"
+            }
+            self.connector = BinanceConnector(
+                settings.binance, settings.symbols, bus.publish, positions
+            )
             server = self._api_server()
             tasks = [
                 asyncio.create_task(self.connector.run(), name="binance"),
@@ -165,7 +179,9 @@ class LiveRun:
                     tasks[2].result()  # surfaces a port already in use
                 await asyncio.sleep(0.02)
             self.api_port = server.servers[0].sockets[0].getsockname()[1]
-            lock.write_text(json.dumps({"pid": os.getpid(), "host": settings.api.host, "port": self.api_port}))
+            lock.write_text(
+                json.dumps({"pid": os.getpid(), "host": settings.api.host, "port": self.api_port})
+            )
             if ready is not None:
                 ready(self)
             with contextlib.suppress(TimeoutError):
@@ -189,30 +205,42 @@ class LiveRun:
             app, host=self.settings.api.host, port=self.settings.api.port, log_level="warning",
             log_config=None, lifespan="off",
         )  # fmt: skip
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        return server
+        return _EmbeddedServer(config)
 
     async def _consume(self, bus: MemoryBus[LiveRecord], pipeline: Pipeline) -> None:
         engine = self.settings.engine
         last_idle = time.monotonic()
         while True:
-            records = await bus.drain(engine.batch_max_trades, engine.batch_max_delay_ms / 1000, 0.25)
+            records = await bus.drain(
+                engine.batch_max_trades, engine.batch_max_delay_ms / 1000, 0.25
+            )
             if records:
                 trades = [r for r in records if type(r) is Trade]
                 quotes = [r for r in records if type(r) is Quote]
                 dead = [r for r in records if type(r) is DeadLetter]
-                await asyncio.to_thread(pipeline.ingest, to_table(trades, TRADE_SCHEMA), quotes, dead)
-            if engine.idle_watermark and time.monotonic() - last_idle >= 0.25 and self._sources_settled():
+                await asyncio.to_thread(
+                    pipeline.ingest, to_table(trades, TRADE_SCHEMA), quotes, dead
+                )
+            if (
+                engine.idle_watermark
+                and time.monotonic() - last_idle >= 0.25
+                and self._sources_settled()
+            ):
                 last_idle = time.monotonic()
-                await asyncio.to_thread(pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6))
+                await asyncio.to_thread(
+                    pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6)
+                )
 
     def _sources_settled(self) -> bool:
         """Advance idle watermarks only while every connection is up and no back-fill is due."""
         if self.connector is None:
             return False
         status = self.connector.status()
-        return bool(status.connections) and status.connections_open == len(status.connections) and not status.backfill_pending
+        return (
+            bool(status.connections)
+            and status.connections_open == len(status.connections)
+            and not status.backfill_pending
+        )
 
     def status(self) -> dict[str, Any]:
         """Per-component health for `/api/v1/system/health`."""
@@ -221,7 +249,9 @@ class LiveRun:
         if self.connector is not None:
             s = self.connector.status()
             components["binance"] = {
-                "status": "ok" if s.connections_open == len(s.connections) and s.connections else "degraded",
+                "status": "ok"
+                if s.connections_open == len(s.connections) and s.connections
+                else "degraded",
                 "connections_open": s.connections_open,
                 "reconnects": s.reconnects,
                 "backfill_pending": s.backfill_pending,
@@ -239,12 +269,27 @@ class LiveRun:
             }
         components.update(self.extra_status)
         healthy = all(c.get("status") == "ok" for c in components.values())
-        return {"status": "ok" if healthy else "degraded", "last_commit_age_s": age, "components": components}
+        return {
+            "status": "ok" if healthy else "degraded",
+            "last_commit_age_s": age,
+            "components": components,
+        }
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our own event loop: signals stay with the pipeline, which stops the
+    server itself, instead of uvicorn capturing Ctrl-C and re-raising it later."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def point_at(settings: Settings, exchange: SimulatedExchange) -> Settings:
     """Settings whose Binance endpoints are the simulated exchange's."""
-    binance = settings.binance.model_copy(update={"ws_url": exchange.ws_url, "rest_url": exchange.rest_url})
+    binance = settings.binance.model_copy(
+        update={"ws_url": exchange.ws_url, "rest_url": exchange.rest_url}
+    )
     return settings.model_copy(update={"binance": binance})
 
 
@@ -262,7 +307,11 @@ async def demo(
     await exchange.start()
     try:
         live = LiveRun(point_at(settings, exchange))
-        live.extra_status["simulator"] = {"status": "ok", "ws_url": exchange.ws_url, "faults": faults is not None and faults.any}
+        live.extra_status["simulator"] = {
+            "status": "ok",
+            "ws_url": exchange.ws_url,
+            "faults": faults is not None and faults.any,
+        }
         await live.run(duration_s, ready)
         return live
     finally:

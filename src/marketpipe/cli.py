@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,25 +26,31 @@ from marketpipe.model.symbols import normalize
 from marketpipe.observability.logging import configure_logging
 
 app = typer.Typer(
-    help="marketpipe: live exchange trades in; correct event-time candles, alerts and analytics out.",
+    help="marketpipe: exchange trades in; correct event-time candles, alerts, analytics out.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file (default: ./marketpipe.toml).")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where DuckDB, the Parquet lake and state live.")]
-PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port of the API (health, metrics).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Settings file (default: ./marketpipe.toml).")
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where DuckDB, the Parquet lake and state live.")
+]
+PortOpt = Annotated[
+    int | None, typer.Option("--port", help="HTTP port of the API (health, metrics).")
+]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     candles = "candles"
     trades = "trades"
     alerts = "alerts"
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     json = "json"
     jsonl = "jsonl"
     csv = "csv"
@@ -76,7 +82,12 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @app.command()
 def run(
-    symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated, e.g. BTCUSDT,ETHUSDT (default: 20 USDT pairs).")] = None,
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            "--symbols", help="Comma-separated, e.g. BTCUSDT,ETHUSDT (default: 20 USDT pairs)."
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     port: PortOpt = None,
     config: ConfigOpt = None,
@@ -93,23 +104,41 @@ def run(
 
 @app.command()
 def demo(
-    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (default: until Ctrl-C).")] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", help="Stop after this many seconds (default: until Ctrl-C)."),
+    ] = None,
     data_dir: DataDirOpt = None,
     port: PortOpt = None,
-    symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated symbols to simulate.")] = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT",
-    rate: Annotated[float, typer.Option("--rate", help="Simulated trades per second, all symbols together.")] = 200.0,
-    faults: Annotated[str | None, typer.Option("--faults", help="Fault injection, e.g. 'chaos' or 'disconnect_every_s=5,duplicate_prob=0.01'.")] = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Comma-separated symbols to simulate.")
+    ] = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT",
+    rate: Annotated[
+        float, typer.Option("--rate", help="Simulated trades per second, all symbols together.")
+    ] = 200.0,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            "--faults",
+            help="Fault injection, e.g. 'chaos' or 'disconnect_every_s=5,duplicate_prob=0.01'.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """The whole pipeline offline: the real connector against a local simulated exchange."""
-    from marketpipe.app import LiveRun, demo as run_demo
+    from marketpipe.app import LiveRun
+    from marketpipe.app import demo as run_demo
     from marketpipe.simulator import FaultPlan
 
     settings = _settings(config, symbols=symbols, data_dir=data_dir or Path("data/demo"))
     if port is not None:
         settings.api.port = port
     try:
-        plan = None if faults is None else (FaultPlan.chaos() if faults == "chaos" else FaultPlan.parse(faults))
+        plan = (
+            None
+            if faults is None
+            else (FaultPlan.chaos() if faults == "chaos" else FaultPlan.parse(faults))
+        )
     except ValueError as exc:
         raise _fail(f"--faults: {exc}", 2) from None
     holder: dict[str, LiveRun] = {}
@@ -118,7 +147,10 @@ def demo(
         holder["live"] = live
         _announce(live, f"simulated exchange, {rate:g} trades/s")
 
-    _run_live(run_demo(settings, duration_s=duration, trades_per_second=rate, faults=plan, ready=ready), holder)
+    _run_live(
+        run_demo(settings, duration_s=duration, trades_per_second=rate, faults=plan, ready=ready),
+        holder,
+    )
 
 
 def _announce(live: Any, what: str) -> None:
@@ -149,6 +181,7 @@ def _run_live(coro: Any, live_ref: Any) -> None:
 
 async def _show_candles(live_ref: Any) -> None:
     """Latest 1m candle per symbol, refreshed every second: watching candles grow."""
+
     def current() -> Any:
         return live_ref.get("live") if isinstance(live_ref, dict) else live_ref
 
@@ -158,7 +191,10 @@ async def _show_candles(live_ref: Any) -> None:
             live = current()
             if live is not None and live.pipeline is not None:
                 t = live.pipeline.totals
-                console.print(f"trades={t.trades_stored} candles={t.candles} alerts={t.alerts} dup={t.duplicates}")
+                console.print(
+                    f"trades={t.trades_stored} candles={t.candles} alerts={t.alerts}"
+                    f" duplicates={t.duplicates}"
+                )
     with Live(Table(), console=console, refresh_per_second=2) as view:
         while True:
             await asyncio.sleep(1)
@@ -169,8 +205,20 @@ async def _show_candles(live_ref: Any) -> None:
 
 def _candle_table(live: Any) -> Table:
     table = Table(title="latest 1m candles", expand=False)
-    for column in ("symbol", "open time", "open", "high", "low", "close", "volume", "trades", "final"):
-        table.add_column(column, justify="right" if column not in ("symbol", "open time") else "left")
+    for column in (
+        "symbol",
+        "open time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "trades",
+        "final",
+    ):
+        table.add_column(
+            column, justify="right" if column not in ("symbol", "open time") else "left"
+        )
     for symbol in live.settings.symbols:
         candles = live.store.hot.candles("binance", symbol, "1m")
         if not candles:
@@ -183,7 +231,9 @@ def _candle_table(live: Any) -> Table:
         )  # fmt: skip
     if live.pipeline is not None:
         t = live.pipeline.totals
-        table.caption = f"trades {t.trades_stored}  duplicates {t.duplicates}  late {t.late}  alerts {t.alerts}"
+        table.caption = (
+            f"trades {t.trades_stored}  duplicates {t.duplicates}  late {t.late}  alerts {t.alerts}"
+        )
     return table
 
 
@@ -205,12 +255,19 @@ def _parse_speed(speed: str) -> float | None:
 
 @app.command()
 def replay(
-    paths: Annotated[list[Path], typer.Argument(help="Recordings (<recv_ns> <json>, .gz ok), capture JSONL or Binance trade CSVs.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Recordings (<recv_ns> <json>, .gz ok), capture JSONL or Binance trade CSVs."
+        ),
+    ],
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where to store the results.")],
-    speed: Annotated[str, typer.Option("--speed", help="'max' (default) or a pace like '10x' event time.")] = "max",
+    speed: Annotated[
+        str, typer.Option("--speed", help="'max' (default) or a pace like '10x' event time.")
+    ] = "max",
     config: ConfigOpt = None,
 ) -> None:
-    """Replay recorded data through the same pipeline as live; end of input finalizes every window."""
+    """Replay recordings through the same pipeline as live; end of input finalizes all windows."""
     from marketpipe.app import replay as run_replay
     from marketpipe.sources.replay import ReplayReader
 
@@ -219,19 +276,24 @@ def replay(
     try:
         total = ReplayReader(paths).total_bytes()
         with Progress(
-            TextColumn("replay"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console,
+            TextColumn("replay"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+            console=console,
             transient=True,
         ) as bar:  # fmt: skip
             task = bar.add_task("replay", total=total)
-            summary = run_replay(settings, paths, speed=pace, progress=lambda n: bar.advance(task, n))
+            summary = run_replay(
+                settings, paths, speed=pace, progress=lambda n: bar.advance(task, n)
+            )
     except MarketpipeError as exc:
         raise _fail(str(exc)) from None
     table = Table(title="replay summary", show_header=False)
     for name, value in (
-        ("files", summary.files), ("trades read", summary.trades_read), ("trades stored", summary.trades_stored),
+        ("files", summary.files), ("trades read", summary.trades_read),
+        ("trades stored", summary.trades_stored),
         ("duplicates", summary.duplicates), ("late (beyond lateness)", summary.late_trades),
         ("candle writes", summary.candles_written), ("alerts", summary.alerts),
-        ("dead letters", summary.dead_letters), ("frames skipped (other streams)", summary.skipped_frames),
+        ("dead letters", summary.dead_letters),
+        ("frames skipped (other streams)", summary.skipped_frames),
         ("trades to lake", summary.lake_trades), ("seconds", f"{summary.seconds:.2f}"),
         ("trades/s", f"{summary.trades_per_s:,.0f}"),
     ):  # fmt: skip
@@ -248,7 +310,9 @@ def _parse_time(text: str | None, name: str) -> int | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise typer.BadParameter(f"{name}: {text!r} is not ISO-8601, e.g. 2024-08-09T00:00:00Z") from None
+        raise typer.BadParameter(
+            f"{name}: {text!r} is not ISO-8601, e.g. 2024-08-09T00:00:00Z"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1_000_000)
@@ -262,10 +326,14 @@ def _from_running(data_dir: Path, path: str, params: dict[str, Any]) -> Any:
     info = json.loads(lock.read_text())
     url = f"http://{info['host']}:{info['port']}{path}"
     try:
-        response = httpx.get(url, params={k: v for k, v in params.items() if v is not None}, timeout=30)
+        response = httpx.get(
+            url, params={k: v for k, v in params.items() if v is not None}, timeout=30
+        )
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        raise _fail(f"{data_dir} is in use by pid {info['pid']}, and its API at {url} failed: {exc}") from None
+        raise _fail(
+            f"{data_dir} is in use by pid {info['pid']}, and its API at {url} failed: {exc}"
+        ) from None
     return response.json()
 
 
@@ -290,32 +358,51 @@ def _read_rows(data_dir: Path, path: str, params: dict[str, Any], read: Any) -> 
 @app.command()
 def query(
     kind: Annotated[Kind, typer.Argument(help="What to read.")],
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="The data dir of a replay, run or demo.")],
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="The data dir of a replay, run or demo.")
+    ],
     exchange: Annotated[str | None, typer.Option("--exchange", help="e.g. binance")] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", help="BTC-USDT or BTCUSDT")] = None,
-    interval: Annotated[str, typer.Option("--interval", help="Candles: " + ", ".join(INTERVALS))] = "1m",
-    start: Annotated[str | None, typer.Option("--start", help="Inclusive ISO-8601 UTC time.")] = None,
+    interval: Annotated[
+        str, typer.Option("--interval", help="Candles: " + ", ".join(INTERVALS))
+    ] = "1m",
+    start: Annotated[
+        str | None, typer.Option("--start", help="Inclusive ISO-8601 UTC time.")
+    ] = None,
     end: Annotated[str | None, typer.Option("--end", help="Exclusive ISO-8601 UTC time.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="json (array), jsonl, csv or table.")] = OutputFormat.table,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="json (array), jsonl, csv or table.")
+    ] = OutputFormat.table,
 ) -> None:
     """Read candles, trades or alerts; times are ISO-8601 UTC, candles sorted by open_time."""
     from marketpipe.serving.rows import to_rows
 
     if interval not in INTERVALS:
-        raise typer.BadParameter(f"{interval!r}; expected one of {', '.join(INTERVALS)}", param_hint="--interval")
+        raise typer.BadParameter(
+            f"{interval!r}; expected one of {', '.join(INTERVALS)}", param_hint="--interval"
+        )
     try:
         norm_symbol = normalize(symbol) if symbol else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--symbol") from None
     t0, t1 = _parse_time(start, "--start"), _parse_time(end, "--end")
     exch = exchange.lower() if exchange else None
-    params = {"exchange": exch, "symbol": norm_symbol, "interval": interval, "start": t0, "end": t1, "limit": limit}
+    params = {
+        "exchange": exch,
+        "symbol": norm_symbol,
+        "interval": interval,
+        "start": t0,
+        "end": t1,
+        "limit": limit,
+    }
 
     def read(store: Any) -> list[dict[str, Any]]:
         warm = store.warm
         if kind is Kind.candles:
-            records = warm.candles(exchange=exch, symbol=norm_symbol, interval=interval, start=t0, end=t1, limit=limit)
+            records = warm.candles(
+                exchange=exch, symbol=norm_symbol, interval=interval, start=t0, end=t1, limit=limit
+            )
         elif kind is Kind.trades:
             records = warm.trades(exchange=exch, symbol=norm_symbol, start=t0, end=t1, limit=limit)
         else:
@@ -353,23 +440,41 @@ def _print_rows(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
 
 
 @app.command()
-def status(data_dir: Annotated[Path, typer.Option("--data-dir", help="The data dir to inspect.")]) -> None:
+def status(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The data dir to inspect.")],
+) -> None:
     """Per symbol: last trade, completeness, gaps found and filled, lag."""
     from marketpipe.serving.rows import position_row
 
     try:
         rows = _read_rows(
-            data_dir, "/api/v1/query/positions", {}, lambda store: [position_row(p) for p in store.warm.positions()]
+            data_dir,
+            "/api/v1/query/positions",
+            {},
+            lambda store: [position_row(p) for p in store.warm.positions()],
         )
     except MarketpipeError as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"status of {data_dir}")
-    for column in ("exchange", "symbol", "last trade id", "last trade (UTC)", "completeness", "missing", "gaps found", "gaps filled", "duplicates", "lag"):
+    for column in (
+        "exchange",
+        "symbol",
+        "last trade id",
+        "last trade (UTC)",
+        "completeness",
+        "missing",
+        "gaps found",
+        "gaps filled",
+        "duplicates",
+        "lag",
+    ):
         table.add_column(column)
     now = time.time()
     for row in rows:
         last = row["last_trade_time"]
-        lag = now - datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() if last else None
+        lag = (
+            now - datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() if last else None
+        )
         table.add_row(
             row["exchange"], row["symbol"], str(row["last_trade_id"]), str(last),
             f"{100 * row['completeness']:.4f} %", str(row["missing_ids"]), str(row["gaps_found"]),
@@ -405,9 +510,18 @@ def serve(
 
     def health() -> dict[str, Any]:
         age = store.warm.last_commit_age_s()
-        return {"status": "ok", "last_commit_age_s": age, "components": {"storage": {"status": "ok"}}}
+        return {
+            "status": "ok",
+            "last_commit_age_s": age,
+            "components": {"storage": {"status": "ok"}},
+        }
 
-    uvicorn.run(create_app(store, health), host=settings.api.host, port=port or settings.api.port, log_config=None)
+    uvicorn.run(
+        create_app(store, health),
+        host=settings.api.host,
+        port=port or settings.api.port,
+        log_config=None,
+    )
 
 
 def main() -> None:

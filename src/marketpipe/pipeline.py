@@ -40,7 +40,9 @@ class Pipeline:
     partial candles, so a restart continues exactly where the last commit left off.
     """
 
-    def __init__(self, settings: Settings, store: EmbeddedStore, on_commit: CommitHook | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: EmbeddedStore, on_commit: CommitHook | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.on_commit = on_commit
@@ -61,10 +63,16 @@ class Pipeline:
         oldest_watermark = min(p.max_ts_event for p in positions) - grace
         windows = self.store.warm.open_windows(oldest_watermark - self.engine.allowed_lateness_us)
         self.engine.restore(positions, windows)
-        log.info("recovered state", extra={"symbols": len(positions), "open_windows": self.engine.open_windows})
+        log.info(
+            "recovered state",
+            extra={"symbols": len(positions), "open_windows": self.engine.open_windows},
+        )
 
     def ingest(
-        self, trades: pa.Table, quotes: Sequence[Quote] = (), dead_letters: Sequence[DeadLetter] = ()
+        self,
+        trades: pa.Table,
+        quotes: Sequence[Quote] = (),
+        dead_letters: Sequence[DeadLetter] = (),
     ) -> CommitBatch:
         batch = self.engine.process(trades)
         batch.quotes = list(quotes)
@@ -76,7 +84,9 @@ class Pipeline:
         """Live only: let quiet exchanges' watermarks follow the wall clock."""
         out = CommitBatch()
         for exchange in self.engine.watermarks():
-            part = self.engine.advance_watermark(exchange, now_us - self.engine.grace_us - idle_lag_us)
+            part = self.engine.advance_watermark(
+                exchange, now_us - self.engine.grace_us - idle_lag_us
+            )
             out.candles.extend(part.candles)
             out.alerts.extend(part.alerts)
         self._commit(out, None)

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 
 import pytest
+
 from tests.sources.fake_binance import FakeBinance, Sink
 
 

@@ -5,10 +5,10 @@ import asyncio
 import time
 
 import pytest
-from tests.sources.fake_binance import Sink, wait_until
 
 from marketpipe.config import BinanceSettings
 from marketpipe.model.records import Trade
+from tests.sources.fake_binance import Sink, wait_until
 
 simulator = pytest.importorskip("marketpipe.simulator")
 from marketpipe.sources.binance.connector import BinanceConnector  # noqa: E402

@@ -4,10 +4,10 @@ import asyncio
 import json
 
 import pytest
-from tests.sources.fake_binance import FakeBinance, Sink, fast_settings, running, wait_until
 
 from marketpipe.observability.metrics import REGISTRY
 from marketpipe.sources.binance.connector import BinanceConnector
+from tests.sources.fake_binance import FakeBinance, Sink, fast_settings, running, wait_until
 
 pytestmark = pytest.mark.integration
 

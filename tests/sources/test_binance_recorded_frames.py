@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.sources.fake_binance import FakeBinance, Sink, fast_settings, running, wait_until
 
 from marketpipe.model.errors import FrameError
 from marketpipe.model.records import Quote, Trade
 from marketpipe.model.symbols import SymbolMap
 from marketpipe.sources.binance.connector import BinanceConnector
 from marketpipe.sources.binance.frames import Control, parse_frame
+from tests.sources.fake_binance import FakeBinance, Sink, fast_settings, running, wait_until
 
 DATA = Path(__file__).parents[1] / "data" / "binance"
 RECV_08 = DATA / "btcusdt-spot-2024-08-08.recv.gz"

@@ -4,11 +4,11 @@ import time
 
 import httpx
 import pytest
-from tests.sources.fake_binance import FakeBinance, fast_settings
 
 from marketpipe.model.errors import SourceError
 from marketpipe.model.symbols import SymbolMap
 from marketpipe.sources.binance.rest import BinanceRestClient
+from tests.sources.fake_binance import FakeBinance, fast_settings
 
 pytestmark = pytest.mark.integration
 

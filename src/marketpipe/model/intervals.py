@@ -21,7 +21,9 @@ def interval_us(interval: str) -> int:
     try:
         return INTERVAL_US[interval]
     except KeyError:
-        raise KeyError(f"unknown interval {interval!r}; expected one of {', '.join(INTERVALS)}") from None
+        raise KeyError(
+            f"unknown interval {interval!r}; expected one of {', '.join(INTERVALS)}"
+        ) from None
 
 
 def window_start(ts_us: int, length_us: int) -> int:

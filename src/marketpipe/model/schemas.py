@@ -116,7 +116,10 @@ def from_table(table: pa.Table, record_type: type[R]) -> list[R]:
     )
     columns = table.cast(cast).to_pydict()
     names = list(columns)
-    return [record_type(**dict(zip(names, row, strict=True))) for row in zip(*columns.values(), strict=True)]
+    return [
+        record_type(**dict(zip(names, row, strict=True)))
+        for row in zip(*columns.values(), strict=True)
+    ]
 
 
 def ints_to_ts(array: pa.Array) -> pa.Array:

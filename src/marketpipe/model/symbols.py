@@ -5,8 +5,28 @@ from collections.abc import Iterable, Mapping
 # Quote assets tried longest-first when no exchangeInfo is at hand to split a native symbol.
 KNOWN_QUOTES: tuple[str, ...] = tuple(
     sorted(
-        ("USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI", "BTC", "ETH", "BNB", "EUR", "GBP",
-         "TRY", "BRL", "JPY", "AUD", "USD", "XRP", "DOGE", "SOL", "TRX"),
+        (
+            "USDT",
+            "USDC",
+            "FDUSD",
+            "TUSD",
+            "BUSD",
+            "DAI",
+            "BTC",
+            "ETH",
+            "BNB",
+            "EUR",
+            "GBP",
+            "TRY",
+            "BRL",
+            "JPY",
+            "AUD",
+            "USD",
+            "XRP",
+            "DOGE",
+            "SOL",
+            "TRX",
+        ),
         key=len,
         reverse=True,
     )

@@ -57,7 +57,9 @@ class AlertRules:
             notional = row["price"] * row["qty"]
             alerts.append(
                 Alert(
-                    alert_id=alert_id("whale_trade", row["exchange"], row["symbol"], row["trade_id"]),
+                    alert_id=alert_id(
+                        "whale_trade", row["exchange"], row["symbol"], row["trade_id"]
+                    ),
                     kind="whale_trade",
                     severity="critical" if notional >= 10 * threshold else "warning",
                     exchange=row["exchange"],
@@ -66,7 +68,10 @@ class AlertRules:
                     value=notional,
                     threshold=threshold,
                     details=_details(
-                        trade_id=row["trade_id"], price=row["price"], qty=row["qty"], side=row["side"]
+                        trade_id=row["trade_id"],
+                        price=row["price"],
+                        qty=row["qty"],
+                        side=row["side"],
                     ),
                 )
             )
@@ -96,7 +101,9 @@ class AlertRules:
             value, threshold, basis = spike
             alerts.append(
                 Alert(
-                    alert_id=alert_id("volume_spike", candle.exchange, candle.symbol, candle.open_time),
+                    alert_id=alert_id(
+                        "volume_spike", candle.exchange, candle.symbol, candle.open_time
+                    ),
                     kind="volume_spike",
                     severity="warning",
                     exchange=candle.exchange,
@@ -104,14 +111,18 @@ class AlertRules:
                     ts=candle.open_time,
                     value=value,
                     threshold=threshold,
-                    details=_details(open_time=candle.open_time, basis=basis, trades=candle.trade_count),
+                    details=_details(
+                        open_time=candle.open_time, basis=basis, trades=candle.trade_count
+                    ),
                 )
             )
         change = candle.close / candle.open - 1 if candle.open else 0.0
         if abs(change) >= s.price_spike_pct:
             alerts.append(
                 Alert(
-                    alert_id=alert_id("price_spike", candle.exchange, candle.symbol, candle.open_time),
+                    alert_id=alert_id(
+                        "price_spike", candle.exchange, candle.symbol, candle.open_time
+                    ),
                     kind="price_spike",
                     severity="critical" if abs(change) >= 2.5 * s.price_spike_pct else "warning",
                     exchange=candle.exchange,
@@ -119,7 +130,9 @@ class AlertRules:
                     ts=candle.open_time,
                     value=change,
                     threshold=s.price_spike_pct,
-                    details=_details(open_time=candle.open_time, open=candle.open, close=candle.close),
+                    details=_details(
+                        open_time=candle.open_time, open=candle.open, close=candle.close
+                    ),
                 )
             )
         return alerts

@@ -143,20 +143,22 @@ def partial_candles(trades: pl.DataFrame, length_us: int) -> pl.DataFrame:
 
 def rollup_partials(partials: pl.DataFrame, length_us: int) -> pl.DataFrame:
     """Merge finer partial candles into windows of `length_us` (the monoid, vectorized)."""
-    return partials.with_columns(open_time=pl.col("open_time") - pl.col("open_time") % length_us).group_by(
-        "exchange", "symbol", "open_time", maintain_order=True
-    ).agg(
-        open=pl.col("open").sort_by("open_ts", "open_id").first(),
-        open_ts=pl.col("open_ts").min(),
-        open_id=pl.col("open_id").sort_by("open_ts", "open_id").first(),
-        close=pl.col("close").sort_by("close_ts", "close_id").last(),
-        close_ts=pl.col("close_ts").max(),
-        close_id=pl.col("close_id").sort_by("close_ts", "close_id").last(),
-        high=pl.col("high").max(),
-        low=pl.col("low").min(),
-        volume=pl.col("volume").sum(),
-        quote_volume=pl.col("quote_volume").sum(),
-        trade_count=pl.col("trade_count").sum(),
-        taker_buy_volume=pl.col("taker_buy_volume").sum(),
-        taker_buy_quote_volume=pl.col("taker_buy_quote_volume").sum(),
+    return (
+        partials.with_columns(open_time=pl.col("open_time") - pl.col("open_time") % length_us)
+        .group_by("exchange", "symbol", "open_time", maintain_order=True)
+        .agg(
+            open=pl.col("open").sort_by("open_ts", "open_id").first(),
+            open_ts=pl.col("open_ts").min(),
+            open_id=pl.col("open_id").sort_by("open_ts", "open_id").first(),
+            close=pl.col("close").sort_by("close_ts", "close_id").last(),
+            close_ts=pl.col("close_ts").max(),
+            close_id=pl.col("close_id").sort_by("close_ts", "close_id").last(),
+            high=pl.col("high").max(),
+            low=pl.col("low").min(),
+            volume=pl.col("volume").sum(),
+            quote_volume=pl.col("quote_volume").sum(),
+            trade_count=pl.col("trade_count").sum(),
+            taker_buy_volume=pl.col("taker_buy_volume").sum(),
+            taker_buy_quote_volume=pl.col("taker_buy_quote_volume").sum(),
+        )
     )

@@ -82,17 +82,24 @@ class CandleEngine:
     def positions(self) -> list[Position]:
         return [self._position(key) for key in self._symbols]
 
-    def restore(self, positions: Iterable[Position], windows: Iterable[tuple[Candle, int, int]]) -> None:
+    def restore(
+        self, positions: Iterable[Position], windows: Iterable[tuple[Candle, int, int]]
+    ) -> None:
         """Rebuild state after a restart: id ledgers from positions, open windows from stored
         partial candles (with the event times of their first and last trades)."""
         for p in positions:
-            stats = SymbolStats(IdLedger(p.id_ranges, p.gaps_found), p.max_ts_event, p.trades_seen, p.duplicates)
+            stats = SymbolStats(
+                IdLedger(p.id_ranges, p.gaps_found), p.max_ts_event, p.trades_seen, p.duplicates
+            )
             self._symbols[(p.exchange, p.symbol)] = stats
             self._raise_watermark(p.exchange, p.max_ts_event - self.grace_us)
         minutes: list[Candle] = []
         for candle, open_ts, close_ts in windows:
             wm = self._watermark.get(candle.exchange, _NO_WATERMARK)
-            if candle.interval not in self.intervals or candle.close_time + self.allowed_lateness_us <= wm:
+            if (
+                candle.interval not in self.intervals
+                or candle.close_time + self.allowed_lateness_us <= wm
+            ):
                 continue
             key = (candle.exchange, candle.symbol, candle.interval, candle.open_time)
             acc = CandleAcc.from_candle(candle, open_ts, close_ts)
@@ -116,7 +123,9 @@ class CandleEngine:
             late = fresh.filter(too_late)
             if ontime.height:
                 self._merge(ontime, touched)
-            for exchange, max_ts in fresh.group_by("exchange").agg(pl.col("ts_event").max()).iter_rows():
+            for exchange, max_ts in (
+                fresh.group_by("exchange").agg(pl.col("ts_event").max()).iter_rows()
+            ):
                 self._raise_watermark(exchange, max_ts - self.grace_us)
             out.alerts.extend(self.rules.whales(fresh))
             out.trades = _to_arrow(fresh)
@@ -153,12 +162,16 @@ class CandleEngine:
 
     # ---- steps ---------------------------------------------------------------------------
 
-    def _dedup(self, trades: pa.Table, out: CommitBatch, symbols: dict[SymbolKey, None]) -> pl.DataFrame:
+    def _dedup(
+        self, trades: pa.Table, out: CommitBatch, symbols: dict[SymbolKey, None]
+    ) -> pl.DataFrame:
         """Drop trades seen before (in this batch or any earlier one), per symbol."""
         frame = pl.from_arrow(trades.cast(_INT_TRADES))
         assert isinstance(frame, pl.DataFrame)
         parts = []
-        for (exchange, symbol), part in frame.partition_by("exchange", "symbol", as_dict=True).items():
+        for (exchange, symbol), part in frame.partition_by(
+            "exchange", "symbol", as_dict=True
+        ).items():
             key = (str(exchange), str(symbol))
             stats = self._symbols.get(key)
             if stats is None:
@@ -175,7 +188,8 @@ class CandleEngine:
             stats.duplicates += delivered - part.height
             out.duplicates += delivered - part.height
             if part.height:
-                stats.max_ts_event = max(stats.max_ts_event, int(ids.size and part["ts_event"].max()))  # type: ignore[arg-type]
+                newest = int(part["ts_event"].to_numpy().max())
+                stats.max_ts_event = max(stats.max_ts_event, newest)
             symbols[key] = None
             parts.append(part)
         return pl.concat(parts) if parts else frame.clear()
@@ -187,7 +201,9 @@ class CandleEngine:
             self._watermark, default=_NO_WATERMARK, return_dtype=pl.Int64
         )
         minute_close = pl.col("ts_event") - pl.col("ts_event") % MINUTE_US + MINUTE_US
-        return trades.select((minute_close + self.allowed_lateness_us <= watermark).alias("late"))["late"]
+        return trades.select((minute_close + self.allowed_lateness_us <= watermark).alias("late"))[
+            "late"
+        ]
 
     def _merge(self, trades: pl.DataFrame, touched: dict[WindowKey, None]) -> None:
         minutes = partial_candles(trades, MINUTE_US)
@@ -211,7 +227,9 @@ class CandleEngine:
         exchange = key[0]
         if not window.is_final:
             heapq.heappush(self._to_finalize.setdefault(exchange, []), (close_time, key))
-        heapq.heappush(self._to_evict.setdefault(exchange, []), (close_time + self.allowed_lateness_us, key))
+        heapq.heappush(
+            self._to_evict.setdefault(exchange, []), (close_time + self.allowed_lateness_us, key)
+        )
 
     def _raise_watermark(self, exchange: str, value: int) -> None:
         if value > self._watermark.get(exchange, _NO_WATERMARK):

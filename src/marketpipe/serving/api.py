@@ -54,12 +54,21 @@ def create_app(store: EmbeddedStore, status: StatusProvider) -> FastAPI:
             warm = store.warm
             if kind == "candles":
                 records: list[Any] = warm.candles(
-                    exchange=exchange, symbol=symbol, interval=interval, start=start, end=end, limit=limit
+                    exchange=exchange,
+                    symbol=symbol,
+                    interval=interval,
+                    start=start,
+                    end=end,
+                    limit=limit,
                 )
             elif kind == "trades":
-                records = warm.trades(exchange=exchange, symbol=symbol, start=start, end=end, limit=limit)
+                records = warm.trades(
+                    exchange=exchange, symbol=symbol, start=start, end=end, limit=limit
+                )
             else:
-                records = warm.alerts(exchange=exchange, symbol=symbol, start=start, end=end, limit=limit)
+                records = warm.alerts(
+                    exchange=exchange, symbol=symbol, start=start, end=end, limit=limit
+                )
         except MarketpipeError as exc:
             raise HTTPException(503, str(exc)) from None
         return to_rows(records)

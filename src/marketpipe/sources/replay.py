@@ -63,14 +63,16 @@ def detect_format(path: Path) -> Format:
         return "recv"
     if head[:1].isdigit() or head.lower().startswith(b"id,"):
         return "csv"
-    raise SourceError(f"{path}: unrecognized replay format (expected <recv_ns> <json>, JSONL or CSV)")
+    raise SourceError(
+        f"{path}: unrecognized replay format (expected <recv_ns> <json>, JSONL or CSV)"
+    )
 
 
 def _open(path: Path) -> IO[bytes]:
     if not path.is_file():
         raise SourceError(f"{path}: no such file")
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
+        return gzip.GzipFile(path, "rb")  # type: ignore[return-value]
     if path.suffix == ".zip":
         archive = zipfile.ZipFile(path)
         return archive.open(archive.namelist()[0])
@@ -113,7 +115,11 @@ class ReplayReader:
             with _open(path) as handle:
                 raw_size = path.stat().st_size
                 for block in _blocks(handle):
-                    chunk = self._recv_block(block, path) if fmt == "recv" else self._jsonl_block(block, path)
+                    chunk = (
+                        self._recv_block(block, path)
+                        if fmt == "recv"
+                        else self._jsonl_block(block, path)
+                    )
                     # Progress in on-disk bytes, so compressed files advance proportionally.
                     chunk.bytes_read = min(raw_size, len(block)) if path.suffix != ".gz" else 0
                     yield chunk
@@ -123,7 +129,9 @@ class ReplayReader:
     # ---- <recv_ns> <json> recordings -----------------------------------------------------
 
     def _recv_block(self, block: bytes, path: Path) -> ReplayChunk:
-        lines = pl.Series("line", block.decode("utf-8", errors="replace").splitlines(), dtype=pl.Utf8)
+        lines = pl.Series(
+            "line", block.decode("utf-8", errors="replace").splitlines(), dtype=pl.Utf8
+        )
         lines = lines.filter(lines.str.len_bytes() > 0)
         parsed = lines.str.extract_groups(_TRADE_FRAME)
         fast = pl.DataFrame({"line": lines, "m": parsed}).unnest("m")
@@ -171,7 +179,9 @@ class ReplayReader:
         )
         rest = rest.with_columns(stream=stream, kind=kind, row=pl.int_range(pl.len()))
         quotes = rest.filter(pl.col("kind") == "quote").group_by("stream").agg(pl.all().last())
-        superseded = rest.filter(pl.col("kind") == "quote").join(quotes.select("row"), on="row", how="anti")
+        superseded = rest.filter(pl.col("kind") == "quote").join(
+            quotes.select("row"), on="row", how="anti"
+        )
         rest = rest.join(superseded.select("row"), on="row", how="anti")
         return rest.sort("row").select("line", "kind")
 
@@ -220,7 +230,9 @@ class ReplayReader:
         try:
             raw = pl.read_csv(
                 io.BytesIO(data), has_header=has_header, new_columns=_CSV_COLUMNS,
-                schema_overrides={"id": pl.Int64, "price": pl.Float64, "qty": pl.Float64, "time": pl.Int64},
+                schema_overrides={
+                    "id": pl.Int64, "price": pl.Float64, "qty": pl.Float64, "time": pl.Int64
+                },
             )  # fmt: skip
         except pl.exceptions.PolarsError as exc:
             raise SourceError(f"{path}: not a Binance trades CSV: {exc}") from None
@@ -277,11 +289,17 @@ def _to_us(value: str | int) -> int:
 
 
 def _to_trade_table(frame: pl.DataFrame) -> pa.Table:
-    ints = pa.schema([pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f for f in TRADE_SCHEMA])
+    ints = pa.schema(
+        [pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f for f in TRADE_SCHEMA]
+    )
     return frame.select(ints.names).to_arrow().cast(ints).cast(TRADE_SCHEMA)
 
 
 def _dead_letter(line: str, exc: Exception, path: Path) -> DeadLetter:
     return DeadLetter(
-        ts=time.time_ns() // 1000, source="replay", error=str(exc), raw=line.encode(), context=str(path)
+        ts=time.time_ns() // 1000,
+        source="replay",
+        error=str(exc),
+        raw=line.encode(),
+        context=str(path),
     )

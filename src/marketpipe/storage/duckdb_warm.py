@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import msgspec
 import pyarrow as pa
 
-import duckdb
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import StorageError
 from marketpipe.model.records import Alert, Candle, Position, Quote, Trade
@@ -27,7 +27,9 @@ from marketpipe.storage.duckdb_schema import TABLES
 _TRADE_COLUMNS = ", ".join(TRADE_SCHEMA.names)
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
+def _run(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> list[Any]:
     """Execute and drain: DuckDB 2 refuses new work while a result is unread."""
     return con.execute(sql, params).fetchall()
 
@@ -123,7 +125,9 @@ class DuckDBWarehouse:
                 raise StorageError(f"warm store query failed: {exc}") from None
 
     def positions(self) -> list[Position]:
-        table = self._arrow("SELECT * EXCLUDE (updated_at) FROM positions ORDER BY exchange, symbol")
+        table = self._arrow(
+            "SELECT * EXCLUDE (updated_at) FROM positions ORDER BY exchange, symbol"
+        )
         rows = table.to_pylist()
         for row in rows:
             row["id_ranges"] = [tuple(r) for r in msgspec.json.decode(row["id_ranges"])]
@@ -142,8 +146,10 @@ class DuckDBWarehouse:
             SELECT c.*, coalesce(o.ts, epoch_us(c.open_time)) AS open_ts,
                    coalesce(l.ts, epoch_us(c.close_time) - 1) AS close_ts
             FROM c
-            LEFT JOIN t o ON o.exchange = c.exchange AND o.symbol = c.symbol AND o.trade_id = c.first_trade_id
-            LEFT JOIN t l ON l.exchange = c.exchange AND l.symbol = c.symbol AND l.trade_id = c.last_trade_id
+            LEFT JOIN t o
+                ON o.exchange = c.exchange AND o.symbol = c.symbol AND o.trade_id = c.first_trade_id
+            LEFT JOIN t l
+                ON l.exchange = c.exchange AND l.symbol = c.symbol AND l.trade_id = c.last_trade_id
             """
         )
         open_ts = table.column("open_ts").to_pylist()
@@ -158,7 +164,10 @@ class DuckDBWarehouse:
         where, params = _filters(exchange, symbol, start, end, "open_time")
         where.append("interval = ?")
         params.append(interval)
-        sql = f"SELECT * FROM candles WHERE {' AND '.join(where)} ORDER BY open_time, exchange, symbol"
+        sql = (
+            f"SELECT * FROM candles WHERE {' AND '.join(where)} "
+            "ORDER BY open_time, exchange, symbol"
+        )
         return from_table(self._arrow(_limited(sql, limit), params), Candle)
 
     def trades(
@@ -190,7 +199,9 @@ class DuckDBWarehouse:
         names = ("trades_recent", "late_trades", "candles", "alerts", "dead_letters")
         sql = " UNION ALL ".join(f"SELECT '{n}' AS name, count(*) AS n FROM {n}" for n in names)
         table = self._arrow(sql)
-        return dict(zip(table.column("name").to_pylist(), table.column("n").to_pylist(), strict=True))
+        return dict(
+            zip(table.column("name").to_pylist(), table.column("n").to_pylist(), strict=True)
+        )
 
     def last_commit_age_s(self) -> float | None:
         table = self._arrow("SELECT epoch_us(max(committed_at)) AS t FROM batches")
@@ -204,7 +215,8 @@ class DuckDBWarehouse:
         with self._lock:
             rows = _run(
                 self._con,
-                "SELECT from_seq, to_seq FROM lake_exports WHERE NOT done ORDER BY from_seq LIMIT 1",
+                "SELECT from_seq, to_seq FROM lake_exports WHERE NOT done "
+                "ORDER BY from_seq LIMIT 1",
             )
             if rows:
                 return int(rows[0][0]), int(rows[0][1])
@@ -212,7 +224,11 @@ class DuckDBWarehouse:
             start = int(done[0][0]) + 1
             if start > self._seq:
                 return None
-            _run(self._con, "INSERT INTO lake_exports VALUES (?, ?, false, NULL, NULL)", [start, self._seq])
+            _run(
+                self._con,
+                "INSERT INTO lake_exports VALUES (?, ?, false, NULL, NULL)",
+                [start, self._seq],
+            )
             return start, self._seq
 
     def export_rows(self, from_seq: int, to_seq: int) -> pa.Table:
@@ -240,7 +256,8 @@ class DuckDBWarehouse:
 def _filters(
     exchange: str | None, symbol: str | None, start: int | None, end: int | None, ts_column: str
 ) -> tuple[list[str], list[Any]]:
-    where, params = ["true"], []
+    where: list[str] = ["true"]
+    params: list[Any] = []
     if exchange:
         where.append("exchange = ?")
         params.append(exchange)

@@ -37,7 +37,9 @@ class DataDir:
 
 
 class EmbeddedStore:
-    def __init__(self, data_dir: Path, *, lake_flush_trades: int = 500_000, read_only: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, *, lake_flush_trades: int = 500_000, read_only: bool = False
+    ) -> None:
         self.dirs = DataDir(data_dir)
         self.warm = DuckDBWarehouse(self.dirs.warm, read_only=read_only)
         self.lake = ParquetLake(self.dirs.lake)
@@ -61,7 +63,10 @@ class EmbeddedStore:
             rows = self.warm.export_rows(first, last)
             files = self.lake.write_trades(rows)
             self.warm.mark_exported(first, files, rows.num_rows)
-            log.info("lake export", extra={"batches": f"{first}-{last}", "trades": rows.num_rows, "files": files})
+            log.info(
+                "lake export",
+                extra={"batches": f"{first}-{last}", "trades": rows.num_rows, "files": files},
+            )
             moved += rows.num_rows
         self._unexported = 0
         return moved

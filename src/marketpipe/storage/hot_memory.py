@@ -23,7 +23,9 @@ class MemoryHotTier:
             for quote in batch.quotes:
                 self._quotes[(quote.exchange, quote.symbol)] = quote
             for candle in batch.candles:
-                series = self._candles.setdefault((candle.exchange, candle.symbol, candle.interval), {})
+                series = self._candles.setdefault(
+                    (candle.exchange, candle.symbol, candle.interval), {}
+                )
                 series[candle.open_time] = candle
                 self._trim(series, candle)
                 if candle.interval == "1m":

@@ -43,7 +43,9 @@ class ParquetLake:
             part = part.drop("date").sort("trade_id")
             first, last = part["trade_id"][0], part["trade_id"][-1]
             directory = f"{self.trades_dir()}/exchange={exchange}/symbol={symbol}/date={date}"
-            self._write_atomically(part.to_arrow().cast(TRADE_SCHEMA), directory, f"part-{first}-{last}.parquet")
+            self._write_atomically(
+                part.to_arrow().cast(TRADE_SCHEMA), directory, f"part-{first}-{last}.parquet"
+            )
             written += 1
         return written
 
@@ -71,7 +73,9 @@ class ParquetLake:
             raise StorageError(f"cannot list lake {self.trades_dir()}: {exc}") from exc
         if not files:
             return TRADE_SCHEMA.empty_table()
-        dataset = ds.dataset(files, schema=TRADE_SCHEMA, filesystem=self.filesystem, format="parquet")
+        dataset = ds.dataset(
+            files, schema=TRADE_SCHEMA, filesystem=self.filesystem, format="parquet"
+        )
         condition = pc.scalar(True)
         if exchange:
             condition &= pc.field("exchange") == exchange

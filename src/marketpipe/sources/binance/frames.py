@@ -112,7 +112,9 @@ def parse_frame(raw: bytes | str, symbols: SymbolMap, recv_us: int) -> Trade | Q
             if kind == "trade":
                 return trade_from_payload(msgspec.convert(data, TradePayload), symbols, recv_us)
             if kind == "bookTicker":
-                return quote_from_payload(msgspec.convert(data, BookTickerPayload), symbols, recv_us)
+                return quote_from_payload(
+                    msgspec.convert(data, BookTickerPayload), symbols, recv_us
+                )
             raise FrameError(f"unsupported stream {stream!r}")
         event = data.get("e")
         if event == "trade":

@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from marketpipe.model.batch import CommitBatch
+from marketpipe.model.errors import StorageError
+from marketpipe.model.records import Alert, Candle, Position, Trade
+from marketpipe.model.schemas import TRADE_SCHEMA, to_table
+from marketpipe.storage.duckdb_warm import DuckDBWarehouse
+
+T0 = 1_723_161_600_000_000
+
+
+def candle(revision: int = 0, close: float = 2.0) -> Candle:
+    return Candle(
+        "binance",
+        "BTC-USDT",
+        "1m",
+        T0,
+        T0 + 60_000_000,
+        1.0,
+        3.0,
+        0.5,
+        close,
+        2.0,
+        4.0,
+        2,
+        1.0,
+        2.0,
+        2.0,
+        1,
+        2,
+        revision > 0,
+        revision,
+    )
+
+
+def batch() -> CommitBatch:
+    trades = to_table(
+        [Trade("binance", "BTC-USDT", i, 1.0, 1.0, "buy", T0 + i, T0 + i) for i in (1, 2)],
+        TRADE_SCHEMA,
+    )
+    alert = Alert("a1", "whale_trade", "warning", "binance", "BTC-USDT", T0, 1e5, 1e5, "{}")
+    position = Position("binance", "BTC-USDT", 2, T0 + 2, [(1, 2)], 0, 0, 2, 0)
+    return CommitBatch(trades=trades, candles=[candle()], alerts=[alert], positions=[position])
+
+
+def test_commit_then_read_back_every_table(tmp_path: Path) -> None:
+    warm = DuckDBWarehouse(tmp_path / "w.duckdb")
+    warm.commit(batch())
+    assert warm.counts()["trades_recent"] == 2
+    assert warm.candles(
+        exchange="binance", symbol="BTC-USDT", interval="1m", start=None, end=None, limit=None
+    ) == [candle()]
+    assert warm.positions()[0].id_ranges == [(1, 2)]
+    assert [
+        t.trade_id
+        for t in warm.trades(exchange=None, symbol=None, start=T0 + 2, end=None, limit=None)
+    ] == [2]
+
+
+def test_candle_upserts_replace_and_alerts_insert_or_ignore(tmp_path: Path) -> None:
+    warm = DuckDBWarehouse(tmp_path / "w.duckdb")
+    warm.commit(batch())
+    warm.commit(CommitBatch(candles=[candle(revision=1, close=2.5)], alerts=batch().alerts))
+    (stored,) = warm.candles(
+        exchange=None, symbol=None, interval="1m", start=None, end=None, limit=None
+    )
+    assert stored.revision == 1 and stored.close == 2.5
+    assert len(warm.alerts(exchange=None, symbol=None, start=None, end=None, limit=None)) == 1
+
+
+def test_a_failing_batch_rolls_back_entirely(tmp_path: Path) -> None:
+    warm = DuckDBWarehouse(tmp_path / "w.duckdb")
+    bad = batch()
+    # A trade table with an impossible shape fails mid-transaction, after candles were written.
+    bad.trades = pa.table({"oops": [1]})
+    with pytest.raises(StorageError, match="rolled back"):
+        warm.commit(bad)
+    assert warm.counts() == {
+        "trades_recent": 0,
+        "late_trades": 0,
+        "candles": 0,
+        "alerts": 0,
+        "dead_letters": 0,
+    }
+    warm.commit(batch())  # the store is usable afterwards
+    assert warm.counts()["trades_recent"] == 2
+
+
+def test_a_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    first = DuckDBWarehouse(path)
+    try:
+        import subprocess
+        import sys
+
+        code = (
+            "from pathlib import Path; from marketpipe.storage.duckdb_warm import DuckDBWarehouse\n"
+            f"DuckDBWarehouse(Path({str(path)!r}))"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode != 0 and "cannot open warm store" in result.stderr
+    finally:
+        first.close()
