@@ -134,11 +134,7 @@ def demo(
     if port is not None:
         settings.api.port = port
     try:
-        plan = (
-            None
-            if faults is None
-            else (FaultPlan.chaos() if faults == "chaos" else FaultPlan.parse(faults))
-        )
+        plan = None if faults is None else FaultPlan.parse(faults)
     except ValueError as exc:
         raise _fail(f"--faults: {exc}", 2) from None
     holder: dict[str, LiveRun] = {}
