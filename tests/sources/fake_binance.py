@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from marketpipe.config import BinanceSettings
 from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.sources.binance.connector import BinanceConnector
+from marketpipe.sources.binance.settings import BinanceSettings
 
 
 @dataclass(eq=False)

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from marketpipe.config import BinanceSettings
 from marketpipe.model.records import Trade
+from marketpipe.sources.binance.settings import BinanceSettings
 from tests.sources.fake_binance import Sink, wait_until
 
 simulator = pytest.importorskip("marketpipe.simulator")

@@ -2,6 +2,14 @@
 
 from collections.abc import Iterable, Mapping
 
+# The default universe: the 20 most-watched USDT pairs.
+DEFAULT_SYMBOLS: tuple[str, ...] = tuple(
+    f"{base}-USDT"
+    for base in (
+        "BTC ETH SOL ADA DOT AVAX LINK POL XRP BNB DOGE SHIB LTC ATOM NEAR APT ARB OP INJ SUI"
+    ).split()
+)
+
 # Quote assets tried longest-first when no exchangeInfo is at hand to split a native symbol.
 KNOWN_QUOTES: tuple[str, ...] = tuple(
     sorted(

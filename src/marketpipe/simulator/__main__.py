@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 
-from marketpipe.config import DEFAULT_SYMBOLS
+from marketpipe.model.symbols import DEFAULT_SYMBOLS
 from marketpipe.simulator.exchange import run_simulator
 from marketpipe.simulator.faults import FaultPlan
 

@@ -26,8 +26,8 @@ from typing import Final, Protocol
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from marketpipe.config import BinanceSettings
 from marketpipe.observability.metrics import PRODUCER_ERRORS, RECONNECTS, WEBSOCKET_CONNECTIONS
+from marketpipe.sources.binance.settings import BinanceSettings
 from marketpipe.sources.ratelimit import MessagePacer, backoff_delay
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from marketpipe.config import BinanceSettings
 from marketpipe.model.errors import FrameError, SourceError
 from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.model.symbols import SymbolMap, normalize
@@ -22,6 +21,7 @@ from marketpipe.observability.metrics import DEAD_LETTERS, PRODUCER_ERRORS, PROD
 from marketpipe.sources.binance.backfill import Backfiller
 from marketpipe.sources.binance.frames import Control, parse_frame
 from marketpipe.sources.binance.rest import BinanceRestClient
+from marketpipe.sources.binance.settings import BinanceSettings
 from marketpipe.sources.binance.streams import Shard, plan_shards
 from marketpipe.sources.binance.tracker import BackfillJob, TradeIdTracker
 from marketpipe.sources.ratelimit import MessagePacer

@@ -19,11 +19,11 @@ import httpx
 import msgspec
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from marketpipe.config import BinanceSettings
 from marketpipe.model.errors import SourceError
 from marketpipe.model.records import Trade
 from marketpipe.model.symbols import SymbolMap
 from marketpipe.observability.metrics import PRODUCER_ERRORS, REST_REQUESTS
+from marketpipe.sources.binance.settings import BinanceSettings
 from marketpipe.sources.ratelimit import WeightBudget, backoff_delay
 
 log = logging.getLogger(__name__)
