@@ -141,7 +141,7 @@ class Pipeline:
         for exchange, count in _by_exchange(batch.trades).items():
             m.TRADES_IN.labels(exchange).inc(count)
         if batch.duplicates:
-            m.DUPLICATES.labels("all").inc(batch.duplicates)
+            m.DUPLICATES.labels("engine").inc(batch.duplicates)
         for exchange, count in _by_exchange(batch.late_trades).items():
             m.LATE_TRADES.labels(exchange).inc(count)
         m.CONSUMED.labels("quote").inc(len(batch.quotes))

@@ -74,8 +74,8 @@ TRADES_IN = Counter(
 )
 DUPLICATES = Counter(
     "duplicate_trades_total",
-    "Trades dropped as already seen",
-    ["exchange"],
+    "Trades dropped as already seen, by stage (source or engine)",
+    ["stage"],
     registry=REGISTRY,
 )
 LATE_TRADES = Counter(

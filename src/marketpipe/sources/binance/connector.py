@@ -17,7 +17,12 @@ from typing import Final
 from marketpipe.model.errors import FrameError, SourceError
 from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.model.symbols import SymbolMap, normalize
-from marketpipe.observability.metrics import DEAD_LETTERS, PRODUCER_ERRORS, PRODUCER_MESSAGES
+from marketpipe.observability.metrics import (
+    DEAD_LETTERS,
+    DUPLICATES,
+    PRODUCER_ERRORS,
+    PRODUCER_MESSAGES,
+)
 from marketpipe.sources.binance.backfill import Backfiller
 from marketpipe.sources.binance.frames import Control, parse_frame
 from marketpipe.sources.binance.rest import BinanceRestClient
@@ -209,6 +214,8 @@ class BinanceConnector:
                 if forward:
                     out.append(record)
                     trades += 1
+                else:  # already forwarded, or overtaken (its id is back-filled with the gap)
+                    DUPLICATES.labels("source").inc()
                 if gap is not None:
                     gaps.append(gap)
             elif isinstance(record, Quote):
