@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import uvicorn
 
 from marketpipe.bus.memory import MemoryBus
 from marketpipe.config import Settings
+from marketpipe.model.errors import ConfigError
 from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability import metrics as m
@@ -168,17 +170,14 @@ class LiveRun:
             self.connector = BinanceConnector(
                 settings.binance, settings.symbols, bus.publish, positions
             )
+            listener = _bind(settings.api.host, settings.api.port)
+            self.api_port = listener.getsockname()[1]
             server = self._api_server()
             tasks = [
                 asyncio.create_task(self.connector.run(), name="binance"),
                 asyncio.create_task(self._consume(bus, pipeline), name="engine"),
-                asyncio.create_task(server.serve(), name="api"),
+                asyncio.create_task(server.serve(sockets=[listener]), name="api"),
             ]
-            while not server.started:
-                if tasks[2].done():
-                    tasks[2].result()  # surfaces a port already in use
-                await asyncio.sleep(0.02)
-            self.api_port = server.servers[0].sockets[0].getsockname()[1]
             lock.write_text(
                 json.dumps({"pid": os.getpid(), "host": settings.api.host, "port": self.api_port})
             )
@@ -274,6 +273,22 @@ class LiveRun:
             "last_commit_age_s": age,
             "components": components,
         }
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind the API socket up front, so a taken port is a clear error before anything runs."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise ConfigError(
+            f"cannot serve the API on {host}:{port} ({exc.strerror}); "
+            "choose another with --port or MARKETPIPE_API__PORT"
+        ) from None
+    listener.listen(128)
+    return listener
 
 
 class _EmbeddedServer(uvicorn.Server):
