@@ -24,7 +24,7 @@ from marketpipe.model.errors import ConfigError
 from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability import metrics as m
-from marketpipe.pipeline import CommitHook, Pipeline
+from marketpipe.pipeline import CommitHook, Pipeline, Totals
 from marketpipe.serving.api import create_app
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.sources.binance.connector import BinanceConnector
@@ -40,15 +40,9 @@ LiveRecord = Trade | Quote | DeadLetter
 
 
 @dataclass(slots=True)
-class ReplaySummary:
-    files: int
+class ReplaySummary(Totals):
+    files: int = 0
     trades_read: int = 0
-    trades_stored: int = 0
-    duplicates: int = 0
-    late_trades: int = 0
-    candles_written: int = 0
-    alerts: int = 0
-    dead_letters: int = 0
     skipped_frames: int = 0
     lake_trades: int = 0
     seconds: float = 0.0
@@ -94,13 +88,8 @@ def replay(
                 progress(chunk.bytes_read)
         pipeline.flush()
         summary.lake_trades = store.export_to_lake()
-        totals = pipeline.totals
-        summary.trades_stored = totals.trades_stored
-        summary.duplicates = totals.duplicates
-        summary.late_trades = totals.late
-        summary.candles_written = totals.candles
-        summary.alerts = totals.alerts
-        summary.dead_letters = totals.dead_letters
+        for name in Totals.__dataclass_fields__:
+            setattr(summary, name, getattr(pipeline.totals, name))
     finally:
         store.close()
     summary.seconds = time.perf_counter() - started

@@ -286,8 +286,8 @@ def replay(
     for name, value in (
         ("files", summary.files), ("trades read", summary.trades_read),
         ("trades stored", summary.trades_stored),
-        ("duplicates", summary.duplicates), ("late (beyond lateness)", summary.late_trades),
-        ("candle writes", summary.candles_written), ("alerts", summary.alerts),
+        ("duplicates", summary.duplicates), ("late (beyond lateness)", summary.late),
+        ("candle writes", summary.candles), ("alerts", summary.alerts),
         ("dead letters", summary.dead_letters),
         ("frames skipped (other streams)", summary.skipped_frames),
         ("trades to lake", summary.lake_trades), ("seconds", f"{summary.seconds:.2f}"),

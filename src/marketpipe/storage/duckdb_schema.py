@@ -1,20 +1,15 @@
 """DDL of the embedded warm store (DuckDB). Column order follows the record schemas."""
 
+# Raw trades, plus the batch that committed them (lake export works in batch ranges).
+_TRADE_COLUMNS = """
+    exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL, trade_id BIGINT NOT NULL,
+    price DOUBLE NOT NULL, qty DOUBLE NOT NULL, side VARCHAR NOT NULL,
+    ts_event TIMESTAMPTZ NOT NULL, ts_recv TIMESTAMPTZ NOT NULL, batch_seq BIGINT NOT NULL
+"""
+
 TABLES = {
-    "trades_recent": """
-        CREATE TABLE IF NOT EXISTS trades_recent (
-            exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL, trade_id BIGINT NOT NULL,
-            price DOUBLE NOT NULL, qty DOUBLE NOT NULL, side VARCHAR NOT NULL,
-            ts_event TIMESTAMPTZ NOT NULL, ts_recv TIMESTAMPTZ NOT NULL,
-            batch_seq BIGINT NOT NULL
-        )""",
-    "late_trades": """
-        CREATE TABLE IF NOT EXISTS late_trades (
-            exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL, trade_id BIGINT NOT NULL,
-            price DOUBLE NOT NULL, qty DOUBLE NOT NULL, side VARCHAR NOT NULL,
-            ts_event TIMESTAMPTZ NOT NULL, ts_recv TIMESTAMPTZ NOT NULL,
-            batch_seq BIGINT NOT NULL
-        )""",
+    "trades_recent": f"CREATE TABLE IF NOT EXISTS trades_recent ({_TRADE_COLUMNS})",
+    "late_trades": f"CREATE TABLE IF NOT EXISTS late_trades ({_TRADE_COLUMNS})",
     "candles": """
         CREATE TABLE IF NOT EXISTS candles (
             exchange VARCHAR NOT NULL, symbol VARCHAR NOT NULL, interval VARCHAR NOT NULL,
