@@ -1,0 +1,61 @@
+"""Frame-sent -> candle-committed latencies from commit-hook records and exchange send times."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from marketpipe.model.batch import CommitBatch
+
+SendTimes = dict[tuple[str, int], int]
+
+
+@dataclass(slots=True)
+class CommitLog:
+    """A `CommitHook` that only copies ids out: it runs on the pipeline's commit path."""
+
+    commits: list[tuple[int, list[str], list[int]]] = field(default_factory=list)
+
+    def __call__(self, batch: CommitBatch, done_ns: int) -> None:
+        trades = batch.trades
+        if trades.num_rows:
+            symbols = trades.column("symbol").to_pylist()
+            ids = trades.column("trade_id").to_pylist()
+            self.commits.append((done_ns, symbols, ids))
+
+
+def latencies_ms(
+    log: CommitLog, sent_ns: SendTimes, since_ns: int
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Latency of each committed trade first sent at or after `since_ns` (the warm-up end).
+
+    Trades without a send time came by REST back-fill; they are counted, not measured.
+    """
+    out: list[int] = []
+    skipped = {"warmup": 0, "no_send_time": 0, "negative": 0}
+    for done_ns, symbols, ids in log.commits:
+        for key in zip(symbols, ids, strict=True):
+            sent = sent_ns.get(key)
+            if sent is None:
+                skipped["no_send_time"] += 1
+            elif sent < since_ns:
+                skipped["warmup"] += 1
+            elif done_ns < sent:  # committed from REST before its frame went out
+                skipped["negative"] += 1
+            else:
+                out.append(done_ns - sent)
+    return np.asarray(out, dtype=np.float64) / 1e6, skipped
+
+
+def summarize(ms: np.ndarray) -> dict[str, Any]:
+    if not ms.size:
+        return {"samples": 0, "p50_ms": None, "p99_ms": None, "p999_ms": None, "max_ms": None}
+    p50, p99, p999 = np.percentile(ms, [50, 99, 99.9]).tolist()
+    return {
+        "samples": int(ms.size),
+        "p50_ms": round(p50, 3),
+        "p99_ms": round(p99, 3),
+        "p999_ms": round(p999, 3),
+        "max_ms": round(float(ms.max()), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+    }

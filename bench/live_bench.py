@@ -1,0 +1,112 @@
+"""Scenario 2: live latency, simulated exchange -> connector -> engine -> DuckDB commit.
+
+Latency is frame sent (simulator writer, just before `send_frame`) -> the commit that stores
+the trade and its candle upserts (one transaction) has returned.
+Two topologies:
+- `same_process`: simulator and pipeline share one process and one event loop (and GIL);
+- `separate_process`: the simulator runs in a child process, like a real exchange would.
+"""
+
+import asyncio
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from bench.latency import CommitLog, SendTimes, latencies_ms, summarize
+from marketpipe.app import LiveRun, point_at
+from marketpipe.config import DEFAULT_SYMBOLS, Settings, load_settings
+from marketpipe.simulator import SimulatedExchange, SyntheticMarket
+
+Mode = Literal["same_process", "separate_process"]
+SYMBOLS: list[str] = list(DEFAULT_SYMBOLS)
+SEED = 7
+STOP_GRACE_S = 60.0  # start-up plus shutdown (final lake export) allowance
+
+
+def _settings(data_dir: Path) -> Settings:
+    return load_settings(data_dir=data_dir, symbols=SYMBOLS, api={"port": 0})
+
+
+def _with_endpoints(settings: Settings, ws_url: str, rest_url: str) -> Settings:
+    binance = settings.binance.model_copy(update={"ws_url": ws_url, "rest_url": rest_url})
+    return settings.model_copy(update={"binance": binance})
+
+
+async def _run_pipeline(settings: Settings, log: CommitLog, warmup_s: float, seconds: float) -> int:
+    """Run the live pipeline; returns perf_counter_ns at the end of warm-up."""
+    ready_ns: list[int] = []
+    live = LiveRun(settings, on_commit=log)
+    run = live.run(warmup_s + seconds, ready=lambda _: ready_ns.append(time.perf_counter_ns()))
+    # A watchdog: a pipeline that never stops must fail this run, not hang `make bench`.
+    await asyncio.wait_for(run, warmup_s + seconds + STOP_GRACE_S)
+    return ready_ns[0] + int(warmup_s * 1e9)
+
+
+async def _same_process(
+    rate: float, warmup_s: float, seconds: float, data_dir: Path
+) -> tuple[CommitLog, SendTimes, int]:
+    exchange = SimulatedExchange(SyntheticMarket(SYMBOLS, rate, SEED), record_send_times=True)
+    await exchange.start()
+    log = CommitLog()
+    try:
+        since = await _run_pipeline(point_at(_settings(data_dir), exchange), log, warmup_s, seconds)
+    finally:
+        await exchange.stop()
+    return log, exchange.sent_ns, since
+
+
+def _separate_process(
+    rate: float, warmup_s: float, seconds: float, data_dir: Path
+) -> tuple[CommitLog, SendTimes, int]:
+    out = data_dir.parent / "sent_ns.pickle"
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.simulator_child",
+        str(rate),
+        str(SEED),
+        ",".join(SYMBOLS),
+        str(out),
+    ]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+    log = CommitLog()
+    try:
+        ws_url, rest_url = child.stdout.readline().split()
+        settings = _with_endpoints(_settings(data_dir), ws_url, rest_url)
+        since = asyncio.run(_run_pipeline(settings, log, warmup_s, seconds))
+    finally:
+        child.stdin.close()  # tells the child to stop and write its send times
+        child.wait(timeout=60)
+    sent: SendTimes = pickle.loads(out.read_bytes())
+    return log, sent, since
+
+
+def measure(
+    rate: float, mode: Mode, warmup_s: float = 2.0, seconds: float = 15.0
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="marketpipe-bench-live-") as tmp:
+        data_dir = Path(tmp) / "data"
+        if mode == "same_process":
+            log, sent, since = asyncio.run(_same_process(rate, warmup_s, seconds, data_dir))
+        else:
+            log, sent, since = _separate_process(rate, warmup_s, seconds, data_dir)
+    ms, skipped = latencies_ms(log, sent, since)
+    committed = sum(len(ids) for _, _, ids in log.commits)
+    return {
+        "rate": rate,
+        "mode": mode,
+        "warmup_s": warmup_s,
+        "seconds": seconds,
+        "symbols": len(SYMBOLS),
+        "frames_sent": len(sent),
+        "trades_committed": committed,
+        "commits": len(log.commits),
+        "measured_trades_per_s": round(ms.size / seconds),
+        "skipped": skipped,
+        **summarize(ms),
+    }
