@@ -87,7 +87,8 @@ def replay(
             if progress is not None:
                 progress(chunk.bytes_read)
         pipeline.flush()
-        summary.lake_trades = store.export_to_lake()
+        store.export_to_lake()
+        summary.lake_trades = store.exported_trades
         for name in Totals.__dataclass_fields__:
             setattr(summary, name, getattr(pipeline.totals, name))
     finally:

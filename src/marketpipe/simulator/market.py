@@ -300,6 +300,8 @@ class SyntheticMarket:
         )
         price_usd = price_units / UNITS * spec.usd_per_quote
         steps = np.maximum(1, np.ceil(notional / price_usd / (spec.step_units / UNITS)))
+        # Cheap coins (SHIB) times whale notionals can pass int64 in 1e-8 units: cap the size.
+        steps = np.minimum(steps, np.iinfo(np.int64).max // (2 * spec.step_units))
         qty_units = steps.astype(np.int64) * spec.step_units
 
         ids = st.next_id + np.arange(n, dtype=np.int64)

@@ -106,14 +106,8 @@ class DuckDBWarehouse:
             insert("INSERT OR REPLACE", "quotes", to_table(list(latest.values()), QUOTE_SCHEMA))
         if batch.dead_letters:
             insert("INSERT", "dead_letters", to_table(batch.dead_letters, DEAD_LETTER_SCHEMA))
-        for p in batch.positions:
-            _run(
-                con,
-                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-                [p.exchange, p.symbol, p.last_trade_id, p.max_ts_event,
-                 msgspec.json.encode(p.id_ranges).decode(), p.gaps_found, p.gaps_filled,
-                 p.trades_seen, p.duplicates],
-            )  # fmt: skip
+        if batch.positions:
+            insert("INSERT OR REPLACE", "positions", _positions_table(batch.positions))
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -251,6 +245,24 @@ class DuckDBWarehouse:
                 "UPDATE lake_exports SET done = true, files = ?, trades = ? WHERE from_seq = ?",
                 [files, trades, from_seq],
             )
+
+
+def _positions_table(positions: Sequence[Position]) -> pa.Table:
+    now = pa.scalar(int(time.time() * 1e6), type=pa.timestamp("us", tz="UTC"))
+    return pa.table(
+        {
+            "exchange": [p.exchange for p in positions],
+            "symbol": [p.symbol for p in positions],
+            "last_trade_id": pa.array([p.last_trade_id for p in positions], pa.int64()),
+            "max_ts_event": pa.array([p.max_ts_event for p in positions], pa.int64()),
+            "id_ranges": [msgspec.json.encode(p.id_ranges).decode() for p in positions],
+            "gaps_found": pa.array([p.gaps_found for p in positions], pa.int64()),
+            "gaps_filled": pa.array([p.gaps_filled for p in positions], pa.int64()),
+            "trades_seen": pa.array([p.trades_seen for p in positions], pa.int64()),
+            "duplicates": pa.array([p.duplicates for p in positions], pa.int64()),
+            "updated_at": pa.array([now] * len(positions), pa.timestamp("us", tz="UTC")),
+        }
+    )
 
 
 def _filters(

@@ -46,6 +46,7 @@ class EmbeddedStore:
         self.hot = MemoryHotTier()
         self.lake_flush_trades = lake_flush_trades
         self._unexported = 0 if read_only else self.warm.pending_trades()
+        self.exported_trades = 0  # by this process, for summaries
 
     def commit(self, batch: CommitBatch) -> int:
         seq = self.warm.commit(batch)
@@ -69,6 +70,7 @@ class EmbeddedStore:
             )
             moved += rows.num_rows
         self._unexported = 0
+        self.exported_trades += moved
         return moved
 
     def close(self) -> None:
