@@ -9,6 +9,7 @@ import pytest
 
 from marketpipe.app import LiveRun, point_at
 from marketpipe.config import Settings
+from marketpipe.model.errors import StorageError
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.storage.embedded import EmbeddedStore
 from tests.reference import reference_candles
@@ -134,3 +135,21 @@ async def test_restart_resumes_from_stored_positions_and_backfills_the_downtime(
     assert second.connector is not None
     backfilled = sum(s.backfilled for s in second.connector.status().symbols.values())
     assert backfilled > 0, "the downtime was back-filled over REST"
+
+
+async def test_a_failing_store_ends_the_run_with_its_error_instead_of_hanging(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = live_settings(settings)
+    commits = {"n": 0}
+
+    def disk_full(self: EmbeddedStore, batch: object) -> int:
+        commits["n"] += 1
+        raise StorageError("batch commit failed and was rolled back: No space left on device")
+
+    monkeypatch.setattr(EmbeddedStore, "commit", disk_full)
+    async with SimulatedExchange(SyntheticMarket(SYMBOLS, 200, seed=9)) as exchange:
+        with pytest.raises(StorageError, match="No space left"):
+            await asyncio.wait_for(LiveRun(point_at(settings, exchange)).run(30.0), 20)
+    assert commits["n"] == 1
+    assert not (settings.data_dir / "marketpipe.lock.json").exists()

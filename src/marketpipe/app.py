@@ -173,12 +173,18 @@ class LiveRun:
             )
             if ready is not None:
                 ready(self)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), duration_s)
+            stop = asyncio.create_task(self._stopping.wait(), name="stop")
+            # Runs until the duration, a stop() call, or a task failing (e.g. the disk is full).
+            done, _ = await asyncio.wait(
+                [stop, *tasks], timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
+            )
             server.should_exit = True
-            for task in tasks[:2]:
+            for task in (stop, *tasks[:2]):
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(stop, *tasks, return_exceptions=True)
+            failed = [t for t in done if t is not stop and not t.cancelled() and t.exception()]
+            if failed:
+                raise failed[0].exception()  # type: ignore[misc]
             await asyncio.to_thread(store.export_to_lake)
         finally:
             lock.unlink(missing_ok=True)
