@@ -3,6 +3,7 @@ ends with every trade id stored once and candles equal to the simulator's ground
 
 import asyncio
 import math
+import time
 
 import httpx
 import pytest
@@ -116,10 +117,14 @@ async def test_restart_resumes_from_stored_positions_and_backfills_the_downtime(
     settings = live_settings(settings)
     async with SimulatedExchange(SyntheticMarket(SYMBOLS, 200, seed=5)) as exchange:
         await LiveRun(point_at(settings, exchange)).run(3.0)
+        down_from = time.time_ns() // 1000
         await asyncio.sleep(2.0)  # the market trades on while we are down
+        down_to = time.time_ns() // 1000
         second = LiveRun(point_at(settings, exchange))
         await second.run(3.0)
         truth = exchange.ground_truth()
+    during_downtime = {(t.symbol, t.trade_id) for t in truth if down_from < t.ts_event < down_to}
+    assert len(during_downtime) > 100
     store = EmbeddedStore(settings.data_dir, read_only=True)
     try:
         for position in store.warm.positions():
@@ -129,7 +134,11 @@ async def test_restart_resumes_from_stored_positions_and_backfills_the_downtime(
                 t.trade_id for t in truth if t.symbol == position.symbol and lo <= t.trade_id <= hi
             }
             assert position.trades_seen == len(expected)
-            assert hi - lo > 200 * 5 / len(SYMBOLS) * 0.5  # both runs and the downtime are covered
+        stored = {
+            (t.symbol, t.trade_id)
+            for t in store.warm.trades(exchange=None, symbol=None, start=None, end=None, limit=None)
+        }
+        assert during_downtime <= stored  # every trade made while we were down is stored
     finally:
         store.close()
     assert second.connector is not None

@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 LiveRecord = Trade | Quote | DeadLetter
 
 
+def open_store(settings: Settings) -> EmbeddedStore:
+    """The embedded store as the settings describe it (the data dir's single writer)."""
+    return EmbeddedStore(
+        settings.data_dir,
+        lake_flush_trades=settings.storage.lake_flush_trades,
+        hot_retention_us=settings.storage.hot_retention_minutes * 60_000_000,
+    )
+
+
 # ---- replay ------------------------------------------------------------------------------
 
 
@@ -64,7 +73,7 @@ def replay(
     reader = ReplayReader(paths)
     summary = ReplaySummary(files=len(paths))
     started = time.perf_counter()
-    store = EmbeddedStore(settings.data_dir, lake_flush_trades=settings.storage.lake_flush_trades)
+    store = open_store(settings)
     try:
         pipeline = Pipeline(settings, store, on_commit)
         slice_size = (
@@ -145,9 +154,7 @@ class LiveRun:
         self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None
     ) -> None:
         settings = self.settings
-        store = self.store = EmbeddedStore(
-            settings.data_dir, lake_flush_trades=settings.storage.lake_flush_trades
-        )
+        store = self.store = open_store(settings)
         lock = store.dirs.lock
         try:
             pipeline = self.pipeline = await asyncio.to_thread(

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import msgspec
@@ -24,6 +24,9 @@ from marketpipe.model.errors import MarketpipeError, StorageError
 from marketpipe.model.intervals import INTERVALS
 from marketpipe.model.symbols import normalize
 from marketpipe.observability.logging import configure_logging
+
+if TYPE_CHECKING:  # the app (and every layer) loads only when a command needs it
+    from marketpipe.app import LiveRun
 
 app = typer.Typer(
     help="marketpipe: exchange trades in; correct event-time candles, alerts, analytics out.",
@@ -99,7 +102,7 @@ def run(
     if port is not None:
         settings.api.port = port
     live = LiveRun(settings)
-    _run_live(live.run(None, lambda r: _announce(r, "live Binance")), live)
+    _run_live(live.run(None, lambda r: _announce(r, "live Binance")), {"live": live})
 
 
 @app.command()
@@ -114,8 +117,9 @@ def demo(
         str | None, typer.Option("--symbols", help="Comma-separated symbols to simulate.")
     ] = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT",
     rate: Annotated[
-        float, typer.Option("--rate", help="Simulated trades per second, all symbols together.")
-    ] = 200.0,
+        float | None,
+        typer.Option("--rate", help="Simulated trades/s over all symbols [default: 200]."),
+    ] = None,
     faults: Annotated[
         str | None,
         typer.Option(
@@ -126,13 +130,13 @@ def demo(
     config: ConfigOpt = None,
 ) -> None:
     """The whole pipeline offline: the real connector against a local simulated exchange."""
-    from marketpipe.app import LiveRun
     from marketpipe.app import demo as run_demo
     from marketpipe.simulator import FaultPlan
 
     settings = _settings(config, symbols=symbols, data_dir=data_dir or Path("data/demo"))
     if port is not None:
         settings.api.port = port
+    rate = rate if rate is not None else settings.simulator.trades_per_second
     try:
         plan = None if faults is None else FaultPlan.parse(faults)
     except ValueError as exc:
@@ -156,10 +160,10 @@ def _announce(live: Any, what: str) -> None:
     )
 
 
-def _run_live(coro: Any, live_ref: Any) -> None:
+def _run_live(coro: Any, holder: dict[str, "LiveRun"]) -> None:
     async def main() -> None:
         task = asyncio.create_task(coro)
-        display = asyncio.create_task(_show_candles(live_ref))
+        display = asyncio.create_task(_show_candles(holder))
         try:
             await task
         finally:
@@ -175,16 +179,12 @@ def _run_live(coro: Any, live_ref: Any) -> None:
         raise _fail(f"{exc} (is the port in use? pick another with --port)") from None
 
 
-async def _show_candles(live_ref: Any) -> None:
+async def _show_candles(holder: dict[str, "LiveRun"]) -> None:
     """Latest 1m candle per symbol, refreshed every second: watching candles grow."""
-
-    def current() -> Any:
-        return live_ref.get("live") if isinstance(live_ref, dict) else live_ref
-
     if not console.is_terminal:
         while True:
             await asyncio.sleep(5)
-            live = current()
+            live = holder.get("live")
             if live is not None and live.pipeline is not None:
                 t = live.pipeline.totals
                 console.print(
@@ -194,7 +194,7 @@ async def _show_candles(live_ref: Any) -> None:
     with Live(Table(), console=console, refresh_per_second=2) as view:
         while True:
             await asyncio.sleep(1)
-            live = current()
+            live = holder.get("live")
             if live is not None and live.store is not None:
                 view.update(_candle_table(live))
 

@@ -45,7 +45,6 @@ class AlertSettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
-    warm_retention_days: int = Field(90, ge=1)
     hot_retention_minutes: int = Field(60, ge=1)
     # Raw trades move from the warm store to the lake once this many are pending per symbol,
     # and at every day boundary and shutdown.

@@ -15,12 +15,13 @@ from marketpipe.model.symbols import SymbolMap
 from marketpipe.simulator import FaultPlan, RecordedFeed, SyntheticMarket, write_trade_frames
 from marketpipe.simulator.history import TradeHistory
 from marketpipe.sources.binance.frames import parse_frame
+from tests.conftest import BINANCE_08
 
 pytestmark = pytest.mark.unit
 
 START_US = 1_723_161_255_000_000
 SYMBOLS = ["BTCUSDT", "ETH-USDT", "SOL-USDT", "DOGE-USDT"]
-RECORDING = Path("/work/shared/data/binance/btcusdt-spot-2024-08-08.recv.gz")
+RECORDING = BINANCE_08
 
 
 def test_same_seed_gives_the_same_trades_and_another_seed_does_not() -> None:
@@ -155,8 +156,6 @@ def test_trade_history_is_bounded_and_keeps_ids_addressable() -> None:
 
 
 def test_recorded_feed_replays_frames_byte_for_byte_and_builds_rest_history() -> None:
-    if not RECORDING.exists():
-        pytest.skip("shared recording not available")
     feed = RecordedFeed(RECORDING, shift_times=False, speed=1000.0)
     frames = feed.poll(1_000_000)
     frames += feed.poll(1_000_000 + 2_000_000)  # 2 s at 1000x: the whole recording

@@ -6,19 +6,18 @@ import time
 
 import pytest
 
+from marketpipe import simulator
 from marketpipe.model.records import Trade
+from marketpipe.sources.binance.connector import BinanceConnector
 from marketpipe.sources.binance.settings import BinanceSettings
 from tests.sources.fake_binance import Sink, wait_until
-
-simulator = pytest.importorskip("marketpipe.simulator")
-from marketpipe.sources.binance.connector import BinanceConnector  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
 
 
-def settings_for(exchange: "simulator.SimulatedExchange") -> BinanceSettings:
+def settings_for(exchange: simulator.SimulatedExchange) -> BinanceSettings:
     return BinanceSettings(
         ws_url=exchange.ws_url,
         rest_url=exchange.rest_url,

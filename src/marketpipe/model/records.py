@@ -120,6 +120,3 @@ class Position(msgspec.Struct, frozen=True):
             return 0
         span = self.id_ranges[-1][1] - self.id_ranges[0][0] + 1
         return span - sum(hi - lo + 1 for lo, hi in self.id_ranges)
-
-
-Record = Trade | Quote | DeadLetter

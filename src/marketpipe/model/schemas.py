@@ -4,12 +4,10 @@ Timestamps are `timestamp[us, tz=UTC]` in Arrow; records hold the same instant a
 """
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 import pyarrow as pa
-
-from marketpipe.model.records import Alert, Candle, DeadLetter, Quote, Trade
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -87,15 +85,18 @@ DEAD_LETTER_SCHEMA = pa.schema(
     ]
 )
 
-SCHEMA_OF: dict[type[Any], pa.Schema] = {
-    Trade: TRADE_SCHEMA,
-    Quote: QUOTE_SCHEMA,
-    Candle: CANDLE_SCHEMA,
-    Alert: ALERT_SCHEMA,
-    DeadLetter: DEAD_LETTER_SCHEMA,
-}
-
 R = TypeVar("R", bound=msgspec.Struct)
+
+
+def with_int_timestamps(schema: pa.Schema) -> pa.Schema:
+    """`schema` with timestamps as int64 microseconds: the form arithmetic and records use.
+    Casting between the two is free (same buffers)."""
+    return pa.schema(
+        [pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f for f in schema]
+    )
+
+
+TRADE_INT_SCHEMA = with_int_timestamps(TRADE_SCHEMA)
 
 
 def to_table(records: Sequence[msgspec.Struct], schema: pa.Schema) -> pa.Table:
@@ -111,17 +112,9 @@ def to_table(records: Sequence[msgspec.Struct], schema: pa.Schema) -> pa.Table:
 
 def from_table(table: pa.Table, record_type: type[R]) -> list[R]:
     """Arrow table back to records; timestamps become int microseconds."""
-    cast = pa.schema(
-        [pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f for f in table.schema]
-    )
-    columns = table.cast(cast).to_pydict()
+    columns = table.cast(with_int_timestamps(table.schema)).to_pydict()
     names = list(columns)
     return [
         record_type(**dict(zip(names, row, strict=True)))
         for row in zip(*columns.values(), strict=True)
     ]
-
-
-def ints_to_ts(array: pa.Array) -> pa.Array:
-    """int64 microseconds to `timestamp[us, tz=UTC]` without copying."""
-    return array.cast(TS)

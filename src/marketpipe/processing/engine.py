@@ -15,7 +15,7 @@ import pyarrow as pa
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.intervals import INTERVAL_US, INTERVALS, MINUTE_US
 from marketpipe.model.records import Candle, Position
-from marketpipe.model.schemas import TRADE_SCHEMA
+from marketpipe.model.schemas import TRADE_INT_SCHEMA, TRADE_SCHEMA
 from marketpipe.processing.alerts import AlertRules
 from marketpipe.processing.candles import CandleAcc, partial_candles, rollup_partials
 from marketpipe.processing.ledger import IdLedger
@@ -23,9 +23,6 @@ from marketpipe.processing.ledger import IdLedger
 WindowKey = tuple[str, str, str, int]  # exchange, symbol, interval, open_time
 SymbolKey = tuple[str, str]  # exchange, symbol
 
-_INT_TRADES = pa.schema(
-    [pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f for f in TRADE_SCHEMA]
-)
 _NO_WATERMARK = -(2**62)
 
 
@@ -166,7 +163,7 @@ class CandleEngine:
         self, trades: pa.Table, out: CommitBatch, symbols: dict[SymbolKey, None]
     ) -> pl.DataFrame:
         """Drop trades seen before (in this batch or any earlier one), per symbol."""
-        frame = pl.from_arrow(trades.cast(_INT_TRADES))
+        frame = pl.from_arrow(trades.cast(TRADE_INT_SCHEMA))
         assert isinstance(frame, pl.DataFrame)
         parts = []
         for (exchange, symbol), part in frame.partition_by(
@@ -285,4 +282,4 @@ class CandleEngine:
 
 
 def _to_arrow(frame: pl.DataFrame) -> pa.Table:
-    return frame.to_arrow().cast(_INT_TRADES).cast(TRADE_SCHEMA)
+    return frame.to_arrow().cast(TRADE_INT_SCHEMA).cast(TRADE_SCHEMA)

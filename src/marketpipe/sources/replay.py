@@ -17,6 +17,7 @@ import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Literal
 
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from marketpipe.model.errors import FrameError, SourceError
 from marketpipe.model.records import DeadLetter, Quote, Trade
-from marketpipe.model.schemas import TRADE_SCHEMA, to_table
+from marketpipe.model.schemas import TRADE_INT_SCHEMA, TRADE_SCHEMA, to_table
 from marketpipe.model.symbols import SymbolMap
 from marketpipe.sources.binance.frames import EXCHANGE, parse_frame
 
@@ -282,17 +283,12 @@ class _CapturedTrade(msgspec.Struct):
 def _to_us(value: str | int) -> int:
     if isinstance(value, int):
         return value
-    from datetime import datetime
-
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
 
 
 def _to_trade_table(frame: pl.DataFrame) -> pa.Table:
-    ints = pa.schema(
-        [pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f for f in TRADE_SCHEMA]
-    )
-    return frame.select(ints.names).to_arrow().cast(ints).cast(TRADE_SCHEMA)
+    return frame.select(TRADE_SCHEMA.names).to_arrow().cast(TRADE_INT_SCHEMA).cast(TRADE_SCHEMA)
 
 
 def _dead_letter(line: str, exc: Exception, path: Path) -> DeadLetter:

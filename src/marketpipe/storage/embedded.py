@@ -38,12 +38,17 @@ class DataDir:
 
 class EmbeddedStore:
     def __init__(
-        self, data_dir: Path, *, lake_flush_trades: int = 500_000, read_only: bool = False
+        self,
+        data_dir: Path,
+        *,
+        lake_flush_trades: int = 500_000,
+        hot_retention_us: int = 3_600_000_000,
+        read_only: bool = False,
     ) -> None:
         self.dirs = DataDir(data_dir)
         self.warm = DuckDBWarehouse(self.dirs.warm, read_only=read_only)
         self.lake = ParquetLake(self.dirs.lake)
-        self.hot = MemoryHotTier()
+        self.hot = MemoryHotTier(hot_retention_us)
         self.lake_flush_trades = lake_flush_trades
         self._unexported = 0 if read_only else self.warm.pending_trades()
         self.exported_trades = 0  # by this process, for summaries

@@ -13,7 +13,6 @@ class MemoryHotTier:
         self.retention_us = retention_us
         self._lock = threading.Lock()
         self._quotes: dict[tuple[str, str], Quote] = {}
-        self._last_price: dict[tuple[str, str], tuple[float, int]] = {}
         # Per (exchange, symbol, interval): open_time -> latest candle value, oldest first.
         self._candles: dict[tuple[str, str, str], dict[int, Candle]] = {}
         self._alerts: deque[Alert] = deque(maxlen=max_alerts)
@@ -28,11 +27,6 @@ class MemoryHotTier:
                 )
                 series[candle.open_time] = candle
                 self._trim(series, candle)
-                if candle.interval == "1m":
-                    key = (candle.exchange, candle.symbol)
-                    seen = self._last_price.get(key)
-                    if seen is None or candle.open_time >= seen[1]:
-                        self._last_price[key] = (candle.close, candle.open_time)
             self._alerts.extend(batch.alerts)
 
     def _trim(self, series: dict[int, Candle], newest: Candle) -> None:
@@ -56,7 +50,3 @@ class MemoryHotTier:
     def alerts(self) -> list[Alert]:
         with self._lock:
             return list(self._alerts)
-
-    def last_prices(self) -> dict[tuple[str, str], float]:
-        with self._lock:
-            return {key: price for key, (price, _) in self._last_price.items()}
