@@ -26,7 +26,7 @@ demo: install  ## the whole pipeline offline, against the local simulated exchan
 	$(BIN)/marketpipe demo --data-dir $(DATA_DIR)/demo $(DEMO_ARGS)
 
 test: install  ## install what the tests need, then run them
-	bash scripts/install-system-deps.sh
+	bash scripts/setup-test-deps.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# System packages the test suite needs. Idempotent; quick when everything is present.
-# The embedded pipeline needs none: it is pure Python wheels. Server-backed suites add theirs here.
+# Install Debian packages if missing: install-system-deps.sh PKG...
+# Idempotent and quick when everything is present. Waits for the dpkg lock (parallel installs).
 set -euo pipefail
 needed=()
 for pkg in "$@"; do
@@ -8,6 +8,7 @@ for pkg in "$@"; do
 done
 if ((${#needed[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${needed[@]}"
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${needed[@]}"
 fi
