@@ -284,7 +284,7 @@ class LakeParquetTier:
             ).fetchall()
         finally:
             con.close()
-        candles = [Candle(*row[:14], row[14] or 0.0, *row[15:]) for row in rows]
+        candles = [Candle(*row[:14], row[14] or 0.0, *row[15:]) for row in rows]  # type: ignore[call-arg]
         return _window(candles, lambda c: c.open_time, start, end, limit, newest_first)
 
     def alerts(
