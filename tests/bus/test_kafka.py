@@ -5,8 +5,8 @@ import time
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
-
 from deploy.kafka.broker import KafkaBroker
+
 from marketpipe.bus import serde
 from marketpipe.bus.kafka import (
     OffsetsInStoreConsumer,

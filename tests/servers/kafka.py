@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from deploy.kafka.broker import KafkaBroker
+
 from marketpipe.bus.kafka import Topics, ensure_topics
 
 _prefixes = itertools.count()
