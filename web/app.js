@@ -44,7 +44,7 @@ function compact(value) {
   return Number(value).toLocaleString("en-US", { notation: "compact", maximumFractionDigits: 2 });
 }
 function clock(iso) {
-  return new Date(iso).toISOString().replace("T", " ").slice(5, 19) + " UTC";
+  return new Date(iso).toISOString().replace("T", " ").slice(5, 19);
 }
 
 // ---- chart -----------------------------------------------------------------------------
@@ -214,7 +214,7 @@ function addAlerts(alerts, fresh) {
       `<div class="alert-body">${describe(a)}</div>`;
     list.appendChild(li);
   }
-  document.getElementById("alert-count").textContent = state.alerts.length ? `(${state.alerts.length})` : "";
+  document.getElementById("alert-count").textContent = state.alerts.length ? `(${state.alerts.length}) · times UTC` : "";
 }
 
 // ---- health strip ----------------------------------------------------------------------

@@ -21,7 +21,7 @@ def sql_klines(minutes: int) -> list[tuple[Any, ...]]:
     rows = raw_trades(RECORDED)
     con = duckdb.connect()
     con.register(
-        "t", pa.table(dict(zip(["s", "id", "p", "q", "m", "ts"], zip(*rows), strict=True)))
+        "t", pa.table(dict(zip(["s", "id", "p", "q", "m", "ts"], zip(*rows, strict=True), strict=True)))
     )
     width = 60_000 * minutes
     return con.execute(
