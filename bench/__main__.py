@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         rates = [float(r) for r in args.rates.split(",") if r]
         modes = [MODES[m.strip()] for m in args.modes.split(",") if m.strip()]
         results["live"] = bench_live(rates, modes, args.live_seconds, args.warmup, command)
+    if not os.environ.get("BENCH_SKIP_API"):  # api.klines_rps, api.klines_p99_ms, ws.push_p99_ms
+        results.update(__import__("bench.api", fromlist=["run"]).run())
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     write_json(results)
     print_tables(results)
