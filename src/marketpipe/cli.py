@@ -143,7 +143,7 @@ def demo(
         raise _fail(f"--faults: {exc}", 2) from None
     holder: dict[str, LiveRun] = {}
 
-    def ready(live: LiveRun) -> None:
+    def ready(live: "LiveRun") -> None:
         holder["live"] = live
         _announce(live, f"simulated exchange, {rate:g} trades/s")
 
