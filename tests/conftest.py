@@ -6,8 +6,14 @@ import pytest
 
 from marketpipe.config import Settings, load_settings
 
-# Real servers, session-scoped: the Kafka broker (deploy/kafka/broker.py).
-pytest_plugins = ["tests.servers.kafka"]
+# Real servers (PostgreSQL, Redis, S3) started by scripts/servers/*.sh, session-scoped.
+pytest_plugins = [
+    "tests.servers.scripts",
+    "tests.servers.postgres",
+    "tests.servers.redis",
+    "tests.servers.s3",
+    "tests.servers.kafka",  # deploy/kafka/broker.py
+]
 
 DATA = Path(__file__).parent / "data"
 BINANCE_08 = DATA / "binance" / "btcusdt-spot-2024-08-08.recv.gz"
