@@ -36,6 +36,7 @@ from marketpipe.model.records import Candle, DeadLetter, Position, Quote
 from marketpipe.model.schemas import TRADE_SCHEMA
 from marketpipe.processing.alerts import AlertRules, AlertThresholds
 from marketpipe.processing.engine import CandleEngine
+from marketpipe.roles.retry import until_stored
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +144,13 @@ class NativeProcessor:
         self.totals.rebalances += 1
         self.engine = self._new_engine()
         snapshot = _Snapshot()
-        positions = self.store.positions()
+        positions = until_stored(self.store.positions)
         for p in positions:
             snapshot.positions[(p.exchange, p.symbol)] = p
         if positions:
             oldest = min(p.max_ts_event for p in positions) - self.config.grace_us
-            for window in self.store.open_windows(oldest - self.config.allowed_lateness_us):
+            min_close = oldest - self.config.allowed_lateness_us
+            for window in until_stored(lambda: self.store.open_windows(min_close)):
                 candle = window[0]
                 snapshot.windows.setdefault((candle.exchange, candle.symbol), []).append(window)
         self._snapshot = snapshot
@@ -243,7 +245,7 @@ class NativeProcessor:
     def _commit(self, batch: CommitBatch, offsets: Offsets) -> None:
         if batch.is_empty and not offsets:
             return
-        self.store.commit(batch, consumer_group=self.group, offsets=offsets)
+        until_stored(lambda: self.store.commit(batch, consumer_group=self.group, offsets=offsets))
         self.totals.batches += 1
         self.totals.candles += len(batch.candles)
         self.totals.alerts += len(batch.alerts)
