@@ -18,6 +18,7 @@ from pydantic_settings import (
 
 from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
+from marketpipe.serving.settings import ApiSettings
 from marketpipe.sources.binance.settings import BinanceSettings
 
 CONFIG_FILE_ENV = "MARKETPIPE_CONFIG"
@@ -49,11 +50,6 @@ class StorageSettings(BaseModel):
     # Raw trades move from the warm store to the lake once this many are pending per symbol,
     # and at every day boundary and shutdown.
     lake_flush_trades: int = Field(500_000, ge=1)
-
-
-class ApiSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
 
 
 class SimulatorSettings(BaseModel):
