@@ -1,7 +1,7 @@
 """`marketpipe dbt build | test | docs`: dbt with the right profile for the current mode.
 
 Embedded (`dbt.target = duckdb`, the default): snapshots the data dir's warm store, builds the
-marts into `{data_dir}/marts.duckdb`. Cluster (`dbt.target = postgres`): runs against the
+marts into `{data_dir}/analytics.duckdb`. Cluster (`dbt.target = postgres`): runs against the
 PostgreSQL warm store at `dbt.postgres_url`.
 """
 
@@ -121,7 +121,7 @@ def docs(
     config: ConfigOpt = None,
 ) -> None:
     """Generate the documentation site (models, columns, lineage) into {data_dir}/dbt/target."""
-    _invoke("docs", ["generate"], data_dir, target, config)
+    _invoke("docs generate", [], data_dir, target, config)
 
 
 @app.command("source-freshness")
@@ -131,4 +131,4 @@ def source_freshness(
     config: ConfigOpt = None,
 ) -> None:
     """Check the warm store's freshness against the sources' warn/error thresholds."""
-    _invoke("source", ["freshness"], data_dir, target, config)
+    _invoke("source freshness", [], data_dir, target, config)

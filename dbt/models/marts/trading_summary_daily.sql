@@ -30,7 +30,7 @@ days as (
         sum(quote_volume) / nullif(sum(base_volume), 0) as vwap,
         sum(base_volume) as base_volume,
         sum(quote_volume) as quote_volume,
-        sum(trade_count) as trade_count,
+        cast(sum(trade_count) as bigint) as trade_count,
         sum(taker_buy_base_volume) as taker_buy_base_volume,
         sum(taker_sell_base_volume) as taker_sell_base_volume,
         min(min_trade_id) as min_trade_id,

@@ -2,7 +2,7 @@
 
 Embedded (duckdb target): snapshot the warm store to Parquet, copy the last marts file to a
 temporary name (incremental models continue from it), run dbt on the copy, and rename it over
-`{data_dir}/marts.duckdb` only if dbt succeeded. Cluster (postgres target): run dbt against
+`{data_dir}/analytics.duckdb` only if dbt succeeded. Cluster (postgres target): run dbt against
 the cluster warm store directly.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from marketpipe.analytics.runner import (
+    MARTS_FILE,
     DbtError,
     DbtResult,
     dbt_command,
@@ -69,7 +70,7 @@ async def _run_embedded(
     snapshot = await asyncio.to_thread(snapshot_warm, store, work / "inputs")
     log.info("warm snapshot for dbt written in %.2f s", snapshot.seconds)
     live = marts_path(data_dir)
-    building = work / f"marts.{command}.duckdb"
+    building = work / "build" / MARTS_FILE
     await asyncio.to_thread(_fresh_copy, live, building)
     variables: dict[str, Any] = {
         "inputs_dir": str(snapshot.directory),

@@ -25,7 +25,9 @@ from marketpipe.model.errors import ConfigError, MarketpipeError
 log = logging.getLogger(__name__)
 
 _CHECKOUT = Path(__file__).resolve().parents[3]
-MARTS_FILE = "marts.duckdb"
+# Built as `{data_dir}/dbt/build/analytics.duckdb` and renamed to `{data_dir}/analytics.duckdb`:
+# the same file name, so the database (catalog) name the views were created under stays valid.
+MARTS_FILE = "analytics.duckdb"
 
 
 class DbtError(MarketpipeError):
@@ -123,7 +125,7 @@ def dbt_command(
     settings: DbtSettings, command: str, args: list[str], variables: dict[str, Any]
 ) -> list[str]:
     project = str(project_dir(settings))
-    line = [str(dbt_executable(settings)), command, "--project-dir", project]
+    line = [str(dbt_executable(settings)), *command.split(), "--project-dir", project]
     line += ["--profiles-dir", project, "--target", settings.target]
     if variables:
         line += ["--vars", json.dumps(variables)]

@@ -15,7 +15,7 @@ class DbtSettings(BaseModel):
     # The dbt executable; default: `dbt` next to the Python running marketpipe, then
     # `.cache/dbt-venv/bin/dbt` of the checkout (scripts/setup.d/40-dbt-venv.sh), then PATH.
     executable: Path | None = None
-    # duckdb: embedded mode (marts in `{data_dir}/marts.duckdb`); postgres: the cluster store.
+    # duckdb: embedded mode (marts in `{data_dir}/analytics.duckdb`); postgres: the cluster store.
     target: Literal["duckdb", "postgres"] = "duckdb"
     # PostgreSQL target: a libpq URL, postgresql://user:password@host:port/dbname.
     postgres_url: str | None = None
