@@ -60,6 +60,12 @@ class DuckDBWarehouse:
         with self._lock:
             self._con.close()
 
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A second connection to this database for long reads (e.g. dbt's snapshot): it sees
+        a consistent snapshot and never holds the commit lock. The caller closes it."""
+        with self._lock:
+            return self._con.cursor()
+
     # ---- writes --------------------------------------------------------------------------
 
     def commit(self, batch: CommitBatch) -> int:
