@@ -45,9 +45,7 @@ def snapshot(data_dir: Path) -> Snapshot:
             ).fetchall()
         }
         rows = con.execute("SELECT symbol, trade_id FROM trades_recent").fetchall()
-        positions = con.execute(
-            "SELECT symbol, trades_seen, id_ranges FROM positions"
-        ).fetchall()
+        positions = con.execute("SELECT symbol, trades_seen, id_ranges FROM positions").fetchall()
         dead = con.execute("SELECT count(*) FROM dead_letters").fetchone()
     finally:
         con.close()
