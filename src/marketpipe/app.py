@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +284,7 @@ class LiveRun:
 def id_holes(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """The ids missing between stored id ranges: `[(1, 5), (9, 9)]` -> `[(6, 8)]`."""
     ordered = sorted(ranges)
-    return [(a[1] + 1, b[0] - 1) for a, b in zip(ordered, ordered[1:]) if b[0] > a[1] + 1]
+    return [(a[1] + 1, b[0] - 1) for a, b in pairwise(ordered) if b[0] > a[1] + 1]
 
 
 def _bind(host: str, port: int) -> socket.socket:
