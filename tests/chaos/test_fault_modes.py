@@ -61,7 +61,7 @@ MODES: dict[str, tuple[FaultPlan, str | None]] = {
             retry_after_s=1,
             rest_delay_s=0.05,
             seed=9,
-        ),  # fmt: skip
+        ),
         None,
     ),
 }
