@@ -10,8 +10,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +167,13 @@ class LiveRun:
                 Pipeline, settings, store, self._committed
             )
             bus: MemoryBus[LiveRecord] = MemoryBus()
-            positions = {
-                p.symbol: p.last_trade_id for p in store.warm.positions() if p.exchange == "binance"
-            }
+            stored = [p for p in store.warm.positions() if p.exchange == "binance"]
             self.connector = BinanceConnector(
-                settings.binance, settings.symbols, bus.publish, positions
+                settings.binance,
+                settings.symbols,
+                bus.publish,
+                {p.symbol: p.last_trade_id for p in stored},
+                start_holes={p.symbol: id_holes(p.id_ranges) for p in stored},
             )
             listener = _bind(settings.api.host, settings.api.port)
             self.api_port = listener.getsockname()[1]
@@ -288,6 +291,12 @@ class LiveRun:
             "last_commit_age_s": age,
             "components": components,
         }
+
+
+def id_holes(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ids missing between stored id ranges: `[(1, 5), (9, 9)]` -> `[(6, 8)]`."""
+    ordered = sorted(ranges)
+    return [(a[1] + 1, b[0] - 1) for a, b in pairwise(ordered) if b[0] > a[1] + 1]
 
 
 def _bind(host: str, port: int) -> socket.socket:
