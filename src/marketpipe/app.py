@@ -28,7 +28,7 @@ from marketpipe.pipeline import CommitHook, Pipeline, Totals
 from marketpipe.serving.api import create_app
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.sources.binance.connector import BinanceConnector
-from marketpipe.sources.replay import ReplayReader
+from marketpipe.sources.replay import ReplayReader, read_ahead
 from marketpipe.storage.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ def open_store(settings: Settings) -> EmbeddedStore:
         settings.data_dir,
         lake_flush_trades=settings.storage.lake_flush_trades,
         hot_retention_us=settings.storage.hot_retention_minutes * 60_000_000,
+        warm_threads=settings.storage.warm_threads,
     )
 
 
@@ -82,7 +83,7 @@ def replay(
             else min(1000, settings.engine.batch_max_trades)
         )
         pacer = _Pacer(speed)
-        for chunk in reader:
+        for chunk in read_ahead(reader):
             summary.trades_read += chunk.trades.num_rows
             summary.skipped_frames += chunk.skipped
             m.DEAD_LETTERS.labels("replay").inc(len(chunk.dead_letters))

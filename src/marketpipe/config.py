@@ -49,6 +49,9 @@ class StorageSettings(BaseModel):
     # Raw trades move from the warm store to the lake once this many are pending per symbol,
     # and at every day boundary and shutdown.
     lake_flush_trades: int = Field(500_000, ge=1)
+    # DuckDB worker threads of the warm store. One suits micro-batch writes best (measured:
+    # less CPU per insert and lower commit latency); raise it for heavy analytical queries.
+    warm_threads: int = Field(1, ge=1)
 
 
 class ApiSettings(BaseModel):

@@ -13,13 +13,15 @@ dead-lettered, never fatal.
 import gzip
 import io
 import logging
+import queue
+import threading
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, TypeVar
 
 import msgspec
 import polars as pl
@@ -272,6 +274,53 @@ class ReplayReader:
             ts_recv=pl.lit(now_us, dtype=pl.Int64),
         )
         return ReplayChunk(_to_trade_table(frame), bytes_read=path.stat().st_size)
+
+
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced on a background thread up to `depth` ahead of the consumer.
+
+    Parsing the next block (polars, which releases the GIL) then overlaps processing and
+    committing this one, so replay keeps both cores busy. Errors reach the consumer in order.
+    """
+    ready: queue.Queue[tuple[bool, object]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+            return
+        put((False, None))
+
+    worker = threading.Thread(target=produce, name="replay-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, value = ready.get()
+            if ok:
+                yield value  # type: ignore[misc]
+            elif value is None:
+                return
+            else:
+                raise value  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
 
 
 class _CapturedTrade(msgspec.Struct):
