@@ -18,14 +18,17 @@ from typing import Any
 import pyarrow as pa
 import uvicorn
 
+from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.bus.memory import MemoryBus
 from marketpipe.config import Settings
+from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import ConfigError
 from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability import metrics as m
 from marketpipe.pipeline import CommitHook, Pipeline, Totals
-from marketpipe.serving.api import create_app
+from marketpipe.serving.app import create_app
+from marketpipe.serving.backend import embedded_backend
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.sources.binance.connector import BinanceConnector
 from marketpipe.sources.replay import ReplayReader, read_ahead
@@ -149,6 +152,8 @@ class LiveRun:
     connector: BinanceConnector | None = None
     api_port: int | None = None
     extra_status: dict[str, Any] = field(default_factory=dict)
+    # Every committed batch goes here too: the API's WebSocket pushes come from it.
+    broadcaster: CommitBroadcaster = field(default_factory=CommitBroadcaster)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(
@@ -159,7 +164,7 @@ class LiveRun:
         lock = store.dirs.lock
         try:
             pipeline = self.pipeline = await asyncio.to_thread(
-                Pipeline, settings, store, self.on_commit
+                Pipeline, settings, store, self._committed
             )
             bus: MemoryBus[LiveRecord] = MemoryBus()
             positions = {
@@ -201,9 +206,16 @@ class LiveRun:
     def stop(self) -> None:
         self._stopping.set()
 
+    def _committed(self, batch: CommitBatch, committed_ns: int) -> None:
+        self.broadcaster.publish(batch, committed_ns)
+        if self.on_commit is not None:
+            self.on_commit(batch, committed_ns)
+
     def _api_server(self) -> uvicorn.Server:
         assert self.store is not None
-        app = create_app(self.store, self.status)
+        app = create_app(
+            embedded_backend(self.store, self.status, self.broadcaster), self.settings.api
+        )
         config = uvicorn.Config(
             app, host=self.settings.api.host, port=self.settings.api.port, log_level="warning",
             log_config=None, lifespan="off",

@@ -495,7 +495,8 @@ def serve(
     """Serve the API over an existing data dir (read-only)."""
     import uvicorn
 
-    from marketpipe.serving.api import create_app
+    from marketpipe.serving.app import create_app
+    from marketpipe.serving.backend import embedded_backend
     from marketpipe.storage.embedded import EmbeddedStore
 
     settings = _settings(config, data_dir=data_dir)
@@ -513,7 +514,7 @@ def serve(
         }
 
     uvicorn.run(
-        create_app(store, health),
+        create_app(embedded_backend(store, health), settings.api),
         host=settings.api.host,
         port=port or settings.api.port,
         log_config=None,

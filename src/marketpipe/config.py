@@ -18,6 +18,7 @@ from pydantic_settings import (
 
 from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
+from marketpipe.serving.settings import ApiSettings
 from marketpipe.sources.binance.settings import BinanceSettings
 
 CONFIG_FILE_ENV = "MARKETPIPE_CONFIG"
@@ -52,11 +53,6 @@ class StorageSettings(BaseModel):
     # DuckDB worker threads of the warm store. One suits micro-batch writes best (measured:
     # less CPU per insert and lower commit latency); raise it for heavy analytical queries.
     warm_threads: int = Field(1, ge=1)
-
-
-class ApiSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
 
 
 class SimulatorSettings(BaseModel):
