@@ -39,13 +39,17 @@ log = logging.getLogger(__name__)
 LiveRecord = Trade | Quote | DeadLetter
 
 
-def open_store(settings: Settings) -> EmbeddedStore:
-    """The embedded store as the settings describe it (the data dir's single writer)."""
+def open_store(settings: Settings, *, live: bool = False) -> EmbeddedStore:
+    """The embedded store as the settings describe it (the data dir's single writer).
+    Live runs commit through the commit log (small batches, millisecond commits); replay
+    commits big batches to the warm store directly."""
     return EmbeddedStore(
         settings.data_dir,
         lake_flush_trades=settings.storage.lake_flush_trades,
         hot_retention_us=settings.storage.hot_retention_minutes * 60_000_000,
         warm_threads=settings.storage.warm_threads,
+        commit_log=live and settings.storage.commit_log,
+        fsync=settings.storage.fsync,
     )
 
 
@@ -160,7 +164,7 @@ class LiveRun:
         self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None
     ) -> None:
         settings = self.settings
-        store = self.store = open_store(settings)
+        store = self.store = open_store(settings, live=True)
         lock = store.dirs.lock
         try:
             pipeline = self.pipeline = await asyncio.to_thread(

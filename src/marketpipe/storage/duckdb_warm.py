@@ -72,13 +72,22 @@ class DuckDBWarehouse:
 
     # ---- writes --------------------------------------------------------------------------
 
-    def commit(self, batch: CommitBatch) -> int:
-        """Commit one micro-batch atomically; returns its batch sequence number."""
-        if batch.is_empty:
+    @property
+    def last_seq(self) -> int:
+        """The highest batch sequence number committed."""
+        return self._seq
+
+    def commit(self, batch: CommitBatch, seq: int | None = None) -> int:
+        """Commit one micro-batch atomically; returns its batch sequence number (`seq`, when
+        given: the commit log's, which must be above every one committed before)."""
+        if batch.is_empty and seq is None:
             return self._seq
         with self._lock:
             con = self._con
-            seq = self._seq + 1
+            if seq is None:
+                seq = self._seq + 1
+            elif seq <= self._seq:
+                raise StorageError(f"batch {seq} is not after the last committed ({self._seq})")
             _run(con, "BEGIN TRANSACTION")
             try:
                 self._write(con, batch, seq)
