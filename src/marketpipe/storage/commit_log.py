@@ -74,7 +74,7 @@ def encode(seq: int, batch: CommitBatch) -> bytes:
             batch.positions,
             batch.dead_letters,
             batch.duplicates,
-        )  # fmt: skip
+        )
     )
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
