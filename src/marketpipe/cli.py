@@ -143,7 +143,7 @@ def demo(
         raise _fail(f"--faults: {exc}", 2) from None
     holder: dict[str, LiveRun] = {}
 
-    def ready(live: LiveRun) -> None:
+    def ready(live: "LiveRun") -> None:
         holder["live"] = live
         _announce(live, f"simulated exchange, {rate:g} trades/s")
 
@@ -519,6 +519,11 @@ def serve(
         port=port or settings.api.port,
         log_config=None,
     )
+
+
+from marketpipe.cli_dbt import app as dbt_app  # noqa: E402
+
+app.add_typer(dbt_app, name="dbt")
 
 
 def main() -> None:

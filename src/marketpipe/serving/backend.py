@@ -30,6 +30,9 @@ class Backend:
     broadcaster: CommitBroadcaster | None = None
     # Dead letters stored so far (for the health strip), if the backend knows.
     dead_letters: Callable[[], int] | None = None
+    # A number that changes whenever the served data may have changed (e.g. the committed
+    # batch sequence); lets the API reuse a response until then. None disables reuse.
+    version: Callable[[], int] | None = None
 
 
 def embedded_backend(
@@ -47,4 +50,6 @@ def embedded_backend(
         status=status,
         broadcaster=broadcaster,
         dead_letters=lambda: store.warm.counts().get("dead_letters", 0),
+        # Every commit (warm and hot alike) advances the warm store's batch sequence.
+        version=lambda: int(store.warm._seq),
     )

@@ -207,15 +207,15 @@ class BinanceRoutes:
         end = _int("endTime", endTime, 0)
         if start is not None and end is not None and start > end:
             raise e.BinanceError(e.BAD_COMBO, "Combination of optional parameters invalid.")
-        routed = self.view.klines(
-            ex,
-            name,
-            iv,
-            None if start is None else start * 1000,
-            None if end is None else end * 1000 + 1,
-            _limit(limit, 500, 1000),
-        )
-        return _json([kline_row(c) for c in routed.records])
+        window = (None if start is None else start * 1000, None if end is None else end * 1000 + 1)
+        count = _limit(limit, 500, 1000)
+
+        def build() -> bytes:
+            routed = self.view.klines(ex, name, iv, *window, count)
+            return msgspec.json.encode([kline_row(c) for c in routed.records])
+
+        body = self.view.response(("klines", ex, name, iv, window, count), build)
+        return Response(body, media_type="application/json")
 
     def trades(self, symbol: Str = None, limit: Str = None, exchange: Str = None) -> Response:
         ex = self._exchange(exchange)

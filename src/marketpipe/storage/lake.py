@@ -118,15 +118,23 @@ class ParquetLake:
         final = f"{directory}/{name}"
         try:
             if not self.rename_to_publish:
-                pq.write_table(table, final, filesystem=self.filesystem, compression="zstd")
+                self._write_parquet(table, final)
                 return final
             self.filesystem.create_dir(directory, recursive=True)
             temporary = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}-{name}"
-            pq.write_table(table, temporary, filesystem=self.filesystem, compression="zstd")
+            self._write_parquet(table, temporary)
             self.filesystem.move(temporary, final)
             return final
         except OSError as exc:
             raise StorageError(f"lake write to {final} failed: {exc}") from exc
+
+    def _write_parquet(self, table: pa.Table, path: str) -> None:
+        pq.write_table(
+            table, path, filesystem=self.filesystem, compression="zstd",
+            # Dictionaries only where values repeat: on ids, prices and times they cost
+            # two thirds of the write and compress no better than zstd alone.
+            use_dictionary=[f.name for f in table.schema if pa.types.is_string(f.type)],
+        )  # fmt: skip
 
     def delete(self, path: str) -> None:
         try:
