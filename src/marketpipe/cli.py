@@ -524,6 +524,9 @@ def serve(
 from marketpipe.cli_dbt import app as dbt_app  # noqa: E402
 
 app.add_typer(dbt_app, name="dbt")
+from marketpipe.cli_lifecycle import app as lifecycle_app  # noqa: E402
+
+app.add_typer(lifecycle_app, name="lifecycle")
 
 
 def main() -> None:

@@ -408,20 +408,39 @@ class PostgresWarehouse:
                     self._partitions -= {schema.partition_day(n) or 0 for n in dropped}
                 removed = {"trades_recent_partitions": len(dropped)}
                 with conn.transaction():
-                    for table, column in (
-                        ("candles", "close_time"),
-                        ("alerts", "ts"),
-                        ("late_trades", "ts_event"),
-                        ("dead_letters", "ts"),
+                    for table, condition in (
+                        ("candles", "close_time <= mp_ts(%s)"),
+                        ("alerts", "ts < mp_ts(%s)"),
+                        ("late_trades", "ts_event < mp_ts(%s)"),
+                        ("dead_letters", "ts < mp_ts(%s)"),
                     ):
                         cur = conn.execute(
-                            f"DELETE FROM {table} WHERE {column} <= mp_ts(%s)".encode(),
-                            [cutoff_us],
+                            f"DELETE FROM {table} WHERE {condition}".encode(), [cutoff_us]
                         )
                         removed[table] = cur.rowcount
                 return removed
             except psycopg.Error as exc:
                 raise StorageError(f"warm retention failed: {exc}") from exc
+
+    # ---- lake archival bookkeeping (lifecycle) --------------------------------------------
+
+    def candle_days(self) -> list[int]:
+        """UTC days (µs at midnight) that have candles, oldest first."""
+        rows = self._fetch(
+            "SELECT DISTINCT mp_us(date_trunc('day', open_time)) FROM candles ORDER BY 1"
+        )
+        return [int(r[0]) for r in rows]
+
+    def archived_days(self) -> set[int]:
+        return {int(r[0]) for r in self._fetch("SELECT mp_us(day) FROM lake_archive")}
+
+    def mark_archived(self, day_us: int, candles: int) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO lake_archive VALUES (mp_ts(%s), %s, now()) ON CONFLICT (day) "
+                "DO UPDATE SET candles = EXCLUDED.candles, archived_at = EXCLUDED.archived_at",
+                [day_us, candles],
+            )
 
     def partitions(self) -> list[str]:
         with self._conn() as conn:
