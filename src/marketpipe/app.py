@@ -10,8 +10,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from marketpipe.serving.app import create_app
 from marketpipe.serving.backend import embedded_backend
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.sources.binance.connector import BinanceConnector
-from marketpipe.sources.replay import ReplayReader
+from marketpipe.sources.replay import ReplayReader, read_ahead
 from marketpipe.storage.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,17 @@ log = logging.getLogger(__name__)
 LiveRecord = Trade | Quote | DeadLetter
 
 
-def open_store(settings: Settings) -> EmbeddedStore:
-    """The embedded store as the settings describe it (the data dir's single writer)."""
+def open_store(settings: Settings, *, live: bool = False) -> EmbeddedStore:
+    """The embedded store as the settings describe it (the data dir's single writer).
+    Live runs commit through the commit log (small batches, millisecond commits); replay
+    commits big batches to the warm store directly."""
     return EmbeddedStore(
         settings.data_dir,
         lake_flush_trades=settings.storage.lake_flush_trades,
         hot_retention_us=settings.storage.hot_retention_minutes * 60_000_000,
+        warm_threads=settings.storage.warm_threads,
+        commit_log=live and settings.storage.commit_log,
+        fsync=settings.storage.fsync,
     )
 
 
@@ -85,7 +91,7 @@ def replay(
             else min(1000, settings.engine.batch_max_trades)
         )
         pacer = _Pacer(speed)
-        for chunk in reader:
+        for chunk in read_ahead(reader):
             summary.trades_read += chunk.trades.num_rows
             summary.skipped_frames += chunk.skipped
             m.DEAD_LETTERS.labels("replay").inc(len(chunk.dead_letters))
@@ -159,18 +165,20 @@ class LiveRun:
         self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None
     ) -> None:
         settings = self.settings
-        store = self.store = open_store(settings)
+        store = self.store = open_store(settings, live=True)
         lock = store.dirs.lock
         try:
             pipeline = self.pipeline = await asyncio.to_thread(
                 Pipeline, settings, store, self._committed
             )
             bus: MemoryBus[LiveRecord] = MemoryBus()
-            positions = {
-                p.symbol: p.last_trade_id for p in store.warm.positions() if p.exchange == "binance"
-            }
+            stored = [p for p in store.warm.positions() if p.exchange == "binance"]
             self.connector = BinanceConnector(
-                settings.binance, settings.symbols, bus.publish, positions
+                settings.binance,
+                settings.symbols,
+                bus.publish,
+                {p.symbol: p.last_trade_id for p in stored},
+                start_holes={p.symbol: id_holes(p.id_ranges) for p in stored},
             )
             listener = _bind(settings.api.host, settings.api.port)
             self.api_port = listener.getsockname()[1]
@@ -288,6 +296,12 @@ class LiveRun:
             "last_commit_age_s": age,
             "components": components,
         }
+
+
+def id_holes(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ids missing between stored id ranges: `[(1, 5), (9, 9)]` -> `[(6, 8)]`."""
+    ordered = sorted(ranges)
+    return [(a[1] + 1, b[0] - 1) for a, b in pairwise(ordered) if b[0] > a[1] + 1]
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -521,6 +521,11 @@ def serve(
     )
 
 
+from marketpipe.cli_dbt import app as dbt_app  # noqa: E402
+
+app.add_typer(dbt_app, name="dbt")
+
+
 def main() -> None:
     app()
 
