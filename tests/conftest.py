@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.servers.redis",
     "tests.servers.s3",
     "tests.servers.kafka",  # deploy/kafka/broker.py
+    "tests.servers.spark",
 ]
 
 DATA = Path(__file__).parent / "data"
