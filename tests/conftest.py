@@ -6,13 +6,14 @@ import pytest
 
 from marketpipe.config import Settings, load_settings
 
-# Real servers (PostgreSQL, Redis, S3) started by scripts/servers/*.sh, session-scoped.
+# Real servers, session-scoped: PostgreSQL, Redis, S3 (scripts/servers/*.sh), the Kafka
+# broker (deploy/kafka/broker.py) and a local Spark session.
 pytest_plugins = [
     "tests.servers.scripts",
     "tests.servers.postgres",
     "tests.servers.redis",
     "tests.servers.s3",
-    "tests.servers.kafka",  # deploy/kafka/broker.py
+    "tests.servers.kafka",
     "tests.servers.spark",
 ]
 
