@@ -25,6 +25,7 @@ from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability import metrics as m
 from marketpipe.pipeline import CommitHook, Pipeline, Totals
+from marketpipe.scheduler import Scheduler
 from marketpipe.serving.api import create_app
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.sources.binance.connector import BinanceConnector
@@ -147,6 +148,7 @@ class LiveRun:
     pipeline: Pipeline | None = None
     connector: BinanceConnector | None = None
     api_port: int | None = None
+    scheduler: Scheduler | None = None
     extra_status: dict[str, Any] = field(default_factory=dict)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -175,6 +177,11 @@ class LiveRun:
                 asyncio.create_task(self._consume(bus, pipeline), name="engine"),
                 asyncio.create_task(server.serve(sockets=[listener]), name="api"),
             ]
+            if settings.scheduler.enabled:  # dbt builds and the daily lifecycle
+                from marketpipe.analytics.jobs import embedded_jobs
+
+                self.scheduler = Scheduler(embedded_jobs(settings, store))
+                tasks.insert(2, asyncio.create_task(self.scheduler.run(), name="scheduler"))
             lock.write_text(
                 json.dumps({"pid": os.getpid(), "host": settings.api.host, "port": self.api_port})
             )
@@ -186,7 +193,7 @@ class LiveRun:
                 [stop, *tasks], timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
             )
             server.should_exit = True
-            for task in (stop, *tasks[:2]):
+            for task in (stop, *tasks[:-1]):  # the API (last) stops via should_exit
                 task.cancel()
             await asyncio.gather(stop, *tasks, return_exceptions=True)
             failed = [t for t in done if t is not stop and not t.cancelled() and t.exception()]
@@ -269,6 +276,8 @@ class LiveRun:
                 "late_trades": t.late,
                 "open_windows": self.pipeline.engine.open_windows,
             }
+        if self.scheduler is not None:
+            components["scheduler"] = self.scheduler.status()
         components.update(self.extra_status)
         healthy = all(c.get("status") == "ok" for c in components.values())
         return {

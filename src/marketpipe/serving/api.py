@@ -12,6 +12,7 @@ from marketpipe.model.errors import MarketpipeError
 from marketpipe.model.intervals import INTERVALS
 from marketpipe.model.symbols import normalize
 from marketpipe.observability.metrics import REGISTRY
+from marketpipe.serving.routes_marts import DuckDBMarts, marts_router
 from marketpipe.serving.rows import position_row, to_rows
 from marketpipe.storage.embedded import EmbeddedStore
 
@@ -20,6 +21,7 @@ StatusProvider = Callable[[], dict[str, Any]]
 
 def create_app(store: EmbeddedStore, status: StatusProvider) -> FastAPI:
     app = FastAPI(title="marketpipe", version="0.1.0")
+    app.include_router(marts_router(DuckDBMarts(store.dirs.root)))
 
     @app.get("/api/v1/system/health", summary="Per-component status and the last commit age")
     def health() -> JSONResponse:
