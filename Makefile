@@ -8,6 +8,8 @@ DATA_DIR ?= data
 DEMO_ARGS ?=
 RUN_ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: install run demo test lint bench chaos clean
 
@@ -17,7 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+WEB_STAMP := web/node_modules/.package-lock.json
+$(WEB_STAMP): web/package-lock.json  ## the dashboard's charting library, from npm
+	bash scripts/install-web-assets.sh
+
+install: $(STAMP) $(WEB_STAMP)
 
 run: install  ## live Binance -> candles, alerts, DuckDB + Parquet; API on :8000
 	$(BIN)/marketpipe run --data-dir $(DATA_DIR) $(RUN_ARGS)
@@ -34,8 +40,16 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: install
-	$(BIN)/python -m bench
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	bash scripts/bench-deps.sh
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## ~10 min: replay vs PySpark/DuckDB/Polars, live latency, memory; BENCH_ARGS=--quick
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+chaos: install  ## every chaos test: 20 kill -9s per run, every fault mode, disk full, read-only
+	bash scripts/setup-test-deps.sh
+	$(BIN)/pytest tests/chaos -m 'not live' $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from bench.environment import peak_rss_mb
 from bench.latency import CommitLog, SendTimes, latencies_ms, summarize
 from marketpipe.app import LiveRun, point_at
 from marketpipe.config import DEFAULT_SYMBOLS, Settings, load_settings
@@ -25,6 +26,7 @@ Mode = Literal["same_process", "separate_process"]
 SYMBOLS: list[str] = list(DEFAULT_SYMBOLS)
 SEED = 7
 STOP_GRACE_S = 60.0  # start-up plus shutdown (final lake export) allowance
+HISTOGRAM_SAMPLES = 5_000  # latencies kept per run for the chart
 
 
 def _settings(data_dir: Path) -> Settings:
@@ -97,6 +99,7 @@ def measure(
             log, sent, since = _separate_process(rate, warmup_s, seconds, data_dir)
     ms, skipped = latencies_ms(log, sent, since)
     committed = sum(len(ids) for _, _, ids in log.commits)
+    step = max(1, ms.size // HISTOGRAM_SAMPLES)  # an even thinning keeps the distribution
     return {
         "rate": rate,
         "mode": mode,
@@ -108,5 +111,7 @@ def measure(
         "commits": len(log.commits),
         "measured_trades_per_s": round(ms.size / seconds),
         "skipped": skipped,
+        "peak_rss_mb": peak_rss_mb(),  # the pipeline's process (the simulator is apart)
         **summarize(ms),
+        "sample_ms": ms[::step].round(3).tolist(),
     }

@@ -1,5 +1,6 @@
 """dbt's marts over HTTP: `/api/v1/analytics/summary/daily` and `/api/v1/analytics/market-overview`.
 
+The reader comes from `app.state.marts` (a MartsReader), set by whoever wires the app.
 Embedded mode reads `{data_dir}/analytics.duckdb`, the last complete marts file: dbt builds
 the next one under another name and renames it into place, so a request opens either the old
 or the new file, never a half-built one, and never waits for a build.
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from marketpipe.model.symbols import normalize
 
@@ -74,10 +75,15 @@ def _day(text: str | None, name: str) -> dt.date | None:
         raise HTTPException(400, f"{name}: {text!r} is not a date like 2024-08-09") from None
 
 
-def marts_router(reader: MartsReader) -> APIRouter:
+def marts_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
-    def serve(sql: str, params: list[Any], response: Response) -> list[dict[str, Any]]:
+    def serve(
+        request: Request, sql: str, params: list[Any], response: Response
+    ) -> list[dict[str, Any]]:
+        reader: MartsReader | None = getattr(request.app.state, "marts", None)
+        if reader is None:
+            raise HTTPException(503, "this API serves no dbt marts")
         try:
             rows, built = reader.rows(sql, params)
         except MartsNotBuilt as exc:
@@ -93,6 +99,7 @@ def marts_router(reader: MartsReader) -> APIRouter:
         summary="Daily trading summary per symbol (dbt mart trading_summary_daily)",
     )
     def summary_daily(
+        request: Request,
         response: Response,
         symbol: str | None = Query(None, description="BTC-USDT or BTCUSDT; default: all"),
         start: str | None = Query(None, description="First UTC day, inclusive (2024-08-09)"),
@@ -123,14 +130,14 @@ def marts_router(reader: MartsReader) -> APIRouter:
             f"SELECT * FROM marts.trading_summary_daily WHERE {' AND '.join(where)} "
             "ORDER BY trade_date, exchange, symbol"
         )
-        return serve(sql, params, response)
+        return serve(request, sql, params, response)
 
     @router.get(
         "/market-overview",
         summary="Latest price, 24 h change and volume, and rank per symbol (dbt mart)",
     )
-    def market_overview(response: Response) -> list[dict[str, Any]]:
+    def market_overview(request: Request, response: Response) -> list[dict[str, Any]]:
         sql = "SELECT * FROM marts.market_overview ORDER BY volume_rank, exchange, symbol"
-        return serve(sql, [], response)
+        return serve(request, sql, [], response)
 
     return router
