@@ -1,5 +1,6 @@
 """The embedded warm store: one DuckDB file, one transaction per micro-batch."""
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -79,7 +80,10 @@ class DuckDBWarehouse:
                 )
                 _run(con, "COMMIT")
             except Exception as exc:
-                _run(con, "ROLLBACK")
+                # A COMMIT that failed (e.g. the disk is full) has already ended the
+                # transaction; ROLLBACK would then raise and hide the real error.
+                with contextlib.suppress(duckdb.Error):
+                    _run(con, "ROLLBACK")
                 raise StorageError(f"batch commit failed and was rolled back: {exc}") from exc
             self._seq = seq
             return seq
