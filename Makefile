@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+WEB_STAMP := web/node_modules/.package-lock.json
+$(WEB_STAMP): web/package-lock.json  ## the dashboard's charting library, from npm
+	bash scripts/install-web-assets.sh
+
+install: $(STAMP) $(WEB_STAMP)
 
 run: install  ## live Binance -> candles, alerts, DuckDB + Parquet; API on :8000
 	$(BIN)/marketpipe run --data-dir $(DATA_DIR) $(RUN_ARGS)

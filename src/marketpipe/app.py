@@ -19,17 +19,20 @@ from typing import Any
 import pyarrow as pa
 import uvicorn
 
+from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.bus.memory import MemoryBus
 from marketpipe.config import Settings
+from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import ConfigError
 from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability import metrics as m
 from marketpipe.pipeline import CommitHook, Pipeline, Totals
-from marketpipe.serving.api import create_app
+from marketpipe.serving.app import create_app
+from marketpipe.serving.backend import embedded_backend
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.sources.binance.connector import BinanceConnector
-from marketpipe.sources.replay import ReplayReader
+from marketpipe.sources.replay import ReplayReader, read_ahead
 from marketpipe.storage.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
@@ -37,12 +40,17 @@ log = logging.getLogger(__name__)
 LiveRecord = Trade | Quote | DeadLetter
 
 
-def open_store(settings: Settings) -> EmbeddedStore:
-    """The embedded store as the settings describe it (the data dir's single writer)."""
+def open_store(settings: Settings, *, live: bool = False) -> EmbeddedStore:
+    """The embedded store as the settings describe it (the data dir's single writer).
+    Live runs commit through the commit log (small batches, millisecond commits); replay
+    commits big batches to the warm store directly."""
     return EmbeddedStore(
         settings.data_dir,
         lake_flush_trades=settings.storage.lake_flush_trades,
         hot_retention_us=settings.storage.hot_retention_minutes * 60_000_000,
+        warm_threads=settings.storage.warm_threads,
+        commit_log=live and settings.storage.commit_log,
+        fsync=settings.storage.fsync,
     )
 
 
@@ -83,7 +91,7 @@ def replay(
             else min(1000, settings.engine.batch_max_trades)
         )
         pacer = _Pacer(speed)
-        for chunk in reader:
+        for chunk in read_ahead(reader):
             summary.trades_read += chunk.trades.num_rows
             summary.skipped_frames += chunk.skipped
             m.DEAD_LETTERS.labels("replay").inc(len(chunk.dead_letters))
@@ -149,17 +157,19 @@ class LiveRun:
     connector: BinanceConnector | None = None
     api_port: int | None = None
     extra_status: dict[str, Any] = field(default_factory=dict)
+    # Every committed batch goes here too: the API's WebSocket pushes come from it.
+    broadcaster: CommitBroadcaster = field(default_factory=CommitBroadcaster)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(
         self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None
     ) -> None:
         settings = self.settings
-        store = self.store = open_store(settings)
+        store = self.store = open_store(settings, live=True)
         lock = store.dirs.lock
         try:
             pipeline = self.pipeline = await asyncio.to_thread(
-                Pipeline, settings, store, self.on_commit
+                Pipeline, settings, store, self._committed
             )
             bus: MemoryBus[LiveRecord] = MemoryBus()
             stored = [p for p in store.warm.positions() if p.exchange == "binance"]
@@ -203,9 +213,16 @@ class LiveRun:
     def stop(self) -> None:
         self._stopping.set()
 
+    def _committed(self, batch: CommitBatch, committed_ns: int) -> None:
+        self.broadcaster.publish(batch, committed_ns)
+        if self.on_commit is not None:
+            self.on_commit(batch, committed_ns)
+
     def _api_server(self) -> uvicorn.Server:
         assert self.store is not None
-        app = create_app(self.store, self.status)
+        app = create_app(
+            embedded_backend(self.store, self.status, self.broadcaster), self.settings.api
+        )
         config = uvicorn.Config(
             app, host=self.settings.api.host, port=self.settings.api.port, log_level="warning",
             log_config=None, lifespan="off",

@@ -143,7 +143,7 @@ def demo(
         raise _fail(f"--faults: {exc}", 2) from None
     holder: dict[str, LiveRun] = {}
 
-    def ready(live: LiveRun) -> None:
+    def ready(live: "LiveRun") -> None:
         holder["live"] = live
         _announce(live, f"simulated exchange, {rate:g} trades/s")
 
@@ -495,7 +495,8 @@ def serve(
     """Serve the API over an existing data dir (read-only)."""
     import uvicorn
 
-    from marketpipe.serving.api import create_app
+    from marketpipe.serving.app import create_app
+    from marketpipe.serving.backend import embedded_backend
     from marketpipe.storage.embedded import EmbeddedStore
 
     settings = _settings(config, data_dir=data_dir)
@@ -513,11 +514,16 @@ def serve(
         }
 
     uvicorn.run(
-        create_app(store, health),
+        create_app(embedded_backend(store, health), settings.api),
         host=settings.api.host,
         port=port or settings.api.port,
         log_config=None,
     )
+
+
+from marketpipe.cli_dbt import app as dbt_app  # noqa: E402
+
+app.add_typer(dbt_app, name="dbt")
 
 
 def main() -> None:

@@ -1,0 +1,90 @@
+"""The API application factory: native REST, Binance-compatible REST and WebSocket, metrics,
+the dashboard, and the cross-cutting guards (token, CORS, rate limits, error bodies).
+
+Everything it serves comes from the injected `Backend`, so embedded and cluster mode share
+every route. Other modules extend the app with `app.include_router(...)`.
+"""
+
+from fastapi import FastAPI, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from marketpipe.bus.broadcast import CommitBroadcaster
+from marketpipe.observability.metrics import REGISTRY
+from marketpipe.serving.backend import Backend
+from marketpipe.serving.dashboard import dashboard_router
+from marketpipe.serving.errors import install_error_handlers
+from marketpipe.serving.market import MarketView
+from marketpipe.serving.pipeline_stats import PipelineStats
+from marketpipe.serving.ratelimit import RateLimitMiddleware
+from marketpipe.serving.routes_binance import BinanceRoutes
+from marketpipe.serving.routes_native import NativeRoutes, health_response
+from marketpipe.serving.security import BearerTokenMiddleware
+from marketpipe.serving.settings import ApiSettings
+from marketpipe.serving.ws_binance import StreamHub, websocket_router
+
+DESCRIPTION = """\
+Market data from marketpipe's pipeline.
+
+* **/api/v1** — native REST: market overview, candles of every interval (with `is_final` and
+  `revision`), alerts, health.
+* **/api/v3** — Binance-compatible REST: point Binance clients here.
+* **/ws/&lt;stream&gt;**, **/stream?streams=a/b** — Binance-compatible WebSocket streams.
+* **/metrics** — Prometheus. **/** — the live dashboard.
+
+With `MARKETPIPE_API__TOKEN` set, send `Authorization: Bearer <token>` (or `X-MBX-APIKEY`).
+"""
+
+
+def create_app(backend: Backend, settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+    app = FastAPI(title="marketpipe", version="0.1.0", description=DESCRIPTION)
+    view = MarketView(backend)
+    app.state.view = view
+    install_error_handlers(app)
+
+    @app.get(
+        "/api/v1/system/health",
+        tags=["system"],
+        summary="Per-component status and the last commit age",
+    )
+    def health() -> JSONResponse:
+        return health_response(backend.status())
+
+    @app.get("/metrics", tags=["system"], summary="Prometheus metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    native = NativeRoutes(view, PipelineStats(view))
+    for router in native.routers():
+        app.include_router(router)
+    app.include_router(BinanceRoutes(view).router)
+    hub = StreamHub(backend.broadcaster or CommitBroadcaster(), view)
+    app.state.hub = hub
+    app.include_router(websocket_router(hub))
+    app.include_router(dashboard_router(settings.dashboard_dir))
+
+    # Outermost last: CORS answers preflights before the token check; limits count real calls.
+    app.add_middleware(
+        RateLimitMiddleware,
+        limit=settings.rate_limit,
+        dashboard_limit=settings.dashboard_rate_limit,
+    )
+    if settings.token is not None and settings.token.get_secret_value():
+        app.add_middleware(BearerTokenMiddleware, token=settings.token.get_secret_value())
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET"],
+            allow_headers=["Authorization", "X-MBX-APIKEY", "X-Marketpipe-Client"],
+            expose_headers=[
+                "X-Marketpipe-Tiers",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+            ],
+        )
+    return app

@@ -1,0 +1,55 @@
+"""What the API serves from, injected into `create_app`: a tier router plus a few live views.
+
+Embedded mode builds one over its data dir (`embedded_backend`); cluster mode builds another
+over Redis, PostgreSQL and S3 tiers without touching any route.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from marketpipe.bus.broadcast import CommitBroadcaster
+from marketpipe.model.records import Position, Quote
+from marketpipe.storage.embedded import EmbeddedStore
+from marketpipe.storage.embedded_tiers import embedded_router
+from marketpipe.storage.router import TierRouter
+
+StatusProvider = Callable[[], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Backend:
+    router: TierRouter
+    # Latest best bid/ask per (exchange, symbol).
+    quotes: Callable[[], list[Quote]]
+    # Per (exchange, symbol): last trade id, completeness, gaps — also the symbol directory.
+    positions: Callable[[], list[Position]]
+    # Per-component health for /api/v1/system/health.
+    status: StatusProvider
+    # Committed batches for live pushes; None serves REST only (e.g. `serve` over a data dir).
+    broadcaster: CommitBroadcaster | None = None
+    # Dead letters stored so far (for the health strip), if the backend knows.
+    dead_letters: Callable[[], int] | None = None
+    # A number that changes whenever the served data may have changed (e.g. the committed
+    # batch sequence); lets the API reuse a response until then. None disables reuse.
+    version: Callable[[], int] | None = None
+
+
+def embedded_backend(
+    store: EmbeddedStore, status: StatusProvider, broadcaster: CommitBroadcaster | None = None
+) -> Backend:
+    def quotes() -> list[Quote]:
+        latest = {(q.exchange, q.symbol): q for q in store.warm.quotes()}
+        latest.update({(q.exchange, q.symbol): q for q in store.hot.quotes()})
+        return list(latest.values())
+
+    return Backend(
+        router=embedded_router(store),
+        quotes=quotes,
+        positions=store.warm.positions,
+        status=status,
+        broadcaster=broadcaster,
+        dead_letters=lambda: store.warm.counts().get("dead_letters", 0),
+        # Every commit (warm and hot alike) advances the warm store's batch sequence.
+        version=lambda: int(store.warm._seq),
+    )

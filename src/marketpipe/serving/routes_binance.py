@@ -1,0 +1,478 @@
+"""Binance-compatible REST (`/api/v3`): the spot API's market-data endpoints, same formats.
+
+Rows and objects follow Binance's spot API documentation field for field, with prices and
+quantities as decimal strings and times in milliseconds. `exchange=` (default binance)
+selects another ingested exchange. Parameters are checked by hand so that every bad one gets
+Binance's own error code and message.
+"""
+
+import json
+import re
+import time
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Query, Response
+
+from marketpipe.model.intervals import INTERVAL_US
+from marketpipe.model.records import Candle, Quote, Trade
+from marketpipe.model.symbols import to_native
+from marketpipe.serving import errors as e
+from marketpipe.serving.market import MarketView, Stats24h, UnknownSymbol
+
+SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9\-_.]{1,20}$")
+# Every interval Binance knows; the ones we build are a subset, the rest get -1120 as well.
+BINANCE_INTERVALS = "1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M".split()
+
+Str = Annotated[str | None, Query()]
+
+
+def _json(body: Any) -> Response:
+    return Response(msgspec.json.encode(body), media_type="application/json")
+
+
+def d(value: float) -> str:
+    """Binance's decimal strings: fixed 8 decimals."""
+    return f"{value:.8f}"
+
+
+def _ms(us: int) -> int:
+    return us // 1000
+
+
+def _required(name: str, value: str | None) -> str:
+    if value is None:
+        raise e.BinanceError(
+            e.MANDATORY_PARAM,
+            f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+        )
+    if value == "":
+        raise e.BinanceError(e.PARAM_EMPTY, f"Parameter '{name}' was empty.")
+    return value
+
+
+def _int(name: str, value: str | None, low: int, high: int | None = None) -> int | None:
+    if value is None:
+        return None
+    if value == "":
+        raise e.BinanceError(e.PARAM_EMPTY, f"Parameter '{name}' was empty.")
+    if not re.fullmatch(r"[0-9]{1,20}", value) or int(value) < low:
+        raise e.BinanceError(
+            e.ILLEGAL_CHARS,
+            f"Illegal characters found in parameter '{name}'; legal range is "
+            f"'{low}{'' if high is None else f'-{high}'}'.",
+        )
+    number = int(value)
+    return number if high is None else min(number, high)
+
+
+def _limit(value: str | None, default: int, high: int) -> int:
+    found = _int("limit", value, 1, high)
+    return default if found is None else found
+
+
+class BinanceRoutes:
+    def __init__(self, view: MarketView) -> None:
+        self.view = view
+        self.router = APIRouter(prefix="/api/v3", tags=["Binance-compatible REST"])
+        r = self.router
+        r.add_api_route("/ping", self.ping, methods=["GET"], summary="Test connectivity")
+        r.add_api_route("/time", self.time, methods=["GET"], summary="Server time (ms)")
+        r.add_api_route(
+            "/exchangeInfo",
+            self.exchange_info,
+            methods=["GET"],
+            summary="Symbols served, with Binance's fields",
+        )
+        r.add_api_route(
+            "/klines", self.klines, methods=["GET"], summary="Candles as Binance's 12-field rows"
+        )
+        r.add_api_route(
+            "/uiKlines",
+            self.klines,
+            methods=["GET"],
+            summary="Candles for charts (same rows as klines)",
+        )
+        r.add_api_route("/trades", self.trades, methods=["GET"], summary="Recent trades")
+        r.add_api_route(
+            "/aggTrades",
+            self.agg_trades,
+            methods=["GET"],
+            summary="Trades at one price, time and side aggregated",
+        )
+        r.add_api_route(
+            "/ticker/24hr", self.ticker_24hr, methods=["GET"], summary="Rolling 24 h statistics"
+        )
+        r.add_api_route("/ticker/price", self.ticker_price, methods=["GET"], summary="Latest price")
+        r.add_api_route(
+            "/ticker/bookTicker", self.book_ticker, methods=["GET"], summary="Best bid and ask"
+        )
+        r.add_api_route(
+            "/depth",
+            self.depth,
+            methods=["GET"],
+            summary="Order book (top of book until books are ingested)",
+        )
+
+    # ---- parameter helpers ---------------------------------------------------------------
+
+    def _exchange(self, exchange: str | None) -> str:
+        name = (exchange or "binance").lower()
+        if exchange is not None and name not in {ex for ex, _ in self.view.symbols()}:
+            raise e.BinanceError(
+                e.INVALID_PARAMETER, f"Invalid data sent for a parameter: exchange {exchange!r}."
+            )
+        return name
+
+    def _symbol(self, value: str | None, exchange: str) -> str:
+        text = _required("symbol", value)
+        if not SYMBOL_PATTERN.fullmatch(text):
+            raise e.BinanceError(
+                e.ILLEGAL_CHARS,
+                "Illegal characters found in parameter 'symbol'; "
+                "legal range is '^[A-Z0-9-_.]{1,20}$'.",
+            )
+        try:
+            return self.view.resolve(text, exchange)
+        except UnknownSymbol:
+            raise e.BinanceError(e.BAD_SYMBOL, "Invalid symbol.") from None
+
+    def _symbols(self, symbol: str | None, symbols: str | None, exchange: str) -> list[str] | None:
+        """One (`symbol`), several (`symbols=["A","B"]`), or None for all."""
+        if symbol is not None and symbols is not None:
+            raise e.BinanceError(e.BAD_COMBO, "Combination of optional parameters invalid.")
+        if symbol is not None:
+            return [self._symbol(symbol, exchange)]
+        if symbols is None:
+            return None
+        try:
+            names = json.loads(symbols)
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ValueError
+        except ValueError:
+            raise e.BinanceError(
+                e.ILLEGAL_CHARS, "Illegal characters found in parameter 'symbols'."
+            ) from None
+        return [self._symbol(n, exchange) for n in names]
+
+    # ---- endpoints -----------------------------------------------------------------------
+
+    def ping(self) -> dict[str, Any]:
+        return {}
+
+    def time(self) -> dict[str, int]:
+        return {"serverTime": int(time.time() * 1000)}
+
+    def exchange_info(
+        self, symbol: Str = None, symbols: Str = None, exchange: Str = None
+    ) -> Response:
+        ex = self._exchange(exchange)
+        chosen = self._symbols(symbol, symbols, ex)
+        names = chosen if chosen is not None else [s for x, s in self.view.symbols(ex)]
+        return _json(
+            {
+                "timezone": "UTC",
+                "serverTime": int(time.time() * 1000),
+                "rateLimits": [
+                    {
+                        "rateLimitType": "REQUEST_WEIGHT",
+                        "interval": "MINUTE",
+                        "intervalNum": 1,
+                        "limit": 6000,
+                    },
+                ],
+                "exchangeFilters": [],
+                "symbols": [_symbol_info(name) for name in names],
+            }
+        )
+
+    def klines(
+        self,
+        symbol: Str = None,
+        interval: Str = None,
+        startTime: Str = None,
+        endTime: Str = None,
+        timeZone: Str = None,
+        limit: Str = None,
+        exchange: Str = None,
+    ) -> Response:
+        ex = self._exchange(exchange)
+        name = self._symbol(symbol, ex)
+        iv = _required("interval", interval)
+        if iv not in BINANCE_INTERVALS or iv not in INTERVAL_US:
+            raise e.BinanceError(e.BAD_INTERVAL, "Invalid interval.")
+        if timeZone not in (None, "0", "+00:00", "0:00"):
+            raise e.BinanceError(e.INVALID_PARAMETER, "Invalid data sent for a parameter.")
+        start = _int("startTime", startTime, 0)
+        end = _int("endTime", endTime, 0)
+        if start is not None and end is not None and start > end:
+            raise e.BinanceError(e.BAD_COMBO, "Combination of optional parameters invalid.")
+        window = (None if start is None else start * 1000, None if end is None else end * 1000 + 1)
+        count = _limit(limit, 500, 1000)
+
+        def build() -> bytes:
+            routed = self.view.klines(ex, name, iv, *window, count)
+            return msgspec.json.encode([kline_row(c) for c in routed.records])
+
+        body = self.view.response(("klines", ex, name, iv, window, count), build)
+        return Response(body, media_type="application/json")
+
+    def trades(self, symbol: Str = None, limit: Str = None, exchange: Str = None) -> Response:
+        ex = self._exchange(exchange)
+        name = self._symbol(symbol, ex)
+        routed = self.view.router.trades(
+            ex, name, None, None, limit=_limit(limit, 500, 1000), newest_first=True
+        )
+        return _json([trade_object(t) for t in reversed(routed.records)])
+
+    def agg_trades(
+        self,
+        symbol: Str = None,
+        fromId: Str = None,
+        startTime: Str = None,
+        endTime: Str = None,
+        limit: Str = None,
+        exchange: Str = None,
+    ) -> Response:
+        ex = self._exchange(exchange)
+        name = self._symbol(symbol, ex)
+        count = _limit(limit, 500, 1000)
+        from_id = _int("fromId", fromId, 0)
+        start = _int("startTime", startTime, 0)
+        end = _int("endTime", endTime, 0)
+        if from_id is not None and (start is not None or end is not None):
+            raise e.BinanceError(e.BAD_COMBO, "Combination of optional parameters invalid.")
+        router = self.view.router
+        if start is not None or end is not None:
+            trades = router.trades(
+                ex,
+                name,
+                None if start is None else start * 1000,
+                None if end is None else end * 1000 + 1000,
+                limit=count * 4,
+            ).records
+            return _json(aggregate(trades)[:count])
+        if from_id is not None:
+            # Trade ids are per-symbol and ascending in time: scan forward from the newest.
+            trades = [
+                t
+                for t in router.trades(
+                    ex, name, None, None, limit=20_000, newest_first=True
+                ).records
+                if t.trade_id >= from_id
+            ]
+            trades.reverse()
+            return _json(aggregate(trades)[:count])
+        newest = router.trades(ex, name, None, None, limit=count * 4, newest_first=True).records
+        newest.reverse()
+        return _json(aggregate(newest)[-count:])
+
+    def ticker_24hr(
+        self, symbol: Str = None, symbols: Str = None, type: Str = None, exchange: Str = None
+    ) -> Response:
+        if type not in (None, "FULL", "MINI"):
+            raise e.BinanceError(e.INVALID_PARAMETER, "Invalid data sent for a parameter.")
+        ex = self._exchange(exchange)
+        chosen = self._symbols(symbol, symbols, ex)
+        quotes = self.view.quotes()
+        names = chosen if chosen is not None else [s for _, s in self.view.symbols(ex)]
+        rows = []
+        for name in names:
+            stats = self.view.stats_24h(ex, name)
+            if stats is not None:
+                rows.append(ticker_object(stats, quotes.get((ex, name)), mini=type == "MINI"))
+        if symbol is not None:
+            if not rows:
+                raise e.BinanceError(e.BAD_SYMBOL, "Invalid symbol.")
+            return _json(rows[0])
+        return _json(rows)
+
+    def ticker_price(
+        self, symbol: Str = None, symbols: Str = None, exchange: Str = None
+    ) -> Response:
+        ex = self._exchange(exchange)
+        chosen = self._symbols(symbol, symbols, ex)
+        names = chosen if chosen is not None else [s for _, s in self.view.symbols(ex)]
+        rows = []
+        for name in names:
+            last = self.view.last_trade(ex, name)
+            if last is not None:
+                rows.append({"symbol": to_native(name), "price": d(last.price)})
+        if symbol is not None:
+            if not rows:
+                raise e.BinanceError(e.BAD_SYMBOL, "Invalid symbol.")
+            return _json(rows[0])
+        return _json(rows)
+
+    def book_ticker(
+        self, symbol: Str = None, symbols: Str = None, exchange: Str = None
+    ) -> Response:
+        ex = self._exchange(exchange)
+        chosen = self._symbols(symbol, symbols, ex)
+        quotes = self.view.quotes()
+        names = chosen if chosen is not None else [s for _, s in self.view.symbols(ex)]
+        rows = [book_object(name, quotes.get((ex, name))) for name in names]
+        return _json(rows[0] if symbol is not None else rows)
+
+    def depth(self, symbol: Str = None, limit: Str = None, exchange: Str = None) -> Response:
+        ex = self._exchange(exchange)
+        name = self._symbol(symbol, ex)
+        _limit(limit, 100, 5000)
+        quote = self.view.quotes().get((ex, name))
+        if quote is None:
+            return _json({"lastUpdateId": 0, "bids": [], "asks": []})
+        return _json(
+            {
+                "lastUpdateId": _ms(quote.ts_event),
+                "bids": [[d(quote.bid), d(quote.bid_qty)]],
+                "asks": [[d(quote.ask), d(quote.ask_qty)]],
+            }
+        )
+
+
+# ---- Binance's shapes --------------------------------------------------------------------
+
+
+def kline_row(c: Candle) -> list[Any]:
+    """[open time, o, h, l, c, volume, close time, quote volume, trades, taker buy base,
+    taker buy quote, ignore] — close time is the window's last millisecond."""
+    return [
+        _ms(c.open_time),
+        d(c.open),
+        d(c.high),
+        d(c.low),
+        d(c.close),
+        d(c.volume),
+        _ms(c.close_time) - 1,
+        d(c.quote_volume),
+        c.trade_count,
+        d(c.taker_buy_volume),
+        d(c.taker_buy_quote_volume),
+        "0",
+    ]
+
+
+def trade_object(t: Trade) -> dict[str, Any]:
+    return {
+        "id": t.trade_id,
+        "price": d(t.price),
+        "qty": d(t.qty),
+        "quoteQty": d(t.price * t.qty),
+        "time": _ms(t.ts_event),
+        "isBuyerMaker": t.side == "sell",
+        "isBestMatch": True,
+    }
+
+
+def aggregate(trades: list[Trade]) -> list[dict[str, Any]]:
+    """Binance aggTrades: consecutive trades at one price, millisecond and taker side merge.
+    The aggregate id is its first trade id (unique and ascending, as Binance's are)."""
+    out: list[dict[str, Any]] = []
+    key: tuple[float, int, str] | None = None
+    qty = 0.0
+    for t in trades:
+        k = (t.price, _ms(t.ts_event), t.side)
+        if k == key and out:
+            qty += t.qty
+            out[-1]["q"] = d(qty)
+            out[-1]["l"] = t.trade_id
+            continue
+        key, qty = k, t.qty
+        out.append(
+            {
+                "a": t.trade_id,
+                "p": d(t.price),
+                "q": d(t.qty),
+                "f": t.trade_id,
+                "l": t.trade_id,
+                "T": _ms(t.ts_event),
+                "m": t.side == "sell",
+                "M": True,
+            }
+        )
+    return out
+
+
+def ticker_object(s: Stats24h, quote: Quote | None, *, mini: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"symbol": to_native(s.symbol)}
+    if not mini:
+        body |= {
+            "priceChange": d(s.change),
+            "priceChangePercent": f"{s.change_pct:.3f}",
+            "weightedAvgPrice": d(s.weighted_avg),
+            "prevClosePrice": d(s.prev_close),
+        }
+    body["lastPrice"] = d(s.last)
+    if not mini:
+        body |= {
+            "lastQty": d(s.last_qty),
+            "bidPrice": d(quote.bid if quote else 0.0),
+            "bidQty": d(quote.bid_qty if quote else 0.0),
+            "askPrice": d(quote.ask if quote else 0.0),
+            "askQty": d(quote.ask_qty if quote else 0.0),
+        }
+    body |= {
+        "openPrice": d(s.open),
+        "highPrice": d(s.high),
+        "lowPrice": d(s.low),
+        "volume": d(s.volume),
+        "quoteVolume": d(s.quote_volume),
+        "openTime": _ms(s.open_time),
+        "closeTime": _ms(s.close_time) - 1,
+        "firstId": s.first_id,
+        "lastId": s.last_id,
+        "count": s.count,
+    }
+    return body
+
+
+def book_object(symbol: str, quote: Quote | None) -> dict[str, Any]:
+    return {
+        "symbol": to_native(symbol),
+        "bidPrice": d(quote.bid if quote else 0.0),
+        "bidQty": d(quote.bid_qty if quote else 0.0),
+        "askPrice": d(quote.ask if quote else 0.0),
+        "askQty": d(quote.ask_qty if quote else 0.0),
+    }
+
+
+def _symbol_info(symbol: str) -> dict[str, Any]:
+    base, _, quote = symbol.partition("-")
+    return {
+        "symbol": to_native(symbol),
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "MARKET"],
+        "icebergAllowed": False,
+        "ocoAllowed": False,
+        "otoAllowed": False,
+        "quoteOrderQtyMarketAllowed": False,
+        "allowTrailingStop": False,
+        "cancelReplaceAllowed": False,
+        "isSpotTradingAllowed": False,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": d(0.00000001),
+                "maxPrice": d(1e9),
+                "tickSize": d(0.00000001),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": d(0.00000001),
+                "maxQty": d(1e9),
+                "stepSize": d(0.00000001),
+            },
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "NONE",
+        "allowedSelfTradePreventionModes": ["NONE"],
+    }
