@@ -63,9 +63,7 @@ def more_synthetic_trades(data_dir: Path) -> Path:
     return data_dir.parent / "synthetic-more.recv"
 
 
-def dbt(
-    data_dir: Path, command: str, *args: str, settings: DbtSettings | None = None
-) -> DbtResult:
+def dbt(data_dir: Path, command: str, *args: str, settings: DbtSettings | None = None) -> DbtResult:
     """Run `dbt COMMAND` for the duckdb target the way `marketpipe dbt` does."""
     dbt_settings = settings or DbtSettings()
     store = EmbeddedStore(data_dir, read_only=True)

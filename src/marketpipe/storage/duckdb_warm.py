@@ -48,7 +48,7 @@ class DuckDBWarehouse:
             if not read_only:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, OSError) as exc:  # OSError: e.g. a read-only data dir
             raise StorageError(f"cannot open warm store {path}: {exc}") from None
         _run(self._con, "SET TimeZone = 'UTC'")
         if threads is not None:
