@@ -491,9 +491,23 @@ def serve(
     data_dir: DataDirOpt = None,
     port: PortOpt = None,
     config: ConfigOpt = None,
+    backend: Annotated[
+        str,
+        typer.Option("--backend", help="embedded (a data dir) or cluster (Redis, PostgreSQL, S3)."),
+    ] = "embedded",
 ) -> None:
-    """Serve the API over an existing data dir (read-only)."""
+    """Serve the API over an existing data dir (read-only), or over cluster mode's stores."""
     import uvicorn
+
+    if backend not in ("embedded", "cluster"):
+        raise _fail(f"--backend must be embedded or cluster, not {backend!r}", 2)
+    if backend == "cluster":
+        from marketpipe.cli_serve_cluster import serve_cluster
+
+        try:
+            return serve_cluster(_settings(config), port)
+        except MarketpipeError as exc:
+            raise _fail(str(exc)) from None
 
     from marketpipe.serving.app import create_app
     from marketpipe.serving.backend import embedded_backend
