@@ -48,6 +48,7 @@ _STAGING = {
     "_stage_alerts": ALERT_SCHEMA,
 }
 _CANDLE_KEY = ("exchange", "symbol", "interval", "open_time")
+_TRADE_KEY = ("exchange", "symbol", "trade_id")
 _CANDLE_VALUES = [f.name for f in CANDLE_SCHEMA if f.name not in _CANDLE_KEY]
 _POSITION_COLUMNS = (
     "exchange, symbol, last_trade_id, max_ts_event, id_ranges, gaps_found, gaps_filled, "
@@ -192,28 +193,27 @@ class PostgresWarehouse:
             copy_in(cur, "_stage_trades", batch.trades.select(TRADE_SCHEMA.names))
             cur.execute(
                 "INSERT INTO trades_recent "
-                f"{insert_select(TRADE_SCHEMA, '_stage_trades', [str(seq)])} "
+                f"{insert_select(TRADE_SCHEMA, '_stage_trades', _TRADE_KEY, [str(seq)])} "
                 "ON CONFLICT DO NOTHING"
             )
         if batch.late_trades.num_rows:
             copy_in(cur, "_stage_late", batch.late_trades.select(TRADE_SCHEMA.names))
-            cur.execute(
-                f"INSERT INTO late_trades {insert_select(TRADE_SCHEMA, '_stage_late', [str(seq)])}"
-                " ON CONFLICT DO NOTHING"
-            )
+            rows = insert_select(TRADE_SCHEMA, "_stage_late", _TRADE_KEY, [str(seq)])
+            cur.execute(f"INSERT INTO late_trades {rows} ON CONFLICT DO NOTHING")
         if batch.candles:
             # One row per key (the last value wins), as ON CONFLICT may touch a row only once.
             latest = {(c.exchange, c.symbol, c.interval, c.open_time): c for c in batch.candles}
             copy_in(cur, "_stage_candles", to_table(list(latest.values()), CANDLE_SCHEMA))
             updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CANDLE_VALUES)
+            rows = insert_select(CANDLE_SCHEMA, "_stage_candles", _CANDLE_KEY)
             cur.execute(
-                f"INSERT INTO candles {insert_select(CANDLE_SCHEMA, '_stage_candles')} "
+                f"INSERT INTO candles {rows} "
                 f"ON CONFLICT ({', '.join(_CANDLE_KEY)}) DO UPDATE SET {updates}"
             )
         if batch.alerts:
             copy_in(cur, "_stage_alerts", to_table(batch.alerts, ALERT_SCHEMA))
             cur.execute(
-                f"INSERT INTO alerts {insert_select(ALERT_SCHEMA, '_stage_alerts')} "
+                f"INSERT INTO alerts {insert_select(ALERT_SCHEMA, '_stage_alerts', ['alert_id'])} "
                 "ON CONFLICT DO NOTHING"
             )
         if batch.quotes:
