@@ -28,6 +28,8 @@ def run_lifecycle(
     store: EmbeddedStore | None = None,
 ) -> LifecycleReport:
     """One lifecycle run at `now` (µs since the epoch; default: the wall clock)."""
+    if now is not None and now < 10**14:  # before 1973 in µs: surely seconds or millis
+        raise ValueError(f"now={now} must be microseconds since the epoch")
     now_us = int(time.time() * 1e6) if now is None else now
     final_after_us = int((settings.engine.grace_s + settings.engine.allowed_lateness_s) * 1e6)
     hot_retention_us = settings.storage.hot_retention_minutes * 60_000_000

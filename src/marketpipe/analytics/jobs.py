@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # The storage lifecycle (retention, warm -> lake archival, compaction) is owned by the storage
 # layer; the scheduler calls it through this hook when it is installed.
-LIFECYCLE_ENTRY_POINT = ("marketpipe.storage.lifecycle", "run_lifecycle")
+LIFECYCLE_ENTRY_POINT = ("marketpipe.lifecycle_job", "run_lifecycle")
 
 
 def dbt_build_job(settings: Settings, store: EmbeddedStore) -> Job:
@@ -36,7 +36,8 @@ def dbt_build_job(settings: Settings, store: EmbeddedStore) -> Job:
 def lifecycle_job(settings: Settings, store: EmbeddedStore) -> Job:
     async def lifecycle() -> None:
         run = _lifecycle_hook()
-        await asyncio.to_thread(run, settings, now=time.time())
+        # The running pipeline's store: DuckDB has one writer per data dir. `now` is in µs.
+        await asyncio.to_thread(run, settings, now=int(time.time() * 1e6), store=store)
 
     hour, minute = settings.scheduler.lifecycle_time
     retry = settings.scheduler.retry_after_s
