@@ -15,11 +15,12 @@ consumer_group = "marketpipe-process"
 """
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from marketpipe.storage.s3 import S3Location
+if TYPE_CHECKING:  # pyarrow loads only when S3 is used: settings stay cheap to import
+    from marketpipe.storage.s3 import S3Location
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -92,7 +93,9 @@ class ClusterSettings(BaseModel):
             raise ValueError("must be host:port[,host:port...], e.g. 127.0.0.1:9092")
         return ",".join(servers)
 
-    def s3_location(self) -> S3Location:
+    def s3_location(self) -> "S3Location":
+        from marketpipe.storage.s3 import S3Location
+
         return S3Location(
             bucket=self.s3_bucket,
             prefix=self.s3_prefix,

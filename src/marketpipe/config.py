@@ -22,7 +22,7 @@ from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
 from marketpipe.serving.settings import ApiSettings
 from marketpipe.sources.binance.settings import BinanceSettings
-from marketpipe.storage.lifecycle import LifecycleSettings
+from marketpipe.storage.lifecycle_settings import LifecycleSettings
 
 CONFIG_FILE_ENV = "MARKETPIPE_CONFIG"
 

@@ -17,25 +17,14 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
 
 from marketpipe.storage.lake import CANDLES, TRADES, ParquetLake
 from marketpipe.storage.lake_compaction import CompactionResult, compact
+from marketpipe.storage.lifecycle_settings import LifecycleSettings
 
 log = logging.getLogger(__name__)
 
 DAY_US = 86_400_000_000
-
-
-class LifecycleSettings(BaseModel):
-    """`[lifecycle]`: retention, archival and compaction (hot retention is
-    `storage.hot_retention_minutes`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    warm_retention_days: float = Field(90.0, gt=0)
-    archive_candles: bool = True
-    compact: bool = True
 
 
 class LifecycleWarm(Protocol):
