@@ -35,7 +35,7 @@ def dbt_build_job(settings: Settings, store: EmbeddedStore) -> Job:
 
 def lifecycle_job(settings: Settings, store: EmbeddedStore) -> Job:
     async def lifecycle() -> None:
-        run = _lifecycle_hook()
+        run = lifecycle_hook()
         await asyncio.to_thread(run, settings, now=time.time())
 
     hour, minute = settings.scheduler.lifecycle_time
@@ -43,7 +43,8 @@ def lifecycle_job(settings: Settings, store: EmbeddedStore) -> Job:
     return Job("lifecycle", lifecycle, DailyAt(hour, minute), retry_after_s=retry)
 
 
-def _lifecycle_hook() -> Callable[..., Any]:
+def lifecycle_hook() -> Callable[..., Any]:
+    """`run_lifecycle(settings, now=...)` of the storage layer, or JobUnavailable."""
     module_name, attribute = LIFECYCLE_ENTRY_POINT
     try:
         module = importlib.import_module(module_name)
