@@ -1,4 +1,4 @@
-"""`marketpipe check`, `backfill` and `lifecycle`: the commands the Airflow DAGs run."""
+"""`marketpipe check` and `backfill`: commands the Airflow DAGs run."""
 
 import asyncio
 import time
@@ -58,13 +58,6 @@ def test_check_completeness_passes_on_gap_free_ids_and_fails_above_them(
     )
     assert failing.exit_code == 1
     assert "BTC-USDT is 100.0000 % complete" in failing.output
-
-
-def test_lifecycle_without_the_storage_job_says_so(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["lifecycle", "--data-dir", str(tmp_path)])
-    assert result.exit_code in (0, 2)
-    if result.exit_code == 2:
-        assert "run_lifecycle is not installed" in result.output
 
 
 @pytest.mark.integration

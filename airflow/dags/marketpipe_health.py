@@ -21,7 +21,8 @@ with DAG(
     default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(minutes=2)},
     tags=["marketpipe", "health"],
 ):
-    # Thresholds: MARKETPIPE_MAX_STALENESS_S (default 120 s) and MARKETPIPE_MIN_COMPLETENESS_PCT
+    # Cluster mode reads the PostgreSQL warm store named by MARKETPIPE_WARM_URL. Thresholds:
+    # MARKETPIPE_MAX_STALENESS_S (default 120 s) and MARKETPIPE_MIN_COMPLETENESS_PCT
     # (default 99.99 %) in the worker's environment.
     BashOperator(
         task_id="freshness",

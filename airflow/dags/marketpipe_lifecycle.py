@@ -11,7 +11,7 @@ from marketpipe_common import DEFAULT_ARGS, MARKETPIPE, START, alert_on_failure
 
 with DAG(
     dag_id="marketpipe_lifecycle",
-    description="Storage lifecycle: retention, archival, compaction (marketpipe lifecycle)",
+    description="Storage lifecycle: retention, archival, compaction (marketpipe lifecycle run)",
     schedule="0 3 * * *",  # Airflow's default time zone is UTC
     start_date=START,
     catchup=False,
@@ -21,6 +21,6 @@ with DAG(
 ):
     BashOperator(
         task_id="lifecycle",
-        bash_command=f"{MARKETPIPE} lifecycle",
+        bash_command=f"{MARKETPIPE} lifecycle run --backend cluster",
         on_failure_callback=alert_on_failure,
     )

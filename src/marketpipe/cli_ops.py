@@ -1,5 +1,5 @@
 """Operational commands the schedulers call (Airflow DAGs in cluster mode, people anytime):
-`marketpipe check freshness|completeness`, `marketpipe lifecycle`, `marketpipe backfill`.
+`marketpipe check freshness|completeness` and `marketpipe backfill`.
 Each is thin over code the pipeline already uses; exit status 1 means "act on this"."""
 
 import asyncio
@@ -21,6 +21,7 @@ WarmUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--warm-url",
+        envvar="MARKETPIPE_WARM_URL",
         help="Cluster mode: the PostgreSQL warm store, postgresql://user@host:port/db.",
     ),
 ]
@@ -135,28 +136,6 @@ def completeness(
     _report(problems, len(rows), "completeness")
 
 
-def lifecycle(
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Retention, warm -> lake archival and compaction, once (Airflow: daily, 03:00 UTC)."""
-    from marketpipe.analytics.jobs import lifecycle_hook
-    from marketpipe.cli import _settings
-    from marketpipe.scheduler import JobUnavailable
-
-    settings = _settings(config, data_dir=data_dir)
-    try:
-        run = lifecycle_hook()
-        result = run(settings, now=time.time())
-    except JobUnavailable as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    except MarketpipeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    console.print(f"lifecycle done: {result}")
-
-
 def backfill(
     symbol: Annotated[str, typer.Option("--symbol", help="BTCUSDT or BTC-USDT.")],
     start: Annotated[str, typer.Option("--start", help="Inclusive ISO-8601 UTC time.")],
@@ -190,5 +169,4 @@ def backfill(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(check_app, name="check")
-    app.command()(lifecycle)
     app.command()(backfill)
