@@ -14,7 +14,8 @@ import pytest
 
 from tests.dbt.warehouse import replay_into, require_dbt, synthetic_recordings
 
-pytestmark = pytest.mark.integration
+# dbt and Airflow runs take minutes when the machine is busy.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "airflow" / "dags"

@@ -13,7 +13,8 @@ from marketpipe.config import Settings
 from marketpipe.simulator import SimulatedExchange, SyntheticMarket
 from tests.dbt.warehouse import require_dbt
 
-pytestmark = pytest.mark.integration
+# dbt and Airflow runs take minutes when the machine is busy.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
 

@@ -21,7 +21,8 @@ from tests.dbt.test_dbt_duckdb import FIRST_PRICE, LAST_PRICE, reference_hours
 from tests.dbt.warehouse import build_data_dir, dbt, require_dbt
 from tests.servers.scripts import ScriptServer
 
-pytestmark = pytest.mark.integration
+# dbt and Airflow runs take minutes when the machine is busy.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 MARTS = {
     "trading_summary_hourly": "exchange, symbol, hour_start",
