@@ -5,7 +5,7 @@ scheduler building the dbt marts every `--every` seconds. Candle commit latency 
 the commit storing the trade and its candle upserts has returned) is split into commits that
 happened while a dbt build was running and commits outside any build (after warm-up).
 
-    .venv/bin/python -m bench.dbt_during_demo [--rate 1000] [--seconds 150] [--every 45]
+    .venv/bin/python -m bench.dbt_during_demo [--rate 200] [--seconds 300] [--first 60]
 
 Writes bench/results/dbt_during_demo.json. Timing on a shared machine is noisy.
 """
@@ -29,12 +29,14 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
 RESULTS = Path(__file__).parent / "results" / "dbt_during_demo.json"
 
 
-async def _run(rate: float, seconds: float, every: float, warmup: float, data_dir: Path) -> Any:
+async def _run(
+    rate: float, seconds: float, every: float, first: float, warmup: float, data_dir: Path
+) -> Any:
     settings = load_settings(
         data_dir=data_dir,
         symbols=SYMBOLS,
         api={"port": 0},
-        scheduler={"dbt_first_build_after_s": warmup + 5, "dbt_build_every_s": every},
+        scheduler={"dbt_first_build_after_s": first, "dbt_build_every_s": every},
     )
     log = CommitLog()
     windows: list[tuple[int, int]] = []
@@ -67,10 +69,12 @@ async def _run(rate: float, seconds: float, every: float, warmup: float, data_di
     return log, sent, windows, ready_ns[0] + int(warmup * 1e9), job
 
 
-def measure(rate: float, seconds: float, every: float, warmup: float = 5.0) -> dict[str, Any]:
+def measure(
+    rate: float, seconds: float, every: float, first: float, warmup: float = 5.0
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="marketpipe-bench-dbt-") as tmp:
         log, sent, windows, since, job = asyncio.run(
-            _run(rate, seconds, every, warmup, Path(tmp) / "data")
+            _run(rate, seconds, every, first, warmup, Path(tmp) / "data")
         )
     during: list[float] = []
     outside: list[float] = []
@@ -85,7 +89,8 @@ def measure(rate: float, seconds: float, every: float, warmup: float = 5.0) -> d
         "rate": rate,
         "seconds": seconds,
         "dbt_every_s": every,
-        "dbt_builds": len(windows),
+        "dbt_first_after_s": first,
+        "dbt_builds_finished": len(windows),
         "dbt_build_seconds": [round((b - a) / 1e9, 1) for a, b in windows],
         "dbt_job": {k: job[k] for k in ("runs", "failures", "last_status", "last_error")},
         "during_dbt": summarize(np.asarray(during)),
@@ -95,11 +100,12 @@ def measure(rate: float, seconds: float, every: float, warmup: float = 5.0) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=1000.0, help="trades/s, all symbols")
-    parser.add_argument("--seconds", type=float, default=150.0)
-    parser.add_argument("--every", type=float, default=45.0, help="dbt build interval, s")
+    parser.add_argument("--rate", type=float, default=200.0, help="trades/s, all symbols")
+    parser.add_argument("--seconds", type=float, default=300.0)
+    parser.add_argument("--first", type=float, default=60.0, help="first dbt build after, s")
+    parser.add_argument("--every", type=float, default=600.0, help="dbt build interval, s")
     args = parser.parse_args()
-    result = measure(args.rate, args.seconds, args.every)
+    result = measure(args.rate, args.seconds, args.every, args.first)
     during, outside = result["during_dbt"], result["outside_dbt"]
     if during["p99_ms"] and outside["p99_ms"]:
         result["p99_ratio"] = round(during["p99_ms"] / outside["p99_ms"], 2)
