@@ -539,8 +539,10 @@ def serve(
 
 
 from marketpipe.cli_dbt import app as dbt_app  # noqa: E402
+from marketpipe.cli_ops import register as register_ops  # noqa: E402
 
 app.add_typer(dbt_app, name="dbt")
+register_ops(app)  # check freshness|completeness, backfill
 from marketpipe.cli_lifecycle import app as lifecycle_app  # noqa: E402
 
 app.add_typer(lifecycle_app, name="lifecycle")
