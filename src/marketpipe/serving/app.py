@@ -5,7 +5,9 @@ Everything it serves comes from the injected `Backend`, so embedded and cluster 
 every route. Other modules extend the app with `app.include_router(...)`.
 """
 
-from fastapi import FastAPI, Response
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,7 +39,13 @@ With `MARKETPIPE_API__TOKEN` set, send `Authorization: Bearer <token>` (or `X-MB
 """
 
 
-def create_app(backend: Backend, settings: ApiSettings | None = None) -> FastAPI:
+def create_app(
+    backend: Backend,
+    settings: ApiSettings | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The API over `backend`. `extra_routers` (e.g. the dbt marts' analytics routes) get the
+    same token, CORS, rate limits and error bodies as every built-in route."""
     settings = settings or ApiSettings()
     app = FastAPI(title="marketpipe", version="0.1.0", description=DESCRIPTION)
     view = MarketView(backend)
@@ -60,6 +68,8 @@ def create_app(backend: Backend, settings: ApiSettings | None = None) -> FastAPI
     for router in native.routers():
         app.include_router(router)
     app.include_router(BinanceRoutes(view).router)
+    for router in extra_routers:
+        app.include_router(router)
     hub = StreamHub(backend.broadcaster or CommitBroadcaster(), view)
     app.state.hub = hub
     app.include_router(websocket_router(hub))
