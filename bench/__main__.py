@@ -10,6 +10,7 @@ compressed 24-hour session. Results: bench/results/latest.json and bench/results
 
 import argparse
 import importlib
+import inspect
 import os
 import shlex
 import shutil
@@ -34,6 +35,7 @@ MODES: dict[str, Mode] = {"same": "same_process", "separate": "separate_process"
 SCENARIOS = ("replay", "peers", "live", "api", "cluster", "memory")
 HEADLINE_RATE = 10_000.0  # live.p50_ms / live.p99_ms are quoted at this rate
 WORK = CACHE / "work"
+ENV_KEYS = ("machine", "versions", "command", "scenario_seconds")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -170,7 +172,8 @@ def bench_live(args: argparse.Namespace) -> dict[str, Any]:
     head = next((r for r in at_rate if r["mode"] == "separate_process"), at_rate[0])
     return {
         "headline": f"{head['rate']:,.0f}/s, {head['mode']}",
-        "stage": "frame sent by the simulated exchange -> trade and candle committed",
+        "stage": "frame sent by the simulated exchange -> trade and candle committed "
+        "-> WebSocket push received",
         "rate": head["rate"],
         "mode": head["mode"],
         "samples": head["samples"],
@@ -178,6 +181,11 @@ def bench_live(args: argparse.Namespace) -> dict[str, Any]:
         "p99_ms": head["p99_ms"],
         "p999_ms": head["p999_ms"],
         "peak_rss_mb": head.get("peak_rss_mb"),
+        # ... -> WebSocket push received by a client of the pipeline's own /ws API.
+        "push_p50_ms": _ws(head, "frame_to_push", "p50_ms"),
+        "push_p99_ms": _ws(head, "frame_to_push", "p99_ms"),
+        "push_p999_ms": _ws(head, "frame_to_push", "p999_ms"),
+        "commit_to_push_p99_ms": _ws(head, "commit_to_push", "p99_ms"),
         "runs": runs,
         "data": {
             "symbols": head.get("symbols"),
@@ -187,19 +195,28 @@ def bench_live(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _ws(run: dict[str, Any], stage: str, key: str) -> Any:
+    return run.get("ws", {}).get(stage, {}).get(key)
+
+
 # ---- scenarios owned by other work: API + WebSocket push, cluster -------------------------
 
 
 def _optional(module: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run `bench/<module>.py`'s `run(quick=...)` if it exists; else say it was not measured."""
+    """Run `bench/<module>.py`'s `run()` if it exists; else say it was not measured.
+
+    `run()` returns its sections (e.g. `{"api": {...}, "ws": {...}}`); it may accept `quick`.
+    """
     try:
         mod = importlib.import_module(f"bench.{module}")
     except ModuleNotFoundError as exc:
         if exc.name != f"bench.{module}":
             raise
-        return {"measured": False, "reason": f"bench/{module}.py has not landed on this branch"}
-    result: dict[str, Any] = mod.run(quick=args.quick)
-    return {"measured": True} | result
+        reason = f"bench/{module}.py has not landed on this branch"
+        return {module: {"measured": False, "reason": reason}}
+    params = inspect.signature(mod.run).parameters
+    result: dict[str, Any] = mod.run(quick=args.quick) if "quick" in params else mod.run()
+    return {name: {"measured": True} | section for name, section in result.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -224,16 +241,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     if "live" in only:
         results["live"] = _timed("live", lambda: bench_live(args), command)
-    if "api" in only:
-        api = _timed("api", lambda: _optional("api", args), command)
-        results["api"] = {k: v for k, v in api.items() if k != "ws"}
-        results["ws"] = api.get("ws") or {
-            "measured": False,
-            "push_p99_ms": None,
-            "reason": api.get("reason", "bench/api.py reported no WebSocket push"),
-        }
-    if "cluster" in only:
-        results["cluster"] = _timed("cluster", lambda: _optional("cluster", args), command)
+    for name in ("api", "cluster"):
+        if name in only:
+            sections = _timed(name, lambda name=name: _optional(name, args), command)
+            env = {k: sections.pop(k) for k in ENV_KEYS if k in sections}
+            if "error" in sections:  # the module failed: its section says so
+                sections = {name: {"error": sections.pop("error")}}
+            for section, values in sections.items():
+                results[section] = values | env
     if "memory" in only:
         results["memory"] = _timed(
             "memory",

@@ -14,6 +14,9 @@ TARGETS = {
     "replay.trades_per_s": (">=", 1_000_000),
     "replay.ratio_vs_pyspark": (">=", 10),
     "live.p99_ms": ("<=", 5.0),
+    "api.klines_rps": (">=", 3_000),
+    "api.klines_p99_ms": ("<=", 20.0),
+    "ws.push_p99_ms": ("<=", 5.0),
     "memory.rss_mb_20_symbols": ("<=", 300),
 }
 
@@ -29,8 +32,8 @@ def _get(results: dict[str, Any], dotted: str) -> Any:
 
 HEADLINE_KEYS = (
     "replay.trades_per_s", "replay.pyspark_trades_per_s", "replay.ratio_vs_pyspark",
-    "replay.peak_rss_mb", "live.p50_ms", "live.p99_ms", "api.klines_rps", "api.klines_p99_ms",
-    "ws.push_p99_ms", "memory.rss_mb_20_symbols",
+    "replay.peak_rss_mb", "live.p50_ms", "live.p99_ms", "live.push_p99_ms", "api.klines_rps",
+    "api.klines_p99_ms", "ws.push_p99_ms", "memory.rss_mb_20_symbols",
 )  # fmt: skip
 
 
@@ -145,12 +148,14 @@ def _live_table(console: Console, live: dict[str, Any] | None) -> None:
         return
     table = Table(title=f"Live latency: {live['stage']}")
     for col in ("rate/s", "simulator", "samples", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
-                "peak RSS MB"):  # fmt: skip
+                "push p50 ms", "push p99 ms", "push p99.9 ms", "peak RSS MB"):  # fmt: skip
         table.add_column(col, justify="left" if col == "simulator" else "right")
     for run in live["runs"]:
         table.add_row(
             f"{run['rate']:,.0f}", run["mode"].replace("_", " "), f"{run['samples']:,}",
             _fmt(run["p50_ms"]), _fmt(run["p99_ms"]), _fmt(run["p999_ms"]), _fmt(run["max_ms"]),
+            *(_fmt(run.get("ws", {}).get("frame_to_push", {}).get(k))
+              for k in ("p50_ms", "p99_ms", "p999_ms")),
             _fmt(run.get("peak_rss_mb")),
         )  # fmt: skip
     console.print(table)

@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.dataset as ds
 
+from marketpipe.storage.embedded import EmbeddedStore
+
 CandleKey = tuple[str, str, int]  # symbol, interval, open_time (µs)
 CandleValue = tuple[float, float, float, float, float, float, int, int, int, bool]
 
@@ -27,7 +29,11 @@ class Snapshot:
     dead_letters: int
 
 
-def snapshot(data_dir: Path) -> Snapshot:
+def snapshot(data_dir: Path, *, recover: bool = True) -> Snapshot:
+    """`recover`: first open the data dir as the pipeline's next start would, which applies
+    commit-log entries the warm store lacks (what a restart sees); then read it directly."""
+    if recover:
+        EmbeddedStore(data_dir).close()
     con = duckdb.connect(str(data_dir / "warm.duckdb"), read_only=True)
     try:
         candles = {

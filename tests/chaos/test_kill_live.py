@@ -107,6 +107,7 @@ def kill_and_resume_live(exchange: Exchange, tmp_path: Path, kills: int, seed: i
         landed += kill9_after(run_live(exchange, data, tmp_path), rng.uniform(2.0, 6.0))
         time.sleep(rng.uniform(0.0, 1.0))  # the exchange trades on while we are down
     last = run_live(exchange, data, tmp_path)
+    time.sleep(6.0)  # the last run, too, rides the faults for a while
     # Let the last run settle: no new drops, every pending back-fill done and committed.
     exchange.command("calm")
     wait_settled(data)

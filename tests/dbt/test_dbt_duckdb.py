@@ -126,10 +126,12 @@ def test_synthetic_days_are_summarized_per_symbol_and_day(built_marts: BuiltMart
         """
     ).fetchall()
     stored = dict(
-        duckdb.connect().execute(
+        duckdb.connect()
+        .execute(
             "SELECT symbol, count(*) FROM read_parquet(?) GROUP BY symbol",
             [str(built_marts.data_dir / "dbt" / "inputs" / "trades_recent.parquet")],
-        ).fetchall()
+        )
+        .fetchall()
     )
     assert [r[0] for r in per_symbol] == ["ETH-USDT", "SOL-USDT", "XRP-USDT"]
     for symbol, days, trades, completeness in per_symbol:
@@ -151,9 +153,7 @@ def test_incremental_run_after_new_trades_equals_full_refresh(
     replay_into(data_dir, [more_synthetic_trades(built_marts.data_dir)])
     incremental = dbt(data_dir, "build")
     assert incremental.ok, incremental.tail(40)
-    query = (
-        "SELECT * EXCLUDE (seconds_since_last_trade) FROM marts.{} ORDER BY ALL"
-    )
+    query = "SELECT * EXCLUDE (seconds_since_last_trade) FROM marts.{} ORDER BY ALL"
     before = {m: marts(data_dir).execute(_q(m, query)).fetchall() for m in _MARTS}
     full = dbt(data_dir, "build", "--full-refresh")
     assert full.ok, full.tail(40)
@@ -166,8 +166,10 @@ _MARTS = ("trading_summary_hourly", "trading_summary_daily", "data_quality_daily
 
 def _q(model: str, template: str) -> str:
     sql = template.format(model)
-    return sql if model == "data_quality_daily" else sql.replace(
-        " EXCLUDE (seconds_since_last_trade)", ""
+    return (
+        sql
+        if model == "data_quality_daily"
+        else sql.replace(" EXCLUDE (seconds_since_last_trade)", "")
     )
 
 
@@ -222,9 +224,7 @@ def test_docs_generate_describes_every_model_and_reads_staging_to_marts(
     assert "source" not in marts_parents
 
 
-def test_source_freshness_passes_on_fresh_data(
-    built_marts: BuiltMarts, tmp_path: Path
-) -> None:
+def test_source_freshness_passes_on_fresh_data(built_marts: BuiltMarts, tmp_path: Path) -> None:
     data_dir = copy_data_dir(built_marts.data_dir, tmp_path / "data")
     result = dbt(data_dir, "source freshness")
     assert result.ok, result.tail(40)

@@ -79,9 +79,7 @@ async def _run_embedded(
     }
     env = dbt_environment(settings, duckdb_path=building, work=work)
     try:
-        result = await run_dbt(
-            settings, dbt_command(settings, command, args, variables), env, work
-        )
+        result = await run_dbt(settings, dbt_command(settings, command, args, variables), env, work)
         if result.ok and command in PUBLISHING:
             os.replace(building, live)  # atomic: readers see the old or the new file
             log.info("marts published to %s", live)

@@ -21,6 +21,7 @@ from marketpipe.serving.market import MarketView
 from marketpipe.serving.pipeline_stats import PipelineStats
 from marketpipe.serving.ratelimit import RateLimitMiddleware
 from marketpipe.serving.routes_binance import BinanceRoutes
+from marketpipe.serving.routes_marts import marts_router
 from marketpipe.serving.routes_native import NativeRoutes, health_response
 from marketpipe.serving.security import BearerTokenMiddleware
 from marketpipe.serving.settings import ApiSettings
@@ -44,7 +45,7 @@ def create_app(
     settings: ApiSettings | None = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """The API over `backend`. `extra_routers` (e.g. the dbt marts' analytics routes) get the
+    """The API over `backend`. `extra_routers` (routes of other modules) get the
     same token, CORS, rate limits and error bodies as every built-in route."""
     settings = settings or ApiSettings()
     app = FastAPI(title="marketpipe", version="0.1.0", description=DESCRIPTION)
@@ -68,6 +69,7 @@ def create_app(
     for router in native.routers():
         app.include_router(router)
     app.include_router(BinanceRoutes(view).router)
+    app.include_router(marts_router())
     for router in extra_routers:
         app.include_router(router)
     hub = StreamHub(backend.broadcaster or CommitBroadcaster(), view)
