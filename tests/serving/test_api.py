@@ -195,14 +195,14 @@ def test_openapi_docs_list_every_endpoint(client: TestClient) -> None:
 def test_extra_routers_get_the_same_guards(store: EmbeddedStore) -> None:
     from fastapi import APIRouter
 
-    marts = APIRouter(prefix="/api/v1/analytics")
+    extra = APIRouter(prefix="/api/v1/extra")
 
-    @marts.get("/summary/daily")
+    @extra.get("/daily")
     def daily() -> list[dict[str, int]]:
         return [{"day": 1}]
 
     settings = ApiSettings(token="t0k", rate_limit="100/minute")  # type: ignore[arg-type]
-    app = TestClient(create_app(embedded_backend(store, healthy), settings, [marts]))
-    assert app.get("/api/v1/analytics/summary/daily").status_code == 401
-    ok = app.get("/api/v1/analytics/summary/daily", headers={"Authorization": "Bearer t0k"})
+    app = TestClient(create_app(embedded_backend(store, healthy), settings, [extra]))
+    assert app.get("/api/v1/extra/daily").status_code == 401
+    ok = app.get("/api/v1/extra/daily", headers={"Authorization": "Bearer t0k"})
     assert ok.json() == [{"day": 1}] and ok.headers["X-RateLimit-Limit"] == "100"
