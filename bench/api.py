@@ -251,18 +251,19 @@ async def _ws_client(
     return latencies
 
 
-def run() -> dict[str, Any]:
+def run(quick: bool = False) -> dict[str, Any]:
     """Both measurements, as `{"api": {...}, "ws": {...}}` for bench/results/latest.json."""
-    print("api: klines limit=500, 64 concurrent clients, 10 s ...", flush=True)
-    api = bench_klines()
+    seconds = 4.0 if quick else 10.0
+    print(f"api: klines limit=500, 64 concurrent clients, {seconds:g} s ...", flush=True)
+    api = bench_klines(seconds)
     print(
         f"api: {api['klines_rps']:,} req/s, p50 {api['klines_p50_ms']} ms, "
         f"p99 {api['klines_p99_ms']} ms (targets: >= 3,000 req/s, p99 <= 20 ms); "
         f"{api['klines_per_server_cpu_s']} req per server CPU-second",
         flush=True,
     )
-    print("ws: commit -> client push latency at 1,000 trades/s, 10 s ...", flush=True)
-    ws = bench_ws_push()
+    print(f"ws: commit -> client push latency at 1,000 trades/s, {seconds:g} s ...", flush=True)
+    ws = bench_ws_push(seconds)
     print(
         f"ws: push p50 {ws['push_p50_ms']} ms, p99 {ws['push_p99_ms']} ms "
         f"over {ws['samples']:,} frames (target: p99 <= 5 ms)",
