@@ -20,12 +20,16 @@ from marketpipe.serving.errors import install_error_handlers
 from marketpipe.serving.market import MarketView
 from marketpipe.serving.pipeline_stats import PipelineStats
 from marketpipe.serving.ratelimit import RateLimitMiddleware
+from marketpipe.serving.reuse import ResponseReuseMiddleware
 from marketpipe.serving.routes_binance import BinanceRoutes
 from marketpipe.serving.routes_marts import marts_router
 from marketpipe.serving.routes_native import NativeRoutes, health_response
 from marketpipe.serving.security import BearerTokenMiddleware
 from marketpipe.serving.settings import ApiSettings
 from marketpipe.serving.ws_binance import StreamHub, websocket_router
+
+# Polled with identical queries by charts and bots; answers change only with a commit.
+REUSABLE_PATHS = frozenset({"/api/v3/klines", "/api/v3/uiKlines"})
 
 DESCRIPTION = """\
 Market data from marketpipe's pipeline.
@@ -77,7 +81,10 @@ def create_app(
     app.include_router(websocket_router(hub))
     app.include_router(dashboard_router(settings.dashboard_dir))
 
-    # Outermost last: CORS answers preflights before the token check; limits count real calls.
+    # Outermost last: CORS answers preflights before the token check; limits count real calls;
+    # reuse replays a popular poll's response (after both guards) while the data is unchanged.
+    if backend.version is not None:
+        app.add_middleware(ResponseReuseMiddleware, version=backend.version, paths=REUSABLE_PATHS)
     app.add_middleware(
         RateLimitMiddleware,
         limit=settings.rate_limit,
