@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from marketpipe import cli_cluster
 from marketpipe.config import Settings, load_settings
 from marketpipe.model.errors import MarketpipeError, StorageError
 from marketpipe.model.intervals import INTERVALS
@@ -519,6 +520,10 @@ def serve(
         port=port or settings.api.port,
         log_config=None,
     )
+
+
+# Cluster roles (ingest, process, archive) and the dead-letter tools.
+cli_cluster.register(app)
 
 
 def main() -> None:
