@@ -152,6 +152,14 @@ def process(
             help="Spark checkpoint dir (local path or s3a://).",
         ),
     ] = _SPARK.checkpoint_dir,
+    batch_max: Annotated[
+        int,
+        typer.Option(
+            "--batch-max",
+            envvar=f"{_K}BATCH_MAX_MESSAGES",
+            help="Most messages per micro-batch (native) or per trigger (spark).",
+        ),
+    ] = _KAFKA.batch_max_messages,
     until_idle: UntilIdle = False,
     max_seconds: MaxSeconds = None,
     config: ConfigOpt = None,
@@ -170,6 +178,7 @@ def process(
         allowed_lateness_us=int(settings.engine.allowed_lateness_s * 1e6),
         idle_watermark=settings.engine.idle_watermark,
         idle_lag_us=int(settings.engine.idle_lag_s * 1e6),
+        batch_max_messages=batch_max,
     )
     try:
         ensure_topics(bootstrap, topics, partitions=partitions)
@@ -183,7 +192,9 @@ def process(
         else:
             totals = _run_spark(
                 engine_config, store, bootstrap, topics, hot, stop, until_idle, max_seconds,
-                SparkSettings(master=master, checkpoint_dir=checkpoint_dir),
+                SparkSettings(
+                    master=master, checkpoint_dir=checkpoint_dir, max_offsets_per_trigger=batch_max
+                ),
             )  # fmt: skip
     except MarketpipeError as exc:
         raise _fail(exc) from None

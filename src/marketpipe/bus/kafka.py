@@ -85,6 +85,8 @@ def ensure_topics(
         count = 1 if name == topics.dlq else partitions
         wanted.append(NewTopic(name, num_partitions=count, replication_factor=replication,
                                config=config))  # fmt: skip
+    if not wanted:
+        return []
     for name, future in admin.create_topics(wanted, operation_timeout=30).items():
         try:
             future.result()

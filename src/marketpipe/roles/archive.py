@@ -12,8 +12,12 @@ Kafka partition into offset ranges, and each range goes through three steps:
 
 After a crash at any point, the member that gets the partition finds the plan ahead of the
 committed offset and redoes exactly that range: the same trades, so the same file names with
-the same content (a rewrite, not a duplicate), then the commit. Trades already stored (a
-duplicate delivery) are filtered out against `trades_recent` before either write.
+the same content (a rewrite, not a duplicate), then the commit.
+
+Duplicate deliveries (the same trade at two offsets, e.g. after an ingest restart) are kept
+out of the lake by an id ledger per exchange/symbol/date, loaded from the lake's own files on
+first use; `trades_recent` ignores them by its key (the native processor writes there too,
+which makes its restored windows exact).
 """
 
 import logging
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -31,8 +36,7 @@ from confluent_kafka import Message
 from marketpipe.bus import serde
 from marketpipe.bus.kafka import Offsets, OffsetsInStoreConsumer, Topics
 from marketpipe.model.batch import CommitBatch
-from marketpipe.model.records import Trade
-from marketpipe.model.schemas import TRADE_SCHEMA
+from marketpipe.processing.ledger import IdLedger
 from marketpipe.roles.retry import until_stored
 from marketpipe.storage.lake import ParquetLake
 
@@ -45,10 +49,6 @@ class ArchiveStore(Protocol):
         offsets: Offsets | None = None,
     ) -> None: ...  # fmt: skip
     def load_offsets(self, consumer_group: str, topic: str) -> dict[int, int]: ...
-    def trades(
-        self, *, exchange: str | None, symbol: str | None, start: int | None,
-        end: int | None, limit: int | None,
-    ) -> list[Trade]: ...  # fmt: skip
 
 
 def open_lake(root: str, filesystem: pafs.FileSystem | None = None) -> ParquetLake:
@@ -100,6 +100,7 @@ class TradeArchiver:
         self._pending: dict[int, _Pending] = {}
         self._plans: dict[int, int] = {}  # partition -> planned end not yet committed
         self._committed: dict[int, int] = {}
+        self._ledgers: dict[tuple[str, str, str], IdLedger] = {}  # in the lake already
         self._stop = threading.Event()
         self.consumer = OffsetsInStoreConsumer(
             bootstrap, group, [self.topic], self._assigned_offsets
@@ -109,6 +110,7 @@ class TradeArchiver:
         committed = until_stored(lambda: self.store.load_offsets(self.group, topic))
         planned = until_stored(lambda: self.store.load_offsets(self.plan_group, topic))
         self._pending = {}
+        self._ledgers = {}
         self._committed = committed
         self._plans = {p: end for p, end in planned.items() if end > committed.get(p, 0)}
         if self._plans:
@@ -175,9 +177,11 @@ class TradeArchiver:
                     CommitBatch(), consumer_group=self.plan_group, offsets=offsets
                 )
             )
-        trades = self._new_trades(messages)
-        if trades.num_rows:
-            until_stored(lambda: self.lake.write_trades(trades))
+        trades = self._decode(messages)
+        for_lake = self._not_in_lake(trades)
+        if for_lake.num_rows:
+            until_stored(lambda: self.lake.write_trades(for_lake))
+            self._remember(for_lake)
         if self.before_commit is not None:
             self.before_commit()
         until_stored(
@@ -189,48 +193,57 @@ class TradeArchiver:
         self.totals.ranges += 1
         self.totals.trades += trades.num_rows
 
-    def _new_trades(self, messages: list[Message]) -> pa.Table:
+    def _decode(self, messages: list[Message]) -> pa.Table:
+        """The range's trades, each (exchange, symbol, trade_id) once: first delivery wins."""
         decoded = []
         for message in messages:
             try:
                 decoded.append(serde.decode_trade(message.value()))
             except serde.PoisonMessage:
                 self.totals.skipped += 1
-        table = serde.trades_table(decoded)
-        if not table.num_rows:
-            return TRADE_SCHEMA.empty_table()
-        # Within the range: first delivery wins.
-        keys = pc.binary_join_element_wise(
-            table.column("exchange"), table.column("symbol"),
-            pc.cast(table.column("trade_id"), pa.string()), ":",
-        )  # fmt: skip
-        seen: set[str] = set()
-        keep = []
-        for key in keys.to_pylist():
-            keep.append(key not in seen)
-            seen.add(key)
-        stored = self._stored_keys(table)
-        mask = [k and key not in stored for k, key in zip(keep, keys.to_pylist(), strict=True)]
-        fresh = table.filter(pa.array(mask))
-        self.totals.duplicates += table.num_rows - fresh.num_rows
+        unique = {(t.exchange, t.symbol, t.trade_id): t for t in reversed(decoded)}
+        self.totals.duplicates += len(decoded) - len(unique)
+        return serde.trades_table(list(reversed(unique.values())))
+
+    def _not_in_lake(self, trades: pa.Table) -> pa.Table:
+        if not trades.num_rows:
+            return trades
+        dates = pc.strftime(trades.column("ts_event"), format="%Y-%m-%d").to_pylist()
+        keys = list(zip(trades.column("exchange").to_pylist(),
+                        trades.column("symbol").to_pylist(), dates, strict=True))  # fmt: skip
+        ids = trades.column("trade_id").to_numpy()
+        mask = np.ones(len(keys), dtype=bool)
+        for key in set(keys):
+            rows = np.array([k == key for k in keys])
+            mask[rows] = self._ledger(key).unseen(ids[rows])
+        fresh = trades.filter(pa.array(mask))
+        self.totals.duplicates += trades.num_rows - fresh.num_rows
         return fresh
 
-    def _stored_keys(self, table: pa.Table) -> set[str]:
-        """Keys of the range's trades already in trades_recent (duplicate deliveries)."""
-        out: set[str] = set()
-        ts = table.column("ts_event").cast(pa.int64())
-        start, end = pc.min(ts).as_py(), pc.max(ts).as_py() + 1
-        for exchange, symbol in {
-            (e, s)
-            for e, s in zip(
-                table.column("exchange").to_pylist(), table.column("symbol").to_pylist(),
-                strict=True,
-            )
-        }:  # fmt: skip
-            rows = until_stored(
-                lambda e=exchange, s=symbol: self.store.trades(  # type: ignore[misc]
-                    exchange=e, symbol=s, start=start, end=end, limit=None
+    def _remember(self, trades: pa.Table) -> None:
+        dates = pc.strftime(trades.column("ts_event"), format="%Y-%m-%d").to_pylist()
+        by_key: dict[tuple[str, str, str], list[int]] = {}
+        for e, s, d, i in zip(trades.column("exchange").to_pylist(),
+                              trades.column("symbol").to_pylist(), dates,
+                              trades.column("trade_id").to_pylist(), strict=True):  # fmt: skip
+            by_key.setdefault((e, s, d), []).append(i)
+        for key, trade_ids in by_key.items():
+            self._ledger(key).add(np.array(trade_ids, dtype=np.int64))
+
+    def _ledger(self, key: tuple[str, str, str]) -> IdLedger:
+        """Ids of one exchange/symbol/date already in the lake (read once per process)."""
+        ledger = self._ledgers.get(key)
+        if ledger is None:
+            exchange, symbol, date = key
+            start = int(np.datetime64(date, "us").astype(np.int64))
+            end = start + 86_400_000_000
+            stored = until_stored(
+                lambda: self.lake.read_trades(
+                    exchange=exchange, symbol=symbol, start=start, end=end
                 )
             )
-            out.update(f"{t.exchange}:{t.symbol}:{t.trade_id}" for t in rows)
-        return out
+            ledger = IdLedger()
+            if stored.num_rows:
+                ledger.add(np.sort(stored.column("trade_id").to_numpy()))
+            self._ledgers[key] = ledger
+        return ledger
