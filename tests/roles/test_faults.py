@@ -118,6 +118,7 @@ def test_kill_9_of_the_native_processor_then_restart_ends_as_a_clean_run(
         _assert_clean(store, clean)
 
 
+@pytest.mark.timeout(900)  # two Spark driver start-ups on a shared 2-core machine
 def test_kill_9_of_the_spark_driver_then_restart_ends_as_a_clean_run(
     kafka_broker: KafkaBroker, kafka_topics: Topics, postgres_server: ScriptServer,
     trades: pa.Table, clean: tuple[dict, dict], tmp_path: Path,  # type: ignore[type-arg]
@@ -232,6 +233,7 @@ def test_broker_restart_mid_stream_ends_as_a_clean_run_without_duplicates(
     store.close()
 
 
+@pytest.mark.timeout(600)
 def test_postgres_stopped_30_s_mid_stream_ends_as_a_clean_run_without_duplicates(
     kafka_broker: KafkaBroker, kafka_topics: Topics, private_postgres: ScriptServer,
     s3_bucket: S3Endpoint, trades: pa.Table, clean: tuple[dict, dict],  # type: ignore[type-arg]
