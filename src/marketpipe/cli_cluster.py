@@ -226,8 +226,8 @@ def _run_spark(
     until_idle: bool, max_seconds: float | None, spark_settings: SparkSettings,
 ) -> Any:  # fmt: skip
     import pyspark
-    from confluent_kafka import Consumer, TopicPartition
 
+    from marketpipe.bus.kafka import end_offsets
     from marketpipe.roles.spark_engine import SparkSink, run_spark, spark_jars
     from marketpipe.spark.job import JobConfig, local_session, start
 
@@ -243,21 +243,11 @@ def _run_spark(
         whale_notional=config.rules.whale_notional,
         max_offsets_per_trigger=spark_settings.max_offsets_per_trigger,
     )  # fmt: skip
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "marketpipe-probe"})
-    partitions = list(probe.list_topics(topics.trades, timeout=30).topics[topics.trades].partitions)
-
-    def ends() -> dict[int, int]:
-        return {
-            p: probe.get_watermark_offsets(TopicPartition(topics.trades, p), timeout=10)[1]
-            for p in partitions
-        }
-
     queries = start(session, job, sink)
     try:
-        run_spark(sink, queries, end_offsets=ends, until_idle=until_idle,
-                  max_seconds=max_seconds, stop=stop)  # fmt: skip
+        run_spark(sink, queries, end_offsets=end_offsets(bootstrap, topics.trades),
+                  until_idle=until_idle, max_seconds=max_seconds, stop=stop)  # fmt: skip
     finally:
-        probe.close()
         session.stop()
     return sink.totals
 
