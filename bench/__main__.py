@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import cluster
 from bench.environment import machine, versions
 from bench.isolated import run_isolated
 from bench.live_bench import Mode, measure
@@ -50,6 +51,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-replay", action="store_true")
     parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument("--skip-cluster", action="store_true", help="skip bench/cluster.py")
     return parser.parse_args(argv)
 
 
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         rates = [float(r) for r in args.rates.split(",") if r]
         modes = [MODES[m.strip()] for m in args.modes.split(",") if m.strip()]
         results["live"] = bench_live(rates, modes, args.live_seconds, args.warmup, command)
+    if not args.skip_cluster:  # Kafka + PostgreSQL + Spark: see bench/cluster.py
+        results["cluster"] = cluster.main([])
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     write_json(results)
     print_tables(results)

@@ -14,6 +14,7 @@ Starts its own Kafka broker and PostgreSQL (repo scripts), a local Spark session
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -260,7 +261,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--trades", type=int, default=1_000_000)
+    parser.add_argument(
+        "--trades", type=int, default=int(os.environ.get("BENCH_CLUSTER_TRADES", 1_000_000))
+    )
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args(argv)

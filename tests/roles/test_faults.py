@@ -20,10 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pytest
-
 from deploy.kafka.broker import KafkaBroker
+
 from marketpipe.bus.kafka import Topics
-from marketpipe.config import Settings
 from marketpipe.roles.archive import TradeArchiver, open_lake
 from marketpipe.roles.ingest import KafkaIngest
 from marketpipe.roles.native import NativeProcessor
@@ -194,7 +193,9 @@ def _process_and_archive(
     return archiver
 
 
-def _assert_no_duplicates(store: PostgresWarehouse, archiver: TradeArchiver, trades: pa.Table) -> None:
+def _assert_no_duplicates(
+    store: PostgresWarehouse, archiver: TradeArchiver, trades: pa.Table
+) -> None:
     expected = sorted(trades.column("trade_id").to_pylist())
     warm = store.trades(exchange=None, symbol=None, start=None, end=None, limit=None)
     assert sorted(t.trade_id for t in warm) == expected
@@ -226,8 +227,8 @@ def test_broker_restart_mid_stream_ends_as_a_clean_run_without_duplicates(
         time.sleep(2.5)
         kafka_broker.restart(down_s=2)
 
-    archiver = _process_and_archive(store, kafka_broker, kafka_topics, s3_bucket, restart,
-                                    _produce_slowly(kafka_broker, kafka_topics, trades))  # fmt: skip
+    produce = _produce_slowly(kafka_broker, kafka_topics, trades)
+    archiver = _process_and_archive(store, kafka_broker, kafka_topics, s3_bucket, restart, produce)
     _assert_clean(store, clean)
     _assert_no_duplicates(store, archiver, trades)
     store.close()
@@ -247,8 +248,8 @@ def test_postgres_stopped_30_s_mid_stream_ends_as_a_clean_run_without_duplicates
         time.sleep(30)
         private_postgres.start()
 
-    archiver = _process_and_archive(store, kafka_broker, kafka_topics, s3_bucket, outage,
-                                    _produce_slowly(kafka_broker, kafka_topics, trades))  # fmt: skip
+    produce = _produce_slowly(kafka_broker, kafka_topics, trades)
+    archiver = _process_and_archive(store, kafka_broker, kafka_topics, s3_bucket, outage, produce)
     _assert_clean(store, clean)
     _assert_no_duplicates(store, archiver, trades)
     store.close()
