@@ -1,4 +1,4 @@
-"""Cluster scenario: Kafka producer rate, native vs Spark throughput on the same input, and
+"""Cluster scenario (`make bench`, or alone): Kafka producer rate, native vs Spark throughput on the same input, and
 Kafka-in -> candle-in-PostgreSQL latency for both engines.
 
     python -m bench.cluster [--trades 1000000] [--rate 2000] [--seconds 15]
@@ -141,7 +141,14 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def run(trades: int, rate: float, seconds: float) -> dict[str, Any]:
+def run(quick: bool = False) -> dict[str, Any]:
+    """`make bench` entry (bench/__main__.py): 1M trades (200k with --quick)."""
+    default = 200_000 if quick else 1_000_000
+    trades = int(os.environ.get("BENCH_CLUSTER_TRADES", default))
+    return {"cluster": measure(trades, 2000.0, 10.0 if quick else 15.0)}
+
+
+def measure(trades: int, rate: float, seconds: float) -> dict[str, Any]:
     settings = load_settings()
     config = EngineConfig(settings.alerts, idle_after_s=1.0)
     results: dict[str, Any] = {"trades": trades, "paced_rate": rate, "paced_seconds": seconds}
@@ -267,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args(argv)
-    results = run(args.trades, args.rate, args.seconds)
+    results = measure(args.trades, args.rate, args.seconds)
     print(json.dumps(results, indent=2))
     out = Path(__file__).parent / "results" / "cluster.json"
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -1,5 +1,6 @@
 """The unit of work between processing and storage: everything one micro-batch commits."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -35,3 +36,29 @@ class CommitBatch:
             or self.positions
             or self.dead_letters
         )
+
+
+def merge_batches(batches: Sequence[CommitBatch]) -> CommitBatch:
+    """Several consecutive batches as one, with the same effect when committed: candles,
+    quotes and positions keep their latest value per key, an alert its first."""
+    if len(batches) == 1:
+        return batches[0]
+    candles = {
+        (c.exchange, c.symbol, c.interval, c.open_time): c for b in batches for c in b.candles
+    }
+    alerts: dict[str, Alert] = {}
+    for b in batches:
+        for a in b.alerts:
+            alerts.setdefault(a.alert_id, a)
+    quotes = {(q.exchange, q.symbol): q for b in batches for q in b.quotes}
+    positions = {(p.exchange, p.symbol): p for b in batches for p in b.positions}
+    return CommitBatch(
+        trades=pa.concat_tables([b.trades for b in batches]),
+        late_trades=pa.concat_tables([b.late_trades for b in batches]),
+        candles=list(candles.values()),
+        alerts=list(alerts.values()),
+        quotes=list(quotes.values()),
+        positions=list(positions.values()),
+        dead_letters=[d for b in batches for d in b.dead_letters],
+        duplicates=sum(b.duplicates for b in batches),
+    )

@@ -13,13 +13,15 @@ dead-lettered, never fatal.
 import gzip
 import io
 import logging
+import queue
+import threading
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, TypeVar
 
 import msgspec
 import polars as pl
@@ -36,10 +38,16 @@ log = logging.getLogger(__name__)
 Format = Literal["recv", "jsonl", "csv"]
 BLOCK_BYTES = 32 * 1024 * 1024
 
+# Numbers are bounded so they fit int64 (recv ns: 19 digits below 9e18; ids 18 digits; trade
+# time 15 digits of ms, so µs fit too) and decimals must be decimals; anything else fails the
+# fast path and goes to the typed parser, which dead-letters what it cannot take.
+_DECIMAL = r"([0-9]+(?:\.[0-9]+)?)"
 _TRADE_FRAME = (
-    r'^(\d+) \{"stream":"[a-z0-9]+@trade","data":\{"e":"trade","E":\d+,"s":"([A-Z0-9]+)",'
-    r'"t":(\d+),"p":"([0-9.]+)","q":"([0-9.]+)","T":(\d+),"m":(true|false)(?:,"M":(?:true|false))?\}\}$'
+    r'^([1-8]?[0-9]{1,18}) \{"stream":"[a-z0-9]+@trade","data":\{"e":"trade","E":\d+,'
+    rf'"s":"([A-Z0-9]+)","t":([0-9]{{1,18}}),"p":"{_DECIMAL}","q":"{_DECIMAL}",'
+    r'"T":([0-9]{1,15}),"m":(true|false)(?:,"M":(?:true|false))?\}\}$'
 )
+_MAX_RECV_NS = 2**63 - 1
 _CSV_COLUMNS = ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"]
 
 
@@ -95,6 +103,28 @@ def _blocks(handle: IO[bytes], size: int = BLOCK_BYTES) -> Iterator[bytes]:
         yield carry
 
 
+# A byte that never occurs in a frame: splitting on it gives whole lines.
+_NO_SPLIT = "\x1f"
+
+
+def _lines(block: bytes) -> pl.Series:
+    """The non-empty lines of a block, as one string column.
+
+    Polars' CSV reader splits and decodes the block in Rust, without a Python string per
+    line (the Python split cost more than the regex that follows). Undecodable bytes become
+    U+FFFD, as before, so such a line fails the fast path and is dead-lettered whole.
+    """
+    if _NO_SPLIT.encode() in block:  # cannot happen in JSON frames; stay exact if it does
+        text = block.decode("utf-8", errors="replace").splitlines()
+        lines = pl.Series("line", text, dtype=pl.Utf8)
+    else:
+        lines = pl.read_csv(
+            block, has_header=False, separator=_NO_SPLIT, quote_char=None,
+            new_columns=["line"], schema={"line": pl.Utf8}, encoding="utf8-lossy",
+        )["line"]  # fmt: skip
+    return lines.filter(lines.is_not_null() & (lines.str.len_bytes() > 0))
+
+
 class ReplayReader:
     """Reads replay files into chunks of records, in file order."""
 
@@ -130,25 +160,25 @@ class ReplayReader:
     # ---- <recv_ns> <json> recordings -----------------------------------------------------
 
     def _recv_block(self, block: bytes, path: Path) -> ReplayChunk:
-        lines = pl.Series(
-            "line", block.decode("utf-8", errors="replace").splitlines(), dtype=pl.Utf8
-        )
-        lines = lines.filter(lines.str.len_bytes() > 0)
+        lines = _lines(block)
         parsed = lines.str.extract_groups(_TRADE_FRAME)
         fast = pl.DataFrame({"line": lines, "m": parsed}).unnest("m")
         names = fast.columns[1:]
         fast = fast.rename(dict(zip(names, ["recv", "s", "t", "p", "q", "T", "m"], strict=True)))
-        matched = fast.filter(pl.col("t").is_not_null())
+        fast = fast.with_columns(pl.col("p", "q").cast(pl.Float64))
+        # A zero price or quantity is valid JSON but not a trade: the parser dead-letters it.
+        taken = (pl.col("t").is_not_null() & (pl.col("p") > 0) & (pl.col("q") > 0)).fill_null(False)
+        matched = fast.filter(taken)
         trades = self._fast_trades(matched)
-        rest = self._classify(fast.filter(pl.col("t").is_null()).select("line"))
+        rest = self._classify(fast.filter(~taken).select("line"))
         chunk = ReplayChunk(trades, skipped=int(rest["kind"].eq("skip").sum()))
         slow_trades: list[Trade] = []
         last_quotes: dict[str, Quote] = {}
         for line in rest.filter(pl.col("kind") != "skip")["line"]:
             recv, _, frame = line.partition(" ")
             try:
-                if not recv.isdigit():
-                    raise FrameError("line is not '<recv_ns> <json>'")
+                if not recv.isdigit() or int(recv) > _MAX_RECV_NS:
+                    raise FrameError("line is not '<recv_ns> <json>' with an int64 recv_ns")
                 record = parse_frame(frame, self.symbols, int(recv) // 1000)
             except FrameError as exc:
                 chunk.dead_letters.append(_dead_letter(line, exc, path))
@@ -224,7 +254,13 @@ class ReplayReader:
 
     def _csv(self, path: Path) -> ReplayChunk:
         native = path.name.split("-", 1)[0]
-        symbol = self.symbols.normalize(native)
+        try:
+            symbol = self.symbols.normalize(native)
+        except ValueError as exc:
+            raise SourceError(
+                f"{path}: a trades CSV is named after its symbol, like "
+                f"BTCUSDT-trades-2024-08-09.csv ({exc})"
+            ) from None
         with _open(path) as handle:
             data = handle.read()
         has_header = data[:2].lower() == b"id"
@@ -253,6 +289,53 @@ class ReplayReader:
             ts_recv=pl.lit(now_us, dtype=pl.Int64),
         )
         return ReplayChunk(_to_trade_table(frame), bytes_read=path.stat().st_size)
+
+
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced on a background thread up to `depth` ahead of the consumer.
+
+    Parsing the next block (polars, which releases the GIL) then overlaps processing and
+    committing this one, so replay keeps both cores busy. Errors reach the consumer in order.
+    """
+    ready: queue.Queue[tuple[bool, object]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+            return
+        put((False, None))
+
+    worker = threading.Thread(target=produce, name="replay-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, value = ready.get()
+            if ok:
+                yield value  # type: ignore[misc]
+            elif value is None:
+                return
+            else:
+                raise value  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
 
 
 class _CapturedTrade(msgspec.Struct):

@@ -1,5 +1,6 @@
 """The embedded warm store: one DuckDB file, one transaction per micro-batch."""
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -41,34 +42,59 @@ def _ts(us: int) -> str:
 class DuckDBWarehouse:
     """Warm tier of embedded mode. Thread-safe: one connection behind a lock."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False, threads: int | None = None) -> None:
         self.path = path
         try:
             if not read_only:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, OSError) as exc:  # OSError: e.g. a read-only data dir
             raise StorageError(f"cannot open warm store {path}: {exc}") from None
         _run(self._con, "SET TimeZone = 'UTC'")
+        if threads is not None:
+            # Micro-batch inserts gain nothing from a thread pool; its hand-offs cost a third
+            # of an insert's CPU and add latency to every small commit.
+            _run(self._con, f"SET threads = {int(threads)}")
         self._lock = threading.Lock()
+        # Lake exports read on their own connection (same database, MVCC), so reading half a
+        # million rows back never holds the writer's lock.
+        self._reader = self._con.cursor()
+        _run(self._reader, "SET TimeZone = 'UTC'")
+        self._reader_lock = threading.Lock()
         if not read_only:
             for ddl in TABLES.values():
                 _run(self._con, ddl)
         self._seq = int(_run(self._con, "SELECT coalesce(max(seq), 0) FROM batches")[0][0])
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._reader_lock:
+            self._reader.close()
             self._con.close()
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A second connection to this database for long reads (e.g. dbt's snapshot): it sees
+        a consistent snapshot and never holds the commit lock. The caller closes it."""
+        with self._lock:
+            return self._con.cursor()
 
     # ---- writes --------------------------------------------------------------------------
 
-    def commit(self, batch: CommitBatch) -> int:
-        """Commit one micro-batch atomically; returns its batch sequence number."""
-        if batch.is_empty:
+    @property
+    def last_seq(self) -> int:
+        """The highest batch sequence number committed."""
+        return self._seq
+
+    def commit(self, batch: CommitBatch, seq: int | None = None) -> int:
+        """Commit one micro-batch atomically; returns its batch sequence number (`seq`, when
+        given: the commit log's, which must be above every one committed before)."""
+        if batch.is_empty and seq is None:
             return self._seq
         with self._lock:
             con = self._con
-            seq = self._seq + 1
+            if seq is None:
+                seq = self._seq + 1
+            elif seq <= self._seq:
+                raise StorageError(f"batch {seq} is not after the last committed ({self._seq})")
             _run(con, "BEGIN TRANSACTION")
             try:
                 self._write(con, batch, seq)
@@ -79,7 +105,10 @@ class DuckDBWarehouse:
                 )
                 _run(con, "COMMIT")
             except Exception as exc:
-                _run(con, "ROLLBACK")
+                # A COMMIT that failed (e.g. the disk is full) has already ended the
+                # transaction; ROLLBACK would then raise and hide the real error.
+                with contextlib.suppress(duckdb.Error):
+                    _run(con, "ROLLBACK")
                 raise StorageError(f"batch commit failed and was rolled back: {exc}") from exc
             self._seq = seq
             return seq
@@ -226,10 +255,13 @@ class DuckDBWarehouse:
             return start, self._seq
 
     def export_rows(self, from_seq: int, to_seq: int) -> pa.Table:
-        return self._arrow(
-            f"SELECT {_TRADE_COLUMNS} FROM trades_recent WHERE batch_seq BETWEEN ? AND ?",
-            [from_seq, to_seq],
-        ).cast(TRADE_SCHEMA)
+        sql = f"SELECT {_TRADE_COLUMNS} FROM trades_recent WHERE batch_seq BETWEEN ? AND ?"
+        with self._reader_lock:
+            try:
+                table = self._reader.sql(sql, params=[from_seq, to_seq]).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StorageError(f"warm store query failed: {exc}") from None
+        return table.cast(TRADE_SCHEMA)
 
     def pending_trades(self) -> int:
         table = self._arrow(
