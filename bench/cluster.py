@@ -1,5 +1,5 @@
-"""Cluster scenario (`make bench`, or alone): Kafka producer rate, native vs Spark throughput on the same input, and
-Kafka-in -> candle-in-PostgreSQL latency for both engines.
+"""Cluster scenario (`make bench`, or alone): Kafka producer rate, native vs Spark
+throughput on the same input, and Kafka-in -> candle-in-PostgreSQL latency for both engines.
 
     python -m bench.cluster [--trades 1000000] [--rate 2000] [--seconds 15]
 
