@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from marketpipe import cli_cluster
 from marketpipe.config import Settings, load_settings
 from marketpipe.model.errors import MarketpipeError, StorageError
 from marketpipe.model.intervals import INTERVALS
@@ -537,6 +538,9 @@ def serve(
         log_config=None,
     )
 
+
+# Cluster roles (ingest, process, archive) and the dead-letter tools.
+cli_cluster.register(app)
 
 from marketpipe.cli_dbt import app as dbt_app  # noqa: E402
 from marketpipe.cli_ops import register as register_ops  # noqa: E402
