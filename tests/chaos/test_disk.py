@@ -67,7 +67,10 @@ def reference(recording: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 # The data dir of the full replay takes ~6 MB: 600 KB fills up in the first DuckDB commits,
 # 1 MB while writing the Parquet lake, 3 MB mid-way through the warm store.
-@pytest.mark.parametrize("size", ["600k", "1m", "3m"])
+@pytest.mark.parametrize(
+    "size", [pytest.param("600k", marks=pytest.mark.chaos), "1m",
+             pytest.param("3m", marks=pytest.mark.chaos)],
+)  # fmt: skip
 def test_disk_full_is_a_clear_error_and_a_rerun_with_room_ends_equal_to_a_clean_run(
     size: str, disk: Disk, recording: Path, reference: Path, tmp_path: Path
 ) -> None:
