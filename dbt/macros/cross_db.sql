@@ -19,7 +19,8 @@
     {{ return(adapter.dispatch('last_by', 'marketpipe')(expr, order_by)) }}
 {%- endmacro %}
 {% macro default__last_by(expr, order_by) -%}
-    (array_agg({{ expr }} order by {{ order_by }} desc))[1]
+    {#- the last element: `desc` would only reverse the last column of a multi-column order #}
+    (array_agg({{ expr }} order by {{ order_by }}))[count(*)]
 {%- endmacro %}
 {% macro duckdb__last_by(expr, order_by) -%}
     last({{ expr }} order by {{ order_by }})

@@ -497,6 +497,7 @@ def serve(
 
     from marketpipe.serving.app import create_app
     from marketpipe.serving.backend import embedded_backend
+    from marketpipe.serving.routes_marts import DuckDBMarts
     from marketpipe.storage.embedded import EmbeddedStore
 
     settings = _settings(config, data_dir=data_dir)
@@ -513,8 +514,10 @@ def serve(
             "components": {"storage": {"status": "ok"}},
         }
 
+    api = create_app(embedded_backend(store, health), settings.api)
+    api.state.marts = DuckDBMarts(settings.data_dir)
     uvicorn.run(
-        create_app(embedded_backend(store, health), settings.api),
+        api,
         host=settings.api.host,
         port=port or settings.api.port,
         log_config=None,

@@ -14,6 +14,7 @@ from marketpipe.analytics.settings import DbtSettings
 from marketpipe.app import replay
 from marketpipe.config import load_settings
 from marketpipe.model.errors import ConfigError
+from marketpipe.pipeline import CommitHook
 from marketpipe.simulator import SyntheticMarket, write_trade_frames
 from marketpipe.storage.embedded import EmbeddedStore
 from tests.conftest import BINANCE_08, BINANCE_09
@@ -45,17 +46,18 @@ def synthetic_recordings(root: Path, *, end_us: int) -> tuple[Path, Path]:
     return first, more
 
 
-def replay_into(data_dir: Path, paths: list[Path]) -> None:
+def replay_into(data_dir: Path, paths: list[Path], on_commit: CommitHook | None = None) -> None:
     settings = load_settings(data_dir=data_dir, log_format="json")
-    replay(settings, paths)
+    replay(settings, paths, on_commit=on_commit)
 
 
-def build_data_dir(root: Path) -> Path:
+def build_data_dir(root: Path, on_commit: CommitHook | None = None) -> Path:
+    """Replay both recorded files and the synthetic market; `on_commit` sees every batch."""
     data_dir = root / "data"
     now_us = time.time_ns() // 1000
     synthetic, _ = synthetic_recordings(root, end_us=now_us)
-    replay_into(data_dir, [BINANCE_08, BINANCE_09])
-    replay_into(data_dir, [synthetic])
+    replay_into(data_dir, [BINANCE_08, BINANCE_09], on_commit)
+    replay_into(data_dir, [synthetic], on_commit)
     return data_dir
 
 

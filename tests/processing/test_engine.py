@@ -192,3 +192,62 @@ def test_any_order_or_partition_of_the_same_trades_gives_the_same_candles(
                 if i == "1m" and open_time <= t < open_time + 5 * MIN
             )
             assert math.isclose(c.volume, parts_volume, rel_tol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["BTC-USDT", "ETH-USDT"]),
+            st.integers(0, 40),  # trade id: small, so batches repeat ids (duplicates)
+            st.integers(0, 3 * 3600).map(lambda s: s * 1_000_000),  # up to 3 h: late trades
+            st.floats(1, 50_000),
+            st.floats(0.001, 10),
+            st.booleans(),
+        ),
+        max_size=120,
+    ),
+    st.integers(1, 5),
+)
+def test_the_row_path_and_the_vectorized_path_give_the_same_batches(
+    rows: list[tuple[str, int, int, float, float, bool]], parts: int
+) -> None:
+    trades = [
+        Trade("binance", s, i, p, q, "buy" if b else "sell", T0 + ts, T0 + ts)  # type: ignore[arg-type]
+        for s, i, ts, p, q, b in rows
+    ]
+    rows_engine = CandleEngine(
+        AlertRules(AlertSettings(whale_notional=50_000)), grace_us=2_000_000,
+        allowed_lateness_us=600_000_000, row_path_max=10**9,
+    )  # fmt: skip
+    frame_engine = CandleEngine(
+        AlertRules(AlertSettings(whale_notional=50_000)), grace_us=2_000_000,
+        allowed_lateness_us=600_000_000, row_path_max=0,
+    )  # fmt: skip
+    size = max(1, math.ceil(len(trades) / parts))
+    batches = [table(trades[i : i + size]) for i in range(0, len(trades), size)]
+    for part in batches:
+        a, b = rows_engine.process(part), frame_engine.process(part)
+        assert sorted(a.trades.column("trade_id").to_pylist()) == sorted(
+            b.trades.column("trade_id").to_pylist()
+        )
+        assert a.trades.schema == b.trades.schema
+        assert a.late_trades.sort_by("trade_id").equals(b.late_trades.sort_by("trade_id"))
+        assert a.duplicates == b.duplicates
+        assert sorted(a.alerts, key=lambda x: x.alert_id) == sorted(
+            b.alerts, key=lambda x: x.alert_id
+        )
+        assert a.positions == b.positions
+        by_key = {(c.symbol, c.interval, c.open_time): c for c in b.candles}
+        assert len(a.candles) == len(b.candles)
+        for c in a.candles:
+            d = by_key[(c.symbol, c.interval, c.open_time)]
+            assert (c.open, c.high, c.low, c.close, c.trade_count, c.first_trade_id) == (
+                d.open, d.high, d.low, d.close, d.trade_count, d.first_trade_id,
+            )  # fmt: skip
+            assert (c.last_trade_id, c.is_final, c.revision) == (
+                d.last_trade_id, d.is_final, d.revision,
+            )  # fmt: skip
+            for name in ("volume", "quote_volume", "taker_buy_volume", "vwap"):
+                assert math.isclose(getattr(c, name), getattr(d, name), rel_tol=1e-9)
+    assert rows_engine.watermarks() == frame_engine.watermarks()

@@ -9,6 +9,7 @@ from deploy.kafka.broker import KafkaBroker
 from marketpipe.app import open_store, replay
 from marketpipe.bus.kafka import RecordProducer, Topics, read_dead_letters, replay_dead_letters
 from marketpipe.config import Settings
+from marketpipe.model.intervals import INTERVALS
 from marketpipe.roles.ingest import KafkaIngest, ingest_files
 from marketpipe.roles.native import EngineConfig, NativeProcessor
 from tests.reference import raw_trades, reference_candles
@@ -34,7 +35,7 @@ def _embedded(settings: Settings, files: list[Path]) -> tuple[dict, dict]:  # ty
     store = open_store(settings)
     try:
         candles = {}
-        for interval in ("1m", "5m", "1h", "1d"):
+        for interval in INTERVALS:
             for c in store.warm.candles(exchange=None, symbol=None, interval=interval,
                                         start=None, end=None, limit=None):  # fmt: skip
                 candles[(c.exchange, c.symbol, c.interval, c.open_time)] = c
@@ -54,13 +55,13 @@ def test_recorded_files_through_kafka_equal_embedded_and_sql_reference(
     processor = _processor(settings, store, kafka_broker, kafka_topics)
     processor.run(until_idle=True, max_seconds=240)
     embedded_candles, embedded_alerts = _embedded(settings, recorded_files)
-    ours = {k: c for k, c in store.candles.items() if k[2] in ("1m", "5m", "1h", "1d")}
+    ours = store.candle_map
     assert differences(ours, embedded_candles) == []
     assert all(c.is_final for c in ours.values())
     assert set(store.alerts) == set(embedded_alerts)
     # Independently: 1m OHLCV and first/last ids equal plain SQL over the raw frames.
     reference = reference_candles(raw_trades(recorded_files))
-    minutes = sorted((k, c) for k, c in store.candles.items() if k[2] == "1m")
+    minutes = sorted((k, c) for k, c in store.candle_map.items() if k[2] == "1m")
     assert [(c.open, c.high, c.low, c.close, c.trade_count, c.first_trade_id, c.last_trade_id)
             for _, c in minutes] == [(r[2], r[3], r[4], r[5], r[8], r[10], r[11])
                                      for r in reference]  # fmt: skip
@@ -85,7 +86,7 @@ def test_poison_message_goes_to_dlq_and_processing_continues_then_replays(
     [entry] = read_dead_letters(kafka_broker.bootstrap, kafka_topics)
     assert entry.value == poison and "side" in entry.error
     assert entry.origin_topic == kafka_topics.trades
-    minute = store.candles[("binance", "BTC-USDT", "1m", t0)]
+    minute = store.candle_map[("binance", "BTC-USDT", "1m", t0)]
     assert (minute.trade_count, minute.first_trade_id, minute.last_trade_id) == (2, 1, 3)
     assert len(store.dead_letters) == 1
     # The cause is fixed (here: the consumer learns nothing new, the message is repaired by
@@ -95,4 +96,4 @@ def test_poison_message_goes_to_dlq_and_processing_continues_then_replays(
     second = _processor(settings, store, kafka_broker, kafka_topics)
     second.run(until_idle=True, max_seconds=120)
     assert len(read_dead_letters(kafka_broker.bootstrap, kafka_topics)) == 2
-    assert store.candles[("binance", "BTC-USDT", "1m", t0)].trade_count == 2
+    assert store.candle_map[("binance", "BTC-USDT", "1m", t0)].trade_count == 2

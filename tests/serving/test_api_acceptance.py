@@ -15,6 +15,8 @@ from tests.serving.conftest import RECORDED
 DECIMAL = re.compile(r"^-?\d+\.\d{8}$")
 WHALE_TRADE_ID = 3735696283
 
+pytestmark = pytest.mark.integration
+
 
 def sql_klines(minutes: int) -> list[tuple[Any, ...]]:
     """Binance kline fields by SQL over the raw frames (independent of the pipeline)."""

@@ -16,6 +16,8 @@ ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:

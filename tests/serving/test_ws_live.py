@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 
@@ -70,6 +71,16 @@ async def test_kline_and_trade_pushes_follow_the_engine_commits(tmp_path: Path) 
                 elif stream == "btcusdt@kline_1m":
                     assert data["e"] == "kline" and data["k"]["i"] == "1m"
                     (final if data["k"]["x"] else provisional).append(data)
+        # While live, the newest candles come from the hot tier (memory).
+        async with httpx.AsyncClient() as http:
+            response = await http.get(
+                f"http://127.0.0.1:{live.api_port}/api/v1/analytics/klines/BTCUSDT",
+                params={"interval": "1m", "limit": 2},
+            )
+        assert response.status_code == 200
+        assert response.headers["X-Marketpipe-Tiers"] == "hot"
+        newest = response.json()["candles"][-1]
+        assert newest["open_time"].endswith(":00Z") and newest["trade_count"] > 0
     finally:
         live.stop()
         await asyncio.wait_for(task, 60)

@@ -8,7 +8,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from marketpipe.app import replay
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import StorageError
 from marketpipe.model.intervals import INTERVAL_US
@@ -17,6 +16,7 @@ from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.storage.duckdb_schema import TABLES
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
 from marketpipe.storage.postgres_warm import PostgresWarehouse
+from tests.conftest import BINANCE_08, BINANCE_09
 from tests.reference import raw_trades, reference_candles
 from tests.servers.scripts import ScriptServer
 from tests.test_app_replay import assert_matches_reference
@@ -26,20 +26,6 @@ pytestmark = pytest.mark.integration
 DAY = 86_400_000_000
 T0 = 1_723_161_600_000_000  # 2024-08-09 00:00 UTC
 ALL = {"exchange": None, "symbol": None, "start": None, "end": None, "limit": None}
-
-
-@pytest.fixture(scope="module")
-def recorded_batches(tmp_path_factory: pytest.TempPathFactory) -> list[CommitBatch]:
-    """Every batch the embedded pipeline commits while replaying both recorded files (small
-    batches, so candles are provisional first and revised later), plus its DuckDB store."""
-    from marketpipe.config import load_settings
-    from tests.conftest import BINANCE_08, BINANCE_09
-
-    root = tmp_path_factory.mktemp("replay")
-    settings = load_settings(data_dir=root / "data", engine={"batch_max_trades": 500})
-    batches: list[CommitBatch] = []
-    replay(settings, [BINANCE_08, BINANCE_09], on_commit=lambda b, _: batches.append(b))
-    return batches
 
 
 @pytest.fixture
@@ -93,18 +79,12 @@ def test_replaying_the_recorded_files_gives_the_duckdb_results_and_the_reference
     pg, dk = everything(warm), everything(duck)
     assert pg == dk
     assert pg["counts"]["trades_recent"] == 19_904  # type: ignore[index]
-    raw = raw_trades(recorded_files_paths())
+    raw = raw_trades([BINANCE_08, BINANCE_09])
     assert_matches_reference(warm.candles(interval="1m", **ALL), reference_candles(raw))
     assert_matches_reference(warm.candles(interval="5m", **ALL), reference_candles(raw, 5))
     # Windows were provisional first and final in the end, as in DuckDB.
     assert len(recorded_batches) > 12
     assert all(c.is_final for c in warm.candles(interval="1m", **ALL))
-
-
-def recorded_files_paths() -> list[Path]:
-    from tests.conftest import BINANCE_08, BINANCE_09
-
-    return [BINANCE_08, BINANCE_09]
 
 
 def test_restore_state_midway_equals_what_duckdb_restores(

@@ -137,7 +137,7 @@ async def run_dbt(
 ) -> DbtResult:
     """Run one dbt command to completion; cancelling the caller terminates dbt."""
     started = time.perf_counter()
-    cwd.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(cwd.mkdir, parents=True, exist_ok=True)
     nice = settings.nice
     process = await asyncio.create_subprocess_exec(
         *command,

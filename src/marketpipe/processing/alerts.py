@@ -52,30 +52,30 @@ class AlertRules:
     def whales(self, trades: pl.DataFrame) -> list[Alert]:
         threshold = self.settings.whale_notional
         big = trades.filter(pl.col("price") * pl.col("qty") >= threshold)
-        alerts = []
-        for row in big.iter_rows(named=True):
-            notional = row["price"] * row["qty"]
-            alerts.append(
-                Alert(
-                    alert_id=alert_id(
-                        "whale_trade", row["exchange"], row["symbol"], row["trade_id"]
-                    ),
-                    kind="whale_trade",
-                    severity="critical" if notional >= 10 * threshold else "warning",
-                    exchange=row["exchange"],
-                    symbol=row["symbol"],
-                    ts=row["ts_event"],
-                    value=notional,
-                    threshold=threshold,
-                    details=_details(
-                        trade_id=row["trade_id"],
-                        price=row["price"],
-                        qty=row["qty"],
-                        side=row["side"],
-                    ),
-                )
-            )
-        return alerts
+        return [
+            self.whale(r["exchange"], r["symbol"], r["trade_id"], r["price"], r["qty"], r["side"],
+                       r["ts_event"])
+            for r in big.iter_rows(named=True)
+        ]  # fmt: skip
+
+    def whale(
+        self, exchange: str, symbol: str, trade_id: int, price: float, qty: float, side: str,
+        ts_event: int,
+    ) -> Alert:  # fmt: skip
+        """The whale alert of one trade whose notional reached the threshold."""
+        threshold = self.settings.whale_notional
+        notional = price * qty
+        return Alert(
+            alert_id=alert_id("whale_trade", exchange, symbol, trade_id),
+            kind="whale_trade",
+            severity="critical" if notional >= 10 * threshold else "warning",
+            exchange=exchange,
+            symbol=symbol,
+            ts=ts_event,
+            value=notional,
+            threshold=threshold,
+            details=_details(trade_id=trade_id, price=price, qty=qty, side=side),
+        )
 
     def remember(self, candle: Candle) -> None:
         """Record a final 1m candle's quote volume for the trailing mean."""

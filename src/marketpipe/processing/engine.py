@@ -7,8 +7,9 @@ per trade, so a batch of a million trades costs a few vectorized group-bys.
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -24,6 +25,9 @@ WindowKey = tuple[str, str, str, int]  # exchange, symbol, interval, open_time
 SymbolKey = tuple[str, str]  # exchange, symbol
 
 _NO_WATERMARK = -(2**62)
+# Batches up to this many trades take the plain-Python path. Measured (thread CPU, 20
+# symbols): 50 trades 1.1 ms vs 5.4 ms on polars, 500 trades 3.1 vs 7.3, 2000 trades 6.8 vs 7.9.
+ROW_PATH_MAX = 2000
 
 
 @dataclass(slots=True)
@@ -51,11 +55,13 @@ class CandleEngine:
         grace_us: int,
         allowed_lateness_us: int,
         intervals: Iterable[str] = INTERVALS,
+        row_path_max: int = ROW_PATH_MAX,
     ) -> None:
         self.rules = rules
         self.grace_us = grace_us
         self.allowed_lateness_us = allowed_lateness_us
         self.intervals = tuple(intervals)
+        self.row_path_max = row_path_max
         if self.intervals[0] != "1m":
             raise ValueError("the first interval must be 1m: rollups merge 1m partials")
         self._windows: dict[WindowKey, Window] = {}
@@ -110,6 +116,8 @@ class CandleEngine:
 
     def process(self, trades: pa.Table) -> CommitBatch:
         """One micro-batch: dedup, merge into windows, advance watermarks, finalize, alert."""
+        if trades.num_rows <= self.row_path_max:
+            return self._process_rows(trades)
         out = CommitBatch()
         touched: dict[WindowKey, None] = {}
         symbols: dict[SymbolKey, None] = {}
@@ -127,6 +135,11 @@ class CandleEngine:
             out.alerts.extend(self.rules.whales(fresh))
             out.trades = _to_arrow(fresh)
             out.late_trades = _to_arrow(late)
+        return self._close_batch(out, touched, symbols)
+
+    def _close_batch(
+        self, out: CommitBatch, touched: dict[WindowKey, None], symbols: dict[SymbolKey, None]
+    ) -> CommitBatch:
         for exchange in self._watermark:
             self._finalize(exchange, touched)
         self._emit(touched, out)
@@ -134,6 +147,108 @@ class CandleEngine:
             self._evict(exchange)
         out.positions = [self._position(key) for key in symbols]
         return out
+
+    def _process_rows(self, trades: pa.Table) -> CommitBatch:
+        """`process` on plain Python values, for the small batches of live mode: there the
+        fixed cost of a few dozen polars calls (~0.1 ms each) dwarfs the work itself.
+        Same steps, same results (the property tests compare both paths)."""
+        out = CommitBatch()
+        touched: dict[WindowKey, None] = {}
+        symbols: dict[SymbolKey, None] = {}
+        c = trades.cast(TRADE_INT_SCHEMA).to_pydict()
+        ex, sym, ids, ts = c["exchange"], c["symbol"], c["trade_id"], c["ts_event"]
+        price, qty, side = c["price"], c["qty"], c["side"]
+        groups: dict[SymbolKey, list[int]] = {}
+        for i in range(trades.num_rows):
+            groups.setdefault((ex[i], sym[i]), []).append(i)
+        fresh: list[int] = []
+        for key, rows in groups.items():
+            fresh.extend(self._dedup_rows(key, rows, ids, ts, out))
+            symbols[key] = None
+        if fresh:
+            late: list[int] = []
+            ontime: list[int] = []
+            lateness = self.allowed_lateness_us
+            for i in fresh:
+                watermark = self._watermark.get(ex[i], _NO_WATERMARK)
+                minute_close = ts[i] - ts[i] % MINUTE_US + MINUTE_US
+                (late if minute_close + lateness <= watermark else ontime).append(i)
+            minutes: dict[tuple[str, str, int], CandleAcc] = {}
+            for i in ontime:
+                t, p, q = ts[i], price[i], qty[i]
+                buy = side[i] == "buy"
+                acc = CandleAcc(
+                    (t, ids[i]), p, (t, ids[i]), p, p, p, q, p * q, 1,
+                    q if buy else 0.0, p * q if buy else 0.0,
+                )  # fmt: skip
+                minute = (ex[i], sym[i], t - t % MINUTE_US)
+                if (known := minutes.get(minute)) is None:
+                    minutes[minute] = acc
+                else:
+                    known.merge(acc)
+            self._merge_minutes(minutes, touched)
+            newest: dict[str, int] = {}
+            for i in fresh:
+                if ts[i] > newest.get(ex[i], _NO_WATERMARK):
+                    newest[ex[i]] = ts[i]
+            for exchange, max_ts in newest.items():
+                self._raise_watermark(exchange, max_ts - self.grace_us)
+            threshold = self.rules.settings.whale_notional
+            out.alerts.extend(
+                self.rules.whale(ex[i], sym[i], ids[i], price[i], qty[i], side[i], ts[i])
+                for i in fresh
+                if price[i] * qty[i] >= threshold
+            )
+            out.trades = trades.take(pa.array(fresh, pa.int64())).cast(TRADE_SCHEMA)
+            out.late_trades = trades.take(pa.array(late, pa.int64())).cast(TRADE_SCHEMA)
+        return self._close_batch(out, touched, symbols)
+
+    def _dedup_rows(
+        self, key: SymbolKey, rows: list[int], ids: list[int], ts: list[int], out: CommitBatch
+    ) -> list[int]:
+        """Rows of one symbol not seen before, first occurrence kept, in arrival order."""
+        stats = self._symbols.get(key)
+        if stats is None:
+            stats = self._symbols[key] = SymbolStats(IdLedger())
+        first: dict[int, int] = {}
+        for i in rows:
+            first.setdefault(ids[i], i)
+        candidates = list(first.values())
+        candidate_ids = np.fromiter(first.keys(), dtype=np.int64, count=len(first))
+        unseen = stats.ledger.unseen(candidate_ids)
+        keep = [i for i, new in zip(candidates, unseen.tolist(), strict=True) if new]
+        stats.ledger.add(candidate_ids[unseen])
+        stats.trades_seen += len(keep)
+        dropped = len(rows) - len(keep)
+        stats.duplicates += dropped
+        out.duplicates += dropped
+        if keep:
+            stats.max_ts_event = max(stats.max_ts_event, max(ts[i] for i in keep))
+        return keep
+
+    def _merge_minutes(
+        self, minutes: dict[tuple[str, str, int], CandleAcc], touched: dict[WindowKey, None]
+    ) -> None:
+        """Roll this batch's 1m partials up per interval, then merge each into its window
+        once (so a final window's revision rises once per batch, as in `_merge`)."""
+        for interval in self.intervals:
+            length = INTERVAL_US[interval]
+            partials: dict[WindowKey, CandleAcc] = {}
+            for (exchange, symbol, minute), acc in minutes.items():
+                key = (exchange, symbol, interval, minute - minute % length)
+                if (known := partials.get(key)) is None:
+                    partials[key] = replace(acc)
+                else:
+                    known.merge(acc)
+            for key, acc in partials.items():
+                window = self._windows.get(key)
+                if window is None:
+                    self._add_window(key, Window(acc), key[3] + length)
+                else:
+                    window.acc.merge(acc)
+                    if window.is_final:
+                        window.revision += 1
+                touched[key] = None
 
     def advance_watermark(self, exchange: str, watermark: int) -> CommitBatch:
         """Move an idle exchange's watermark forward (live mode, by the wall clock)."""

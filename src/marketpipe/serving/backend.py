@@ -11,7 +11,7 @@ from typing import Any
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.model.records import Position, Quote
 from marketpipe.storage.embedded import EmbeddedStore
-from marketpipe.storage.embedded_tiers import embedded_router
+from marketpipe.storage.embedded_tiers import WarmDuckDBTier, embedded_router
 from marketpipe.storage.router import TierRouter
 
 StatusProvider = Callable[[], dict[str, Any]]
@@ -38,13 +38,18 @@ class Backend:
 def embedded_backend(
     store: EmbeddedStore, status: StatusProvider, broadcaster: CommitBroadcaster | None = None
 ) -> Backend:
+    router = embedded_router(store)
+    warm = router.tiers[1]
+    assert isinstance(warm, WarmDuckDBTier)
+
     def quotes() -> list[Quote]:
-        latest = {(q.exchange, q.symbol): q for q in store.warm.quotes()}
+        # Through the warm tier's own cursor: never waits on the pipeline's commit lock.
+        latest = {(q.exchange, q.symbol): q for q in warm.quotes()}
         latest.update({(q.exchange, q.symbol): q for q in store.hot.quotes()})
         return list(latest.values())
 
     return Backend(
-        router=embedded_router(store),
+        router=router,
         quotes=quotes,
         positions=store.warm.positions,
         status=status,
