@@ -44,7 +44,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	bash scripts/bench-deps.sh
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)  ## ~10 min: replay vs PySpark/DuckDB/Polars, live latency, memory; BENCH_ARGS=--quick
+bench: $(BENCH_STAMP)  ## replay vs PySpark/DuckDB/Polars, live latency, memory; BENCH_ARGS=--quick
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 chaos: install  ## every chaos test: 20 kill -9s per run, every fault mode, disk full, read-only (root)
