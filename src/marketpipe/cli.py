@@ -525,8 +525,10 @@ def serve(
 
 
 from marketpipe.cli_dbt import app as dbt_app  # noqa: E402
+from marketpipe.cli_ops import register as register_ops  # noqa: E402
 
 app.add_typer(dbt_app, name="dbt")
+register_ops(app)  # check freshness|completeness, backfill
 
 
 def main() -> None:
