@@ -47,11 +47,10 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	bash scripts/bench-deps.sh
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)  ## ~10 min: replay vs PySpark/DuckDB/Polars, live latency, memory; BENCH_ARGS=--quick
+bench: $(BENCH_STAMP)  ## replay vs PySpark/DuckDB/Polars, live latency, memory; BENCH_ARGS=--quick
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-chaos: install  ## every chaos test: 20 kill -9s per run, every fault mode, disk full, read-only
-	bash scripts/setup-test-deps.sh
+chaos: install  ## every chaos test: 20 kill -9s per run, every fault mode, disk full, read-only (root)
 	$(BIN)/pytest tests/chaos -m 'not live' $(PYTEST_ARGS)
 
 clean:
