@@ -49,6 +49,7 @@ def open_store(settings: Settings, *, live: bool = False) -> EmbeddedStore:
         lake_flush_trades=settings.storage.lake_flush_trades,
         hot_retention_us=settings.storage.hot_retention_minutes * 60_000_000,
         warm_threads=settings.storage.warm_threads,
+        warm_memory_mb=settings.storage.warm_memory_mb,
         commit_log=live and settings.storage.commit_log,
         fsync=settings.storage.fsync,
     )
