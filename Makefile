@@ -8,6 +8,8 @@ DATA_DIR ?= data
 DEMO_ARGS ?=
 RUN_ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: install run demo test lint bench chaos clean
 
@@ -38,8 +40,16 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: install
-	$(BIN)/python -m bench
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	bash scripts/bench-deps.sh
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## ~10 min: replay vs PySpark/DuckDB/Polars, live latency, memory; BENCH_ARGS=--quick
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+chaos: install  ## every chaos test: 20 kill -9s per run, every fault mode, disk full, read-only
+	bash scripts/setup-test-deps.sh
+	$(BIN)/pytest tests/chaos -m 'not live' $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""`make bench`: the foundation benchmark (replay throughput and live latency).
+"""`make bench`: replay vs peers, live latency, API, cluster and memory scenarios.
 
-Run with `python -m bench`; results go to `bench/results/latest.json`.
+Run with `python -m bench [--quick]`; results go to `bench/results/latest.json` and
+`bench/results/*.png`. See docs/performance.md.
 """

@@ -59,3 +59,24 @@ def summarize(ms: np.ndarray) -> dict[str, Any]:
         "max_ms": round(float(ms.max()), 3),
         "mean_ms": round(float(ms.mean()), 3),
     }
+
+
+def push_latencies_ms(
+    log: CommitLog, sent_ns: SendTimes, pushed_ns: dict[tuple[str, int], int], since_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(frame sent -> WebSocket frame received, commit -> received) for each committed trade
+    sent after warm-up that a client received."""
+    to_push: list[int] = []
+    commit_to_push: list[int] = []
+    for done_ns, symbols, ids in log.commits:
+        for key in zip(symbols, ids, strict=True):
+            sent = sent_ns.get(key)
+            got = pushed_ns.get(key)
+            if sent is None or got is None or sent < since_ns or got < sent:
+                continue
+            to_push.append(got - sent)
+            commit_to_push.append(got - done_ns)
+    scale = 1e6
+    return np.asarray(to_push, dtype=np.float64) / scale, np.asarray(
+        commit_to_push, dtype=np.float64
+    ) / scale

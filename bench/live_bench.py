@@ -16,15 +16,22 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.latency import CommitLog, SendTimes, latencies_ms, summarize
+import msgspec
+from websockets.asyncio.client import connect
+
+from bench.environment import peak_rss_mb
+from bench.latency import CommitLog, SendTimes, latencies_ms, push_latencies_ms, summarize
 from marketpipe.app import LiveRun, point_at
 from marketpipe.config import DEFAULT_SYMBOLS, Settings, load_settings
+from marketpipe.model.symbols import normalize
 from marketpipe.simulator import SimulatedExchange, SyntheticMarket
 
 Mode = Literal["same_process", "separate_process"]
+PushTimes = dict[tuple[str, int], int]  # (symbol, trade id) -> perf_counter_ns received
 SYMBOLS: list[str] = list(DEFAULT_SYMBOLS)
 SEED = 7
 STOP_GRACE_S = 60.0  # start-up plus shutdown (final lake export) allowance
+HISTOGRAM_SAMPLES = 5_000  # latencies kept per run for the chart
 
 
 def _settings(data_dir: Path) -> Settings:
@@ -36,31 +43,63 @@ def _with_endpoints(settings: Settings, ws_url: str, rest_url: str) -> Settings:
     return settings.model_copy(update={"binance": binance})
 
 
-async def _run_pipeline(settings: Settings, log: CommitLog, warmup_s: float, seconds: float) -> int:
-    """Run the live pipeline; returns perf_counter_ns at the end of warm-up."""
+async def _ws_client(port: int, received: PushTimes) -> None:
+    """A Binance-style client of the pipeline's own API: `/ws/<sym>@trade/...` (raw payloads);
+    notes when each trade's frame arrives."""
+    streams = "/".join(f"{s.replace('-', '').lower()}@trade" for s in SYMBOLS)
+    decoder = msgspec.json.Decoder(_PushedTrade)
+    async with connect(f"ws://127.0.0.1:{port}/ws/{streams}", max_size=None) as ws:
+        async for message in ws:
+            now = time.perf_counter_ns()
+            trade = decoder.decode(message)
+            received[(normalize(trade.s), trade.t)] = now
+
+
+class _PushedTrade(msgspec.Struct):
+    s: str
+    t: int
+
+
+async def _run_pipeline(
+    settings: Settings, log: CommitLog, warmup_s: float, seconds: float, pushed: PushTimes
+) -> int:
+    """Run the live pipeline with a WebSocket client; returns perf_counter_ns at warm-up end."""
     ready_ns: list[int] = []
+    clients: list[asyncio.Task[None]] = []
+
+    def ready(live: LiveRun) -> None:
+        ready_ns.append(time.perf_counter_ns())
+        assert live.api_port is not None
+        clients.append(asyncio.get_running_loop().create_task(_ws_client(live.api_port, pushed)))
+
     live = LiveRun(settings, on_commit=log)
-    run = live.run(warmup_s + seconds, ready=lambda _: ready_ns.append(time.perf_counter_ns()))
+    run = live.run(warmup_s + seconds, ready=ready)
     # A watchdog: a pipeline that never stops must fail this run, not hang `make bench`.
-    await asyncio.wait_for(run, warmup_s + seconds + STOP_GRACE_S)
+    try:
+        await asyncio.wait_for(run, warmup_s + seconds + STOP_GRACE_S)
+    finally:
+        for client in clients:
+            client.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
     return ready_ns[0] + int(warmup_s * 1e9)
 
 
 async def _same_process(
-    rate: float, warmup_s: float, seconds: float, data_dir: Path
+    rate: float, warmup_s: float, seconds: float, data_dir: Path, pushed: PushTimes
 ) -> tuple[CommitLog, SendTimes, int]:
     exchange = SimulatedExchange(SyntheticMarket(SYMBOLS, rate, SEED), record_send_times=True)
     await exchange.start()
     log = CommitLog()
     try:
-        since = await _run_pipeline(point_at(_settings(data_dir), exchange), log, warmup_s, seconds)
+        settings = point_at(_settings(data_dir), exchange)
+        since = await _run_pipeline(settings, log, warmup_s, seconds, pushed)
     finally:
         await exchange.stop()
     return log, exchange.sent_ns, since
 
 
 def _separate_process(
-    rate: float, warmup_s: float, seconds: float, data_dir: Path
+    rate: float, warmup_s: float, seconds: float, data_dir: Path, pushed: PushTimes
 ) -> tuple[CommitLog, SendTimes, int]:
     out = data_dir.parent / "sent_ns.pickle"
     argv = [
@@ -78,7 +117,7 @@ def _separate_process(
     try:
         ws_url, rest_url = child.stdout.readline().split()
         settings = _with_endpoints(_settings(data_dir), ws_url, rest_url)
-        since = asyncio.run(_run_pipeline(settings, log, warmup_s, seconds))
+        since = asyncio.run(_run_pipeline(settings, log, warmup_s, seconds, pushed))
     finally:
         child.stdin.close()  # tells the child to stop and write its send times
         child.wait(timeout=60)
@@ -91,12 +130,15 @@ def measure(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="marketpipe-bench-live-") as tmp:
         data_dir = Path(tmp) / "data"
+        pushed: PushTimes = {}
         if mode == "same_process":
-            log, sent, since = asyncio.run(_same_process(rate, warmup_s, seconds, data_dir))
+            log, sent, since = asyncio.run(_same_process(rate, warmup_s, seconds, data_dir, pushed))
         else:
-            log, sent, since = _separate_process(rate, warmup_s, seconds, data_dir)
+            log, sent, since = _separate_process(rate, warmup_s, seconds, data_dir, pushed)
     ms, skipped = latencies_ms(log, sent, since)
+    to_push, commit_to_push = push_latencies_ms(log, sent, pushed, since)
     committed = sum(len(ids) for _, _, ids in log.commits)
+    step = max(1, ms.size // HISTOGRAM_SAMPLES)  # an even thinning keeps the distribution
     return {
         "rate": rate,
         "mode": mode,
@@ -108,5 +150,13 @@ def measure(
         "commits": len(log.commits),
         "measured_trades_per_s": round(ms.size / seconds),
         "skipped": skipped,
+        "peak_rss_mb": peak_rss_mb(),  # the pipeline's process (the simulator is apart)
         **summarize(ms),
+        "sample_ms": ms[::step].round(3).tolist(),
+        # The WebSocket stage: a client of the pipeline's own /ws API, in the pipeline's process.
+        "ws": {
+            "frame_to_push": summarize(to_push),
+            "commit_to_push": summarize(commit_to_push),
+            "sample_ms": to_push[:: max(1, to_push.size // HISTOGRAM_SAMPLES)].round(3).tolist(),
+        },
     }

@@ -6,8 +6,16 @@ import pytest
 
 from marketpipe.config import Settings, load_settings
 
-# Real servers, session-scoped: the Kafka broker (deploy/kafka/broker.py).
-pytest_plugins = ["tests.servers.kafka"]
+# Real servers, session-scoped: PostgreSQL, Redis, S3 (scripts/servers/*.sh), the Kafka
+# broker (deploy/kafka/broker.py) and a local Spark session.
+pytest_plugins = [
+    "tests.servers.scripts",
+    "tests.servers.postgres",
+    "tests.servers.redis",
+    "tests.servers.s3",
+    "tests.servers.kafka",
+    "tests.servers.spark",
+]
 
 DATA = Path(__file__).parent / "data"
 BINANCE_08 = DATA / "binance" / "btcusdt-spot-2024-08-08.recv.gz"

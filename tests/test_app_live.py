@@ -162,3 +162,11 @@ async def test_a_failing_store_ends_the_run_with_its_error_instead_of_hanging(
             await asyncio.wait_for(LiveRun(point_at(settings, exchange)).run(30.0), 20)
     assert commits["n"] == 1
     assert not (settings.data_dir / "marketpipe.lock.json").exists()
+
+
+def test_id_holes_are_the_ids_between_stored_ranges() -> None:
+    from marketpipe.app import id_holes
+
+    assert id_holes([(9, 9), (1, 5)]) == [(6, 8)]
+    assert id_holes([(1, 5), (6, 9)]) == []
+    assert id_holes([]) == []

@@ -33,7 +33,10 @@ async function api(path) {
 function price(value) {
   const v = Number(value);
   if (!isFinite(v)) return "–";
-  const digits = v >= 1000 ? 2 : v >= 1 ? 4 : 8;
+  if (v !== 0 && Math.abs(v) < 1) {
+    return v.toLocaleString("en-US", { maximumSignificantDigits: 4, minimumSignificantDigits: 4 });
+  }
+  const digits = v >= 1000 ? 2 : 4;
   return v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 function pct(value) {
@@ -44,7 +47,7 @@ function compact(value) {
   return Number(value).toLocaleString("en-US", { notation: "compact", maximumFractionDigits: 2 });
 }
 function clock(iso) {
-  return new Date(iso).toISOString().replace("T", " ").slice(5, 19) + " UTC";
+  return new Date(iso).toISOString().replace("T", " ").slice(5, 19);
 }
 
 // ---- chart -----------------------------------------------------------------------------
@@ -104,7 +107,9 @@ async function loadChart() {
   state.candles = bars.length;
   lastBar = bars[bars.length - 1] || null;
   showOhlc(lastBar);
-  chart.timeScale().fitContent();
+  // Few bars (a fresh live run): keep a sensible bar width instead of stretching them.
+  if (bars.length >= 20) chart.timeScale().fitContent();
+  else chart.timeScale().setVisibleLogicalRange({ from: bars.length - 40, to: bars.length + 2 });
   document.getElementById("chart").dataset.candles = String(bars.length);
   document.getElementById("chart").dataset.symbol = state.symbol;
 }
@@ -214,7 +219,7 @@ function addAlerts(alerts, fresh) {
       `<div class="alert-body">${describe(a)}</div>`;
     list.appendChild(li);
   }
-  document.getElementById("alert-count").textContent = state.alerts.length ? `(${state.alerts.length})` : "";
+  document.getElementById("alert-count").textContent = state.alerts.length ? `(${state.alerts.length}) · times UTC` : "";
 }
 
 // ---- health strip ----------------------------------------------------------------------
@@ -279,7 +284,7 @@ function connect() {
       lastBar = bar;
       showOhlc(bar);
       const t = state.tickers.get(d.s);
-      if (t) { t.last = +d.k.c; renderTitle(); }
+      if (t) { t.last = +d.k.c; renderSymbols(); }
     }
   };
 }

@@ -11,8 +11,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,10 @@ from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability import metrics as m
 from marketpipe.pipeline import CommitHook, Pipeline, Totals
+from marketpipe.scheduler import Scheduler
 from marketpipe.serving.app import create_app
 from marketpipe.serving.backend import embedded_backend
+from marketpipe.serving.routes_marts import DuckDBMarts
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.sources.binance.connector import BinanceConnector
 from marketpipe.sources.replay import ReplayReader, read_ahead
@@ -157,6 +160,7 @@ class LiveRun:
     pipeline: Pipeline | None = None
     connector: BinanceConnector | None = None
     api_port: int | None = None
+    scheduler: Scheduler | None = None
     extra_status: dict[str, Any] = field(default_factory=dict)
     # Every committed batch goes here too: the API's WebSocket pushes come from it.
     broadcaster: CommitBroadcaster = field(default_factory=CommitBroadcaster)
@@ -177,11 +181,13 @@ class LiveRun:
             # milliseconds at live rates (seen as stalls of the event loop in profiles).
             gc.freeze()
             bus: MemoryBus[LiveRecord] = MemoryBus()
-            positions = {
-                p.symbol: p.last_trade_id for p in store.warm.positions() if p.exchange == "binance"
-            }
+            stored = [p for p in store.warm.positions() if p.exchange == "binance"]
             self.connector = BinanceConnector(
-                settings.binance, settings.symbols, bus.publish, positions
+                settings.binance,
+                settings.symbols,
+                bus.publish,
+                {p.symbol: p.last_trade_id for p in stored},
+                start_holes={p.symbol: id_holes(p.id_ranges) for p in stored},
             )
             listener = _bind(settings.api.host, settings.api.port)
             self.api_port = listener.getsockname()[1]
@@ -191,6 +197,11 @@ class LiveRun:
                 asyncio.create_task(self._consume(bus, pipeline), name="engine"),
                 asyncio.create_task(server.serve(sockets=[listener]), name="api"),
             ]
+            if settings.scheduler.enabled:  # dbt builds and the daily lifecycle
+                from marketpipe.analytics.jobs import embedded_jobs
+
+                self.scheduler = Scheduler(embedded_jobs(settings, store))
+                tasks.insert(2, asyncio.create_task(self.scheduler.run(), name="scheduler"))
             lock.write_text(
                 json.dumps({"pid": os.getpid(), "host": settings.api.host, "port": self.api_port})
             )
@@ -202,7 +213,7 @@ class LiveRun:
                 [stop, *tasks], timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
             )
             server.should_exit = True
-            for task in (stop, *tasks[:2]):
+            for task in (stop, *tasks[:-1]):  # the API (last) stops via should_exit
                 task.cancel()
             await asyncio.gather(stop, *tasks, return_exceptions=True)
             failed = [t for t in done if t is not stop and not t.cancelled() and t.exception()]
@@ -226,6 +237,7 @@ class LiveRun:
         app = create_app(
             embedded_backend(self.store, self.status, self.broadcaster), self.settings.api
         )
+        app.state.marts = DuckDBMarts(self.settings.data_dir)  # dbt's marts, see analytics/
         config = uvicorn.Config(
             app, host=self.settings.api.host, port=self.settings.api.port, log_level="warning",
             log_config=None, lifespan="off",
@@ -290,6 +302,8 @@ class LiveRun:
                 "late_trades": t.late,
                 "open_windows": self.pipeline.engine.open_windows,
             }
+        if self.scheduler is not None:
+            components["scheduler"] = self.scheduler.status()
         components.update(self.extra_status)
         healthy = all(c.get("status") == "ok" for c in components.values())
         return {
@@ -304,6 +318,12 @@ def _ingest_records(
 ) -> None:
     """On a worker thread: the record-to-Arrow conversion stays off the event loop too."""
     pipeline.ingest(to_table(trades, TRADE_SCHEMA), quotes, dead)
+
+
+def id_holes(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ids missing between stored id ranges: `[(1, 5), (9, 9)]` -> `[(6, 8)]`."""
+    ordered = sorted(ranges)
+    return [(a[1] + 1, b[0] - 1) for a, b in pairwise(ordered) if b[0] > a[1] + 1]
 
 
 def _bind(host: str, port: int) -> socket.socket:

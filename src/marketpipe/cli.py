@@ -143,7 +143,7 @@ def demo(
         raise _fail(f"--faults: {exc}", 2) from None
     holder: dict[str, LiveRun] = {}
 
-    def ready(live: LiveRun) -> None:
+    def ready(live: "LiveRun") -> None:
         holder["live"] = live
         _announce(live, f"simulated exchange, {rate:g} trades/s")
 
@@ -497,6 +497,7 @@ def serve(
 
     from marketpipe.serving.app import create_app
     from marketpipe.serving.backend import embedded_backend
+    from marketpipe.serving.routes_marts import DuckDBMarts
     from marketpipe.storage.embedded import EmbeddedStore
 
     settings = _settings(config, data_dir=data_dir)
@@ -513,12 +514,19 @@ def serve(
             "components": {"storage": {"status": "ok"}},
         }
 
+    api = create_app(embedded_backend(store, health), settings.api)
+    api.state.marts = DuckDBMarts(settings.data_dir)
     uvicorn.run(
-        create_app(embedded_backend(store, health), settings.api),
+        api,
         host=settings.api.host,
         port=port or settings.api.port,
         log_config=None,
     )
+
+
+from marketpipe.cli_dbt import app as dbt_app  # noqa: E402
+
+app.add_typer(dbt_app, name="dbt")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from marketpipe.analytics.settings import DbtSettings, SchedulerSettings
 from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
 from marketpipe.serving.settings import ApiSettings
@@ -87,6 +88,8 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     api: ApiSettings = ApiSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    dbt: DbtSettings = DbtSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -8,7 +8,6 @@
 
 import itertools
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from deploy.kafka.broker import KafkaBroker
 
 from marketpipe.bus.kafka import Topics, ensure_topics
+from tests.servers.scripts import STARTUPS
 
 _prefixes = itertools.count()
 
@@ -25,7 +25,8 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     home = Path(tmp_path_factory.mktemp("kafka"))
     broker = KafkaBroker(home)
     broker.start()  # fails with a clear message if the jars are missing (make test fetches)
-    print(f"\nkafka broker {broker.bootstrap} started in {broker.startup_s:.1f}s", file=sys.stderr)
+    assert broker.startup_s is not None
+    STARTUPS.append(("kafka", broker.startup_s))
     yield broker
     broker.stop()
 

@@ -15,14 +15,15 @@ from tests.serving.conftest import RECORDED
 DECIMAL = re.compile(r"^-?\d+\.\d{8}$")
 WHALE_TRADE_ID = 3735696283
 
+pytestmark = pytest.mark.integration
+
 
 def sql_klines(minutes: int) -> list[tuple[Any, ...]]:
     """Binance kline fields by SQL over the raw frames (independent of the pipeline)."""
     rows = raw_trades(RECORDED)
     con = duckdb.connect()
-    con.register(
-        "t", pa.table(dict(zip(["s", "id", "p", "q", "m", "ts"], zip(*rows), strict=True)))
-    )
+    columns = zip(*rows, strict=True)
+    con.register("t", pa.table(dict(zip(["s", "id", "p", "q", "m", "ts"], columns, strict=True))))
     width = 60_000 * minutes
     return con.execute(
         f"""

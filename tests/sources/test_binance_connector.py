@@ -104,6 +104,24 @@ async def test_restart_from_start_positions_backfills_what_was_missed(
     assert sink.trade_ids() == list(range(1010, 1032))
 
 
+async def test_restart_backfills_holes_left_below_the_stored_position(
+    fake: FakeBinance, sink: Sink
+) -> None:
+    # A crash between finding a gap and committing its back-fill leaves a hole (1003..1005)
+    # below the stored position (1009); the restart fetches it, not only what follows 1009.
+    await fake.trade(n=10, deliver=False)  # ids 1000..1009
+    connector = BinanceConnector(
+        fast_settings(fake),
+        ["BTC-USDT"],
+        sink,
+        start_positions={"BTC-USDT": 1009},
+        start_holes={"BTC-USDT": [(1003, 1005)]},
+    )
+    async with running(connector):
+        await wait_until(lambda: len(sink.trade_ids()) == 3)
+    assert sorted(sink.trade_ids()) == [1003, 1004, 1005]
+
+
 async def test_restart_catch_up_stops_at_the_first_live_id(fake: FakeBinance, sink: Sink) -> None:
     await fake.trade(n=5, deliver=False)
     fake.rest_faults = [(500, {})]  # slow the catch-up so live trades arrive first

@@ -85,3 +85,31 @@ def test_unknown_formats_fail_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="unrecognized replay format"):
         ReplayReader([BINANCE_08, odd])
     assert detect_format(BINANCE_08) == "recv"
+
+
+def test_frames_with_numbers_that_do_not_fit_are_dead_lettered_not_fatal(tmp_path: Path) -> None:
+    good = (
+        '1723161600003510000 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161600001,'
+        '"s":"BTCUSDT","t":894624031,"p":"59999.92000000","q":"0.00040000","T":1723161600001,'
+        '"m":false,"M":true}}'
+    )
+    bad = [
+        good.replace('"p":"59999.92000000"', '"p":"."'),  # matched [0-9.]+ and broke the cast
+        good.replace('"p":"59999.92000000"', '"p":"1.2.3"'),
+        good.replace('"q":"0.00040000"', '"q":"0.00000000"'),  # not a trade: zero quantity
+        good.replace('"t":894624031', '"t":99999999999999999999999'),  # beyond int64
+        good.replace('"T":1723161600001', '"T":99999999999999999'),  # µs beyond int64
+        good.replace("1723161600003510000", "99999999999999999999999", 1),
+    ]
+    path = tmp_path / "bad.recv"
+    path.write_text("\n".join([good, *bad]) + "\n")
+    (chunk,) = list(ReplayReader([path]))
+    assert chunk.trades.column("trade_id").to_pylist() == [894624031]
+    assert sorted(d.raw.decode() for d in chunk.dead_letters) == sorted(bad)
+
+
+def test_a_csv_not_named_after_its_symbol_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "trades.csv"
+    path.write_text("1,100.0,1.0,100.0,1723161600000,true,true\n")
+    with pytest.raises(SourceError, match="named after its symbol"):
+        list(ReplayReader([path]))

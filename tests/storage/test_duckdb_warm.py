@@ -104,3 +104,10 @@ def test_a_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
         assert result.returncode != 0 and "cannot open warm store" in result.stderr
     finally:
         first.close()
+
+
+def test_a_data_dir_that_cannot_be_created_is_a_clear_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir should go")
+    with pytest.raises(StorageError, match="cannot open warm store"):
+        DuckDBWarehouse(blocker / "data" / "w.duckdb")

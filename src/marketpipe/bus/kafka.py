@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
 
 
+# librdkafka's own log lines (reconnects, retries) go through logging, not raw stderr.
+_librdkafka_log = logging.getLogger("marketpipe.bus.librdkafka")
+
+
 class BusError(MarketpipeError):
     """Kafka refused a write, or a topic could not be created."""
 
@@ -104,6 +108,7 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "batch.size": 1_000_000,
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 512 * 1024,
+        "logger": _librdkafka_log,
         **overrides,
     }
 
@@ -339,6 +344,7 @@ class OffsetsInStoreConsumer:
                 "max.poll.interval.ms": 600_000,
                 "fetch.max.bytes": 64 * 1024 * 1024,
                 "queued.max.messages.kbytes": 256 * 1024,
+                "logger": _librdkafka_log,
                 **config,
             }
         )

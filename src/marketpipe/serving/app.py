@@ -19,6 +19,7 @@ from marketpipe.serving.market import MarketView
 from marketpipe.serving.pipeline_stats import PipelineStats
 from marketpipe.serving.ratelimit import RateLimitMiddleware
 from marketpipe.serving.routes_binance import BinanceRoutes
+from marketpipe.serving.routes_marts import marts_router
 from marketpipe.serving.routes_native import NativeRoutes, health_response
 from marketpipe.serving.security import BearerTokenMiddleware
 from marketpipe.serving.settings import ApiSettings
@@ -60,6 +61,7 @@ def create_app(backend: Backend, settings: ApiSettings | None = None) -> FastAPI
     for router in native.routers():
         app.include_router(router)
     app.include_router(BinanceRoutes(view).router)
+    app.include_router(marts_router())
     hub = StreamHub(backend.broadcaster or CommitBroadcaster(), view)
     app.state.hub = hub
     app.include_router(websocket_router(hub))

@@ -11,7 +11,7 @@ from typing import Any
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.model.records import Position, Quote
 from marketpipe.storage.embedded import EmbeddedStore
-from marketpipe.storage.embedded_tiers import embedded_router
+from marketpipe.storage.embedded_tiers import WarmDuckDBTier, embedded_router
 from marketpipe.storage.router import TierRouter
 
 StatusProvider = Callable[[], dict[str, Any]]
@@ -30,21 +30,31 @@ class Backend:
     broadcaster: CommitBroadcaster | None = None
     # Dead letters stored so far (for the health strip), if the backend knows.
     dead_letters: Callable[[], int] | None = None
+    # A number that changes whenever the served data may have changed (e.g. the committed
+    # batch sequence); lets the API reuse a response until then. None disables reuse.
+    version: Callable[[], int] | None = None
 
 
 def embedded_backend(
     store: EmbeddedStore, status: StatusProvider, broadcaster: CommitBroadcaster | None = None
 ) -> Backend:
+    router = embedded_router(store)
+    warm = router.tiers[1]
+    assert isinstance(warm, WarmDuckDBTier)
+
     def quotes() -> list[Quote]:
-        latest = {(q.exchange, q.symbol): q for q in store.warm.quotes()}
+        # Through the warm tier's own cursor: never waits on the pipeline's commit lock.
+        latest = {(q.exchange, q.symbol): q for q in warm.quotes()}
         latest.update({(q.exchange, q.symbol): q for q in store.hot.quotes()})
         return list(latest.values())
 
     return Backend(
-        router=embedded_router(store),
+        router=router,
         quotes=quotes,
         positions=store.warm.positions,
         status=status,
         broadcaster=broadcaster,
         dead_letters=lambda: store.warm.counts().get("dead_letters", 0),
+        # Every commit (warm and hot alike) advances the warm store's batch sequence.
+        version=lambda: int(store.warm._seq),
     )

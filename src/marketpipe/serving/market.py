@@ -107,7 +107,34 @@ class MarketView:
         self.router = backend.router
         self.ttl_s = ttl_s
         self._cache: dict[object, tuple[float, object]] = {}
+        self._responses: dict[object, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
+
+    def reusable(self, key: object) -> bytes | None:
+        """A response built for `key` at the current data version, if any. Never blocks, so
+        it is safe on the event loop."""
+        version = self.backend.version() if self.backend.version is not None else None
+        if version is None:
+            return None
+        with self._lock:
+            hit = self._responses.get(key)
+        return hit[1] if hit is not None and hit[0] == version else None
+
+    def response(self, key: object, build: Callable[[], bytes]) -> bytes:
+        """An encoded response, reused until the backend's data version changes (popular
+        polls such as the newest 500 klines then cost a dictionary lookup)."""
+        version = self.backend.version() if self.backend.version is not None else None
+        if version is None:
+            return build()
+        hit = self.reusable(key)
+        if hit is not None:
+            return hit
+        body = build()
+        with self._lock:
+            if len(self._responses) >= 1024:
+                self._responses.clear()
+            self._responses[key] = (version, body)
+        return body
 
     def _cached(self, key: object, compute: Callable[[], T]) -> T:
         now = time.monotonic()

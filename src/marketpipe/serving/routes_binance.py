@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from marketpipe.model.intervals import INTERVAL_US
 from marketpipe.model.records import Candle, Quote, Trade
@@ -24,6 +25,7 @@ SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9\-_.]{1,20}$")
 # Every interval Binance knows; the ones we build are a subset, the rest get -1120 as well.
 BINANCE_INTERVALS = "1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M".split()
 
+# Parameters keep Binance's camelCase names (startTime, endTime, fromId, timeZone).
 Str = Annotated[str | None, Query()]
 
 
@@ -186,7 +188,7 @@ class BinanceRoutes:
             }
         )
 
-    def klines(
+    async def klines(
         self,
         symbol: Str = None,
         interval: Str = None,
@@ -196,6 +198,30 @@ class BinanceRoutes:
         limit: Str = None,
         exchange: Str = None,
     ) -> Response:
+        # The same query at the same data version is answered on the event loop; anything
+        # else (validation reads the symbol directory, storage reads) runs in the threadpool.
+        raw = ("klines-raw", symbol, interval, startTime, endTime, timeZone, limit, exchange)
+        body = self.view.reusable(raw)
+        if body is None:
+            body = await run_in_threadpool(
+                self.view.response,
+                raw,
+                lambda: self._klines(
+                    symbol, interval, startTime, endTime, timeZone, limit, exchange
+                ),
+            )
+        return Response(body, media_type="application/json")
+
+    def _klines(
+        self,
+        symbol: str | None,
+        interval: str | None,
+        startTime: str | None,
+        endTime: str | None,
+        timeZone: str | None,
+        limit: str | None,
+        exchange: str | None,
+    ) -> bytes:
         ex = self._exchange(exchange)
         name = self._symbol(symbol, ex)
         iv = _required("interval", interval)
@@ -207,15 +233,14 @@ class BinanceRoutes:
         end = _int("endTime", endTime, 0)
         if start is not None and end is not None and start > end:
             raise e.BinanceError(e.BAD_COMBO, "Combination of optional parameters invalid.")
-        routed = self.view.klines(
-            ex,
-            name,
-            iv,
-            None if start is None else start * 1000,
-            None if end is None else end * 1000 + 1,
-            _limit(limit, 500, 1000),
-        )
-        return _json([kline_row(c) for c in routed.records])
+        window = (None if start is None else start * 1000, None if end is None else end * 1000 + 1)
+        count = _limit(limit, 500, 1000)
+
+        def build() -> bytes:
+            routed = self.view.klines(ex, name, iv, *window, count)
+            return msgspec.json.encode([kline_row(c) for c in routed.records])
+
+        return self.view.response(("klines", ex, name, iv, window, count), build)
 
     def trades(self, symbol: Str = None, limit: Str = None, exchange: Str = None) -> Response:
         ex = self._exchange(exchange)

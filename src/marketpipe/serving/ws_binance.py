@@ -23,7 +23,7 @@ import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from prometheus_client import Gauge, Histogram
 
-from marketpipe.bus.broadcast import CommitBroadcaster, Committed
+from marketpipe.bus.broadcast import CommitBroadcaster, Committed, Subscription
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.intervals import INTERVAL_US
 from marketpipe.model.symbols import normalize, to_native
@@ -85,25 +85,24 @@ class StreamHub:
         self.broadcaster = broadcaster
         self.view = view
         self.clients: set[Client] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
         self._book_ids: dict[tuple[str, str], int] = defaultdict(int)
         self._ticker_sent: dict[tuple[str, str], float] = {}
 
     def ensure_running(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="ws-hub")
+        if self._subscription is None:
+            self._subscription = self.broadcaster.subscribe(self._on_commit)
 
-    async def _run(self) -> None:
-        sub = self.broadcaster.subscribe()
+    def close(self) -> None:
+        if self._subscription is not None:
+            self.broadcaster.unsubscribe(self._subscription)
+            self._subscription = None
+
+    def _on_commit(self, item: Committed) -> None:
         try:
-            while True:
-                item = await sub.get()
-                try:
-                    self._dispatch(item)
-                except Exception:  # a bad batch must not end live pushes
-                    log.exception("websocket dispatch failed")
-        finally:
-            self.broadcaster.unsubscribe(sub)
+            self._dispatch(item)
+        except Exception:  # a bad batch must not end live pushes
+            log.exception("websocket dispatch failed")
 
     def _wanted(self) -> dict[tuple[str, str], list[Client]]:
         wanted: dict[tuple[str, str], list[Client]] = defaultdict(list)

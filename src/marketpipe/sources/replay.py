@@ -38,10 +38,16 @@ log = logging.getLogger(__name__)
 Format = Literal["recv", "jsonl", "csv"]
 BLOCK_BYTES = 32 * 1024 * 1024
 
+# Numbers are bounded so they fit int64 (recv ns: 19 digits below 9e18; ids 18 digits; trade
+# time 15 digits of ms, so µs fit too) and decimals must be decimals; anything else fails the
+# fast path and goes to the typed parser, which dead-letters what it cannot take.
+_DECIMAL = r"([0-9]+(?:\.[0-9]+)?)"
 _TRADE_FRAME = (
-    r'^(\d+) \{"stream":"[a-z0-9]+@trade","data":\{"e":"trade","E":\d+,"s":"([A-Z0-9]+)",'
-    r'"t":(\d+),"p":"([0-9.]+)","q":"([0-9.]+)","T":(\d+),"m":(true|false)(?:,"M":(?:true|false))?\}\}$'
+    r'^([1-8]?[0-9]{1,18}) \{"stream":"[a-z0-9]+@trade","data":\{"e":"trade","E":\d+,'
+    rf'"s":"([A-Z0-9]+)","t":([0-9]{{1,18}}),"p":"{_DECIMAL}","q":"{_DECIMAL}",'
+    r'"T":([0-9]{1,15}),"m":(true|false)(?:,"M":(?:true|false))?\}\}$'
 )
+_MAX_RECV_NS = 2**63 - 1
 _CSV_COLUMNS = ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"]
 
 
@@ -159,17 +165,20 @@ class ReplayReader:
         fast = pl.DataFrame({"line": lines, "m": parsed}).unnest("m")
         names = fast.columns[1:]
         fast = fast.rename(dict(zip(names, ["recv", "s", "t", "p", "q", "T", "m"], strict=True)))
-        matched = fast.filter(pl.col("t").is_not_null())
+        fast = fast.with_columns(pl.col("p", "q").cast(pl.Float64))
+        # A zero price or quantity is valid JSON but not a trade: the parser dead-letters it.
+        taken = (pl.col("t").is_not_null() & (pl.col("p") > 0) & (pl.col("q") > 0)).fill_null(False)
+        matched = fast.filter(taken)
         trades = self._fast_trades(matched)
-        rest = self._classify(fast.filter(pl.col("t").is_null()).select("line"))
+        rest = self._classify(fast.filter(~taken).select("line"))
         chunk = ReplayChunk(trades, skipped=int(rest["kind"].eq("skip").sum()))
         slow_trades: list[Trade] = []
         last_quotes: dict[str, Quote] = {}
         for line in rest.filter(pl.col("kind") != "skip")["line"]:
             recv, _, frame = line.partition(" ")
             try:
-                if not recv.isdigit():
-                    raise FrameError("line is not '<recv_ns> <json>'")
+                if not recv.isdigit() or int(recv) > _MAX_RECV_NS:
+                    raise FrameError("line is not '<recv_ns> <json>' with an int64 recv_ns")
                 record = parse_frame(frame, self.symbols, int(recv) // 1000)
             except FrameError as exc:
                 chunk.dead_letters.append(_dead_letter(line, exc, path))
@@ -245,7 +254,13 @@ class ReplayReader:
 
     def _csv(self, path: Path) -> ReplayChunk:
         native = path.name.split("-", 1)[0]
-        symbol = self.symbols.normalize(native)
+        try:
+            symbol = self.symbols.normalize(native)
+        except ValueError as exc:
+            raise SourceError(
+                f"{path}: a trades CSV is named after its symbol, like "
+                f"BTCUSDT-trades-2024-08-09.csv ({exc})"
+            ) from None
         with _open(path) as handle:
             data = handle.read()
         has_header = data[:2].lower() == b"id"

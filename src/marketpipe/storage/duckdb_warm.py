@@ -1,5 +1,6 @@
 """The embedded warm store: one DuckDB file, one transaction per micro-batch."""
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -54,7 +55,7 @@ class DuckDBWarehouse:
             if not read_only:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, OSError) as exc:  # OSError: e.g. a read-only data dir
             raise StorageError(f"cannot open warm store {path}: {exc}") from None
         _run(self._con, "SET TimeZone = 'UTC'")
         if memory_limit_mb is not None:
@@ -80,6 +81,12 @@ class DuckDBWarehouse:
         with self._lock, self._reader_lock:
             self._reader.close()
             self._con.close()
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A second connection to this database for long reads (e.g. dbt's snapshot): it sees
+        a consistent snapshot and never holds the commit lock. The caller closes it."""
+        with self._lock:
+            return self._con.cursor()
 
     # ---- writes --------------------------------------------------------------------------
 
@@ -109,7 +116,10 @@ class DuckDBWarehouse:
                 )
                 _run(con, "COMMIT")
             except Exception as exc:
-                _run(con, "ROLLBACK")
+                # A COMMIT that failed (e.g. the disk is full) has already ended the
+                # transaction; ROLLBACK would then raise and hide the real error.
+                with contextlib.suppress(duckdb.Error):
+                    _run(con, "ROLLBACK")
                 raise StorageError(f"batch commit failed and was rolled back: {exc}") from exc
             self._seq = seq
             return seq

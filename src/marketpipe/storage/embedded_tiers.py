@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from marketpipe.model.errors import StorageError
 from marketpipe.model.intervals import INTERVAL_US
-from marketpipe.model.records import Alert, Candle, Trade
+from marketpipe.model.records import Alert, Candle, Quote, Trade
 from marketpipe.model.schemas import from_table
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
 from marketpipe.storage.embedded import EmbeddedStore
@@ -176,6 +176,16 @@ class WarmDuckDBTier:
             params.append(kind)
         sql = f"{_ALERT_SELECT} WHERE {' AND '.join(where)} ORDER BY ts, alert_id"
         return [Alert(*row) for row in self._rows(*_ordered(sql, params, limit, newest_first))]
+
+    def quotes(self) -> list[Quote]:
+        """Latest best bid/ask per symbol (not part of the Tier protocol: quotes have no
+        time range to route)."""
+        rows = self._rows(
+            "SELECT exchange, symbol, bid, bid_qty, ask, ask_qty, epoch_us(ts_event), "
+            "epoch_us(ts_recv) FROM quotes ORDER BY exchange, symbol",
+            [],
+        )
+        return [Quote(*row) for row in rows]
 
 
 def _where(

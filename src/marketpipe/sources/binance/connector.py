@@ -87,6 +87,7 @@ class BinanceConnector:
         symbol_map: SymbolMap | None = None,
         *,
         rest: BinanceRestClient | None = None,
+        start_holes: Mapping[str, Sequence[tuple[int, int]]] | None = None,
     ) -> None:
         if not symbols:
             raise ValueError("BinanceConnector needs at least one symbol")
@@ -97,6 +98,14 @@ class BinanceConnector:
         self._rest = rest
         positions = {normalize(k): v for k, v in (start_positions or {}).items()}
         self.tracker = TradeIdTracker.from_positions(positions)
+        # Id ranges missing below the stored positions: gaps found before a crash whose
+        # back-fill never committed. They are fetched first thing, like any live gap.
+        self._start_holes = [
+            BackfillJob(normalize(symbol), lo, hi, "gap")
+            for symbol, holes in (start_holes or {}).items()
+            for lo, hi in holes
+            if lo <= hi
+        ]
         for symbol in self.symbols:
             self.tracker.track(symbol)
         self._supervisors: list[ConnectionSupervisor] = []
@@ -121,6 +130,7 @@ class BinanceConnector:
                 backoff_initial_s=self.settings.backoff_initial_s,
                 backoff_max_s=self.settings.backoff_max_s,
             )
+            self._backfiller.submit(self._start_holes)
             shards = plan_shards(
                 self.settings.ws_url,
                 self.symbols,

@@ -63,8 +63,13 @@ def _positive(text: str, name: str) -> float:
     return value
 
 
+# Stored as int64: trade ids below 2**63, and the trade time in µs (ms * 1000) too.
+_MAX_TRADE_ID = 2**63 - 1
+_MAX_TIME_MS = (2**63 - 1) // 1000
+
+
 def trade_from_payload(payload: TradePayload, symbols: SymbolMap, recv_us: int) -> Trade:
-    if payload.t < 0 or payload.T <= 0:
+    if not (0 <= payload.t <= _MAX_TRADE_ID and 0 < payload.T <= _MAX_TIME_MS):
         raise FrameError(f"trade id {payload.t} or time {payload.T} out of range")
     return Trade(
         exchange=EXCHANGE,

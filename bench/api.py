@@ -1,0 +1,275 @@
+"""API scenario of `make bench`: klines load and WebSocket push latency.
+
+* `api.klines_rps`, `api.klines_p99_ms`: `GET /api/v3/klines?symbol=BTCUSDT&interval=1m&limit=500`
+  from 64 concurrent keep-alive clients on loopback against a real `marketpipe serve`
+  subprocess over a data dir holding 3,000 one-minute candles (served from the warm tier).
+* `ws.push_p99_ms`: engine commit -> WebSocket client receipt of the `<sym>@trade` frames,
+  with the pipeline, the API server and the client in one process (one clock), trades fed at
+  1,000/s in 10 ms batches.
+"""
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import uvicorn
+from websockets.asyncio.client import connect
+
+from marketpipe.bus.broadcast import CommitBroadcaster
+from marketpipe.config import load_settings
+from marketpipe.model.batch import CommitBatch
+from marketpipe.model.records import Candle, Position, Trade
+from marketpipe.model.schemas import TRADE_SCHEMA, to_table
+from marketpipe.pipeline import Pipeline
+from marketpipe.serving.app import create_app
+from marketpipe.serving.backend import embedded_backend
+from marketpipe.serving.settings import ApiSettings
+from marketpipe.storage.embedded import EmbeddedStore
+
+MINUTE_US = 60_000_000
+CANDLES = 3_000
+CONCURRENCY = 64
+KLINES_PATH = "/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=500"
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def build_candles(data_dir: Path) -> None:
+    """A data dir whose warm store holds CANDLES final 1m BTC-USDT candles."""
+    start = (int(time.time()) // 60 - CANDLES) * MINUTE_US
+    candles = [
+        Candle(
+            "binance", "BTC-USDT", "1m", start + i * MINUTE_US, start + (i + 1) * MINUTE_US,
+            60000.0 + i, 60010.0 + i, 59990.0 + i, 60005.0 + i, 12.5, 750_000.0, 900, 6.1,
+            366_000.0, 60001.0 + i, 1000 * i, 1000 * i + 899, True, 0,
+        )
+        for i in range(CANDLES)
+    ]  # fmt: skip
+    position = Position(
+        "binance", "BTC-USDT", 1000 * CANDLES, start + CANDLES * MINUTE_US,
+        [(0, 1000 * CANDLES)], 0, 0, 1000 * CANDLES, 0,
+    )  # fmt: skip
+    store = EmbeddedStore(data_dir)
+    try:
+        store.commit(CommitBatch(candles=candles, positions=[position]))
+    finally:
+        store.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _load(base: str, seconds: float, warmup: float) -> tuple[int, list[float], int, int]:
+    latencies: list[float] = []
+    errors = 0
+    total = 0
+    measuring = False
+    stop = False
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(base, connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors, total
+            while not stop:
+                t0 = time.perf_counter()
+                async with session.get(KLINES_PATH) as response:
+                    body = await response.read()
+                if response.status != 200 or not body.startswith(b"[["):
+                    errors += 1
+                total += 1
+                if measuring:
+                    latencies.append((time.perf_counter() - t0) * 1000)
+
+        tasks = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
+        await asyncio.sleep(warmup)
+        measuring = True
+        started = time.perf_counter()
+        await asyncio.sleep(seconds)
+        measuring = False
+        elapsed = time.perf_counter() - started
+        stop = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return int(len(latencies) / elapsed), latencies, errors, total
+
+
+def bench_klines(seconds: float = 10.0, warmup: float = 2.0) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="marketpipe-bench-api-") as tmp:
+        data_dir = Path(tmp) / "data"
+        build_candles(data_dir)
+        port = _free_port()
+        env = {**os.environ, "MARKETPIPE_API__RATE_LIMIT": "100000000/minute",
+               "MARKETPIPE_LOG_LEVEL": "WARNING"}  # fmt: skip
+        env.pop("MARKETPIPE_API__TOKEN", None)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "marketpipe.cli", "serve", "--data-dir", str(data_dir),
+             "--port", str(port)],
+            cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_http(f"{base}/api/v1/system/health")
+            cpu_before = _cpu_seconds(server.pid)
+            rps, latencies, errors, total = asyncio.run(_load(base, seconds, warmup))
+            server_cpu = _cpu_seconds(server.pid) - cpu_before
+        finally:
+            server.terminate()
+            server.wait(10)
+    return {
+        "klines_rps": rps,
+        "klines_p50_ms": round(statistics.median(latencies), 2),
+        "klines_p99_ms": round(_percentile(latencies, 0.99), 2),
+        "requests": len(latencies),
+        # Requests per CPU-second of the server process: a figure that other load on the
+        # machine disturbs far less than req/s (warmup included on both sides).
+        "klines_per_server_cpu_s": round(total / server_cpu) if server_cpu else None,
+        "errors": errors,
+        "concurrency": CONCURRENCY,
+        "seconds": seconds,
+        "path": KLINES_PATH,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_http(url: str, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {timeout:g} s")
+
+
+# ---- WebSocket push latency ---------------------------------------------------------------
+
+
+def bench_ws_push(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="marketpipe-bench-ws-") as tmp:
+        settings = load_settings(data_dir=Path(tmp) / "data", log_format="json")
+        store = EmbeddedStore(settings.data_dir)
+        broadcaster = CommitBroadcaster()
+        committed: dict[int, int] = {}
+
+        def on_commit(batch: CommitBatch, committed_ns: int) -> None:
+            broadcaster.publish(batch, committed_ns)
+            for trade_id in batch.trades.column("trade_id").to_pylist():
+                committed[trade_id] = committed_ns
+
+        pipeline = Pipeline(settings, store, on_commit)
+        app = create_app(
+            embedded_backend(store, lambda: {"status": "ok"}, broadcaster),
+            ApiSettings(rate_limit="100000000/minute"),
+        )
+        port = _free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            _wait_http(f"http://127.0.0.1:{port}/api/v1/system/health")
+            latencies = asyncio.run(_ws_client(port, pipeline, committed, seconds, rate))
+        finally:
+            server.should_exit = True
+            thread.join(10)
+            store.close()
+    return {
+        "push_p50_ms": round(statistics.median(latencies), 3),
+        "push_p99_ms": round(_percentile(latencies, 0.99), 3),
+        "samples": len(latencies),
+        "rate_per_s": rate,
+        "seconds": seconds,
+    }
+
+
+def _feed(pipeline: Pipeline, seconds: float, rate: float, stop: threading.Event) -> None:
+    """Trades for BTC-USDT at `rate`/s in 10 ms micro-batches, event time = now."""
+    per_batch = max(1, int(rate / 100))
+    trade_id = 1
+    deadline = time.monotonic() + seconds
+    next_at = time.monotonic()
+    while time.monotonic() < deadline and not stop.is_set():
+        now_us = time.time_ns() // 1000
+        trades = [
+            Trade("binance", "BTC-USDT", trade_id + i, 60000.0 + (i % 7), 0.01,
+                  "buy" if i % 2 else "sell", now_us, now_us)
+            for i in range(per_batch)
+        ]  # fmt: skip
+        trade_id += per_batch
+        pipeline.ingest(to_table(trades, TRADE_SCHEMA))
+        next_at += 0.01
+        time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+async def _ws_client(
+    port: int, pipeline: Pipeline, committed: dict[int, int], seconds: float, rate: float
+) -> list[float]:
+    latencies: list[float] = []
+    stop = threading.Event()
+    async with connect(f"ws://127.0.0.1:{port}/ws/btcusdt@trade") as ws:
+        await asyncio.sleep(0.2)  # subscribed before the first commit
+        feeder = asyncio.create_task(asyncio.to_thread(_feed, pipeline, seconds, rate, stop))
+        warm_until = time.monotonic() + 1.0
+        try:
+            while not feeder.done():
+                try:
+                    text = await asyncio.wait_for(ws.recv(), 1.0)
+                except TimeoutError:
+                    continue
+                received = time.perf_counter_ns()
+                trade_id = int(text.split('"t":', 1)[1].split(",", 1)[0])
+                if time.monotonic() > warm_until and trade_id in committed:
+                    latencies.append((received - committed[trade_id]) / 1e6)
+        finally:
+            stop.set()
+            await feeder
+    return latencies
+
+
+def run() -> dict[str, Any]:
+    """Both measurements, as `{"api": {...}, "ws": {...}}` for bench/results/latest.json."""
+    print("api: klines limit=500, 64 concurrent clients, 10 s ...", flush=True)
+    api = bench_klines()
+    print(
+        f"api: {api['klines_rps']:,} req/s, p50 {api['klines_p50_ms']} ms, "
+        f"p99 {api['klines_p99_ms']} ms (targets: >= 3,000 req/s, p99 <= 20 ms); "
+        f"{api['klines_per_server_cpu_s']} req per server CPU-second",
+        flush=True,
+    )
+    print("ws: commit -> client push latency at 1,000 trades/s, 10 s ...", flush=True)
+    ws = bench_ws_push()
+    print(
+        f"ws: push p50 {ws['push_p50_ms']} ms, p99 {ws['push_p99_ms']} ms "
+        f"over {ws['samples']:,} frames (target: p99 <= 5 ms)",
+        flush=True,
+    )
+    return {"api": api, "ws": ws}
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,38 @@
+{#
+  Where the warm tables come from.
+
+  postgres (cluster): they are real tables of the cluster warm store; nothing to prepare.
+
+  duckdb (embedded): the running pipeline holds warm.duckdb as DuckDB's single writer, so dbt
+  never opens it. The scheduler first copies the warm tables to Parquet files in `inputs_dir`
+  (one consistent read snapshot), and this hook exposes them as views in schema `warm` of the
+  marts database. Raw trades are the lake's files before `warm_trades_since_us` (what the warm
+  store no longer holds) plus the warm snapshot from then on: disjoint, so no trade counts twice.
+#}
+{% macro marketpipe_prepare_sources() -%}
+    {{ return(adapter.dispatch('marketpipe_prepare_sources', 'marketpipe')()) }}
+{%- endmacro %}
+
+{% macro default__marketpipe_prepare_sources() -%}
+    select 1
+{%- endmacro %}
+
+{% macro duckdb__marketpipe_prepare_sources() -%}
+    {%- set inputs = var('inputs_dir') -%}
+    {%- if not inputs -%}
+        {{ exceptions.raise_compiler_error("var inputs_dir is required on the duckdb target (run `marketpipe dbt`, which snapshots the warm store)") }}
+    {%- endif -%}
+    create schema if not exists warm;
+    {%- for table in ['candles', 'alerts', 'quotes', 'positions', 'dead_letters', 'late_trades'] %}
+    create or replace view warm.{{ table }} as
+        select * from read_parquet('{{ inputs }}/{{ table }}.parquet');
+    {%- endfor %}
+    create or replace view warm.trades_recent as
+        select * from read_parquet('{{ inputs }}/trades_recent.parquet')
+        {%- if var('lake_trades_glob') %}
+        union all
+        select exchange, symbol, trade_id, price, qty, side, ts_event, ts_recv, null::bigint as batch_seq
+        from read_parquet('{{ var("lake_trades_glob") }}', hive_partitioning = false)
+        where ts_event < make_timestamptz({{ var('warm_trades_since_us') | int }}::bigint)
+        {%- endif %};
+{%- endmacro %}

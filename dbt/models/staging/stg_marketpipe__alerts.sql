@@ -1,0 +1,11 @@
+select
+    cast(alert_id as varchar(64)) as alert_id,
+    cast(kind as varchar(32)) as alert_kind,
+    cast(severity as varchar(16)) as severity,
+    cast(exchange as varchar(32)) as exchange,
+    cast(symbol as varchar(32)) as symbol,
+    cast(ts as timestamp with time zone) as fired_at,
+    cast(value as {{ type_double() }}) as observed_value,
+    cast(threshold as {{ type_double() }}) as threshold_value,
+    cast(details as {{ dbt.type_string() }}) as details_json
+from {{ source('marketpipe', 'alerts') }}

@@ -1,0 +1,21 @@
+select
+    cast(exchange as varchar(32)) as exchange,
+    cast(symbol as varchar(32)) as symbol,
+    cast("interval" as varchar(4)) as candle_interval,
+    cast(open_time as timestamp with time zone) as opened_at,
+    cast(close_time as timestamp with time zone) as closes_at,
+    cast(open as {{ type_double() }}) as open_price,
+    cast(high as {{ type_double() }}) as high_price,
+    cast(low as {{ type_double() }}) as low_price,
+    cast(close as {{ type_double() }}) as close_price,
+    cast(volume as {{ type_double() }}) as base_volume,
+    cast(quote_volume as {{ type_double() }}) as quote_volume,
+    cast(trade_count as bigint) as trade_count,
+    cast(taker_buy_volume as {{ type_double() }}) as taker_buy_base_volume,
+    cast(taker_buy_quote_volume as {{ type_double() }}) as taker_buy_quote_volume,
+    cast(vwap as {{ type_double() }}) as vwap,
+    cast(first_trade_id as bigint) as first_trade_id,
+    cast(last_trade_id as bigint) as last_trade_id,
+    cast(is_final as boolean) as is_final,
+    cast(revision as bigint) as revision
+from {{ source('marketpipe', 'candles') }}

@@ -1,0 +1,1 @@
+"""Analytics: the dbt project's runner (`dbt/` at the repo root) and the marts it builds."""

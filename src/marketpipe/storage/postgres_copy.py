@@ -1,0 +1,60 @@
+"""Moving Arrow tables in and out of PostgreSQL quickly and exactly.
+
+In: rows are COPYed as CSV (written by Arrow's C++ writer: shortest round-trip floats, quoted
+strings, empty unquoted nulls) into a session-temporary staging table, then merged into the
+real table with one INSERT … SELECT … ON CONFLICT. Timestamps travel as integer microseconds
+and become timestamptz through `mp_ts()`, so nothing is rounded on the way.
+
+Out: SELECT lists turn timestamptz back into integer microseconds with `mp_us()`.
+"""
+
+import io
+from collections.abc import Iterable
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import Cursor
+from psycopg.rows import TupleRow
+
+from marketpipe.model.schemas import with_int_timestamps
+
+_PG_TYPES = {
+    pa.string(): "text",
+    pa.int64(): "bigint",
+    pa.float64(): "double precision",
+    pa.bool_(): "boolean",
+}
+
+
+def staging_ddl(name: str, schema: pa.Schema) -> str:
+    """A temporary table for `schema` (timestamps as bigint µs), emptied at each commit."""
+    columns = ", ".join(
+        f"{f.name} {'bigint' if pa.types.is_timestamp(f.type) else _PG_TYPES[f.type]}"
+        for f in schema
+    )
+    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns}) ON COMMIT DELETE ROWS"
+
+
+def insert_select(schema: pa.Schema, staging: str, extra: Iterable[str] = ()) -> str:
+    """`SELECT` of the staging table's columns with timestamps converted back."""
+    columns = [f"mp_ts({f.name})" if pa.types.is_timestamp(f.type) else f.name for f in schema]
+    return f"SELECT {', '.join([*columns, *extra])} FROM {staging}"
+
+
+def copy_in(cur: Cursor[TupleRow], staging: str, table: pa.Table) -> None:
+    """COPY `table` into the staging table (same column order)."""
+    rows = table.cast(with_int_timestamps(table.schema))
+    buffer = io.BytesIO()
+    pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False))
+    with cur.copy(f"COPY {staging} FROM STDIN (FORMAT csv)") as copy:
+        copy.write(buffer.getbuffer())
+
+
+def select_list(schema: pa.Schema, alias: str = "") -> str:
+    """Columns of `schema` with timestamps as integer microseconds (the records' form)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(
+        f"mp_us({prefix}{f.name}) AS {f.name}" if pa.types.is_timestamp(f.type)
+        else f"{prefix}{f.name}"
+        for f in schema
+    )  # fmt: skip

@@ -1,0 +1,136 @@
+"""The same dbt project on the postgres target, against a real PostgreSQL server holding the
+cluster warm store (storage/postgres_warm.py, written through its own commit path)."""
+
+import asyncio
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+
+from marketpipe.analytics.build import run_for_mode
+from marketpipe.analytics.runner import DbtResult
+from marketpipe.analytics.settings import DbtSettings
+from marketpipe.model.batch import CommitBatch
+from marketpipe.storage.postgres_warm import PostgresWarehouse
+from tests.dbt.test_dbt_duckdb import FIRST_PRICE, LAST_PRICE, reference_hours
+from tests.dbt.warehouse import build_data_dir, dbt, require_dbt
+from tests.servers.scripts import ScriptServer
+
+pytestmark = pytest.mark.integration
+
+MARTS = {
+    "trading_summary_hourly": "exchange, symbol, hour_start",
+    "trading_summary_daily": "exchange, symbol, trade_date",
+    "market_overview": "exchange, symbol",
+    "alerts_daily": "alert_date, exchange, symbol, alert_kind, severity",
+    "data_quality_daily": "exchange, symbol, trade_date",
+}
+# Computed from the build clock, so the two builds differ by their run times.
+CLOCK_COLUMNS = {"seconds_since_last_trade"}
+
+
+@dataclass(frozen=True)
+class PostgresBuild:
+    dsn: str
+    data_dir: Path
+    result: DbtResult
+
+
+@pytest.fixture(scope="module")
+def postgres_build(
+    postgres_server: ScriptServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PostgresBuild]:
+    require_dbt()
+    with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS dbt_marts WITH (FORCE)")
+        admin.execute("CREATE DATABASE dbt_marts")
+    dsn = postgres_server.url.rsplit("/", 1)[0] + "/dbt_marts"
+    batches: list[CommitBatch] = []
+    data_dir = build_data_dir(
+        tmp_path_factory.mktemp("dbt-pg"), on_commit=lambda batch, _: batches.append(batch)
+    )
+    warm = PostgresWarehouse(dsn)
+    try:
+        warm.migrate()
+        for batch in batches:
+            warm.commit(batch)
+    finally:
+        warm.close()
+    settings = DbtSettings(target="postgres", postgres_url=dsn)
+    result = asyncio.run(run_for_mode(settings, "build", [], data_dir=data_dir))
+    assert result.ok, result.tail(60)
+    yield PostgresBuild(dsn, data_dir, result)
+
+
+def pg_rows(dsn: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+def test_build_passes_on_postgres_with_every_test_counted(
+    postgres_build: PostgresBuild,
+) -> None:
+    done = re.search(
+        r"Done\. PASS=(\d+) WARN=(\d+) ERROR=(\d+) SKIP=(\d+) NO-OP=\d+ TOTAL=(\d+)",
+        postgres_build.result.output,
+    )
+    assert done, postgres_build.result.tail(40)
+    passed, warned, errors, skipped, total = map(int, done.groups())
+    assert (warned, errors, skipped) == (0, 0, 0) and passed == total >= 100
+    assert "target='postgres'" in postgres_build.result.output
+
+
+def test_hourly_summary_on_postgres_equals_sql_over_raw_frames(
+    postgres_build: PostgresBuild,
+) -> None:
+    got = pg_rows(
+        postgres_build.dsn,
+        """
+        SELECT extract(epoch FROM hour_start)::bigint, open_price, high_price, low_price,
+               close_price, vwap, base_volume, trade_count, completeness_pct
+        FROM marts.trading_summary_hourly WHERE symbol = 'BTC-USDT' ORDER BY hour_start
+        """,
+    )
+    expected = reference_hours()
+    assert len(got) == len(expected) == 2
+    for mine, ref in zip(got, expected, strict=True):
+        assert mine[:5] == ref[:5]
+        assert mine[5] == pytest.approx(ref[5], rel=1e-12)
+        assert mine[6] == pytest.approx(ref[6], rel=1e-12)
+        assert (mine[7], mine[8]) == (ref[7], ref[8]) == (ref[7], 100.0)
+    assert got[0][1] == FIRST_PRICE and got[-1][4] == LAST_PRICE
+
+
+def test_postgres_and_duckdb_marts_agree_on_the_same_data(
+    postgres_build: PostgresBuild,
+) -> None:
+    duck = dbt(postgres_build.data_dir, "build")
+    assert duck.ok, duck.tail(40)
+    con = duckdb.connect(str(postgres_build.data_dir / "analytics.duckdb"), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    for model, order in MARTS.items():
+        columns = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = 'marts' AND table_name = ? ORDER BY ordinal_position",
+                [model],
+            ).fetchall()
+            if r[0] not in CLOCK_COLUMNS
+        ]
+        select = f"SELECT {', '.join(columns)} FROM marts.{model} ORDER BY {order}"
+        from_duckdb = con.execute(select).fetchall()
+        from_postgres = pg_rows(postgres_build.dsn, select)
+        assert len(from_duckdb) == len(from_postgres) > 0, model
+        for a, b in zip(from_duckdb, from_postgres, strict=True):
+            for name, x, y in zip(columns, a, b, strict=True):
+                if isinstance(x, float) and isinstance(y, float):
+                    assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (model, name, x, y)
+                else:
+                    assert x == y, (model, name, x, y)

@@ -1,0 +1,27 @@
+"""Spark fixture: one local SparkSession per test session (its start-up is the slow part),
+with the Kafka connector jars that scripts/setup.d/31-spark.sh fetched for this pyspark."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyspark
+import pytest
+from pyspark.sql import SparkSession
+
+from marketpipe.roles.spark_engine import spark_jars
+from marketpipe.spark.job import local_session
+from tests.servers.scripts import STARTUPS
+
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "spark"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    started = time.perf_counter()
+    jars = spark_jars(CACHE, pyspark.__version__, Path(pyspark.__file__).parent / "jars")
+    session = local_session("local[2]", jars)
+    session.sparkContext.setLogLevel("ERROR")
+    STARTUPS.append(("spark", time.perf_counter() - started))
+    yield session
+    session.stop()

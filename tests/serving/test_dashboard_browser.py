@@ -1,0 +1,90 @@
+"""The dashboard in headless Chromium (Playwright driving Debian's /usr/bin/chromium):
+candles render, the symbol switch works, the alerts feed shows the replay's whale alert."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.serving.conftest import serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (scripts/setup.d installs chromium)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(two_symbol_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving(two_symbol_dir, tmp_path_factory.mktemp("serve-dashboard")) as base:
+        yield base
+
+
+def _shot(page: Page, name: str, tmp_path: Path) -> Path:
+    target = Path(os.environ.get("MARKETPIPE_SCREENSHOTS", tmp_path)) / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target))
+    return target
+
+
+def test_dashboard_renders_switches_symbols_and_shows_the_whale_alert(
+    browser: Browser, dashboard_url: str, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1440, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(dashboard_url, wait_until="networkidle")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+
+    # The chart: BTCUSDT (the busiest symbol) with its 12 candles drawn on canvases.
+    chart = page.locator("[data-testid=chart]")
+    assert chart.get_attribute("data-symbol") == "BTCUSDT"
+    assert int(chart.get_attribute("data-candles") or 0) == 12
+    assert page.locator("[data-testid=chart] canvas").count() >= 2  # price and volume panes
+    bars = page.evaluate("window.dashboard.candleSeries.data().length")
+    assert bars == 12
+
+    # The watchlist has both symbols with last price and 24 h change.
+    symbols = page.locator("[data-testid=symbols] li")
+    assert symbols.count() == 2
+    assert "61,602.02" in symbols.nth(0).inner_text()
+    assert page.locator("#title-symbol").inner_text() == "BTCUSDT"
+
+    # The alerts feed shows the replay's whale trade.
+    whale = page.locator("[data-testid=alerts] li[data-kind=whale_trade]")
+    assert whale.count() == 1
+    assert "BTC-USDT" in whale.inner_text()
+    _shot(page, "dashboard-btc", tmp_path)
+
+    # Switch symbol: the chart reloads with ETHUSDT's candles.
+    page.locator("[data-testid=symbols] li[data-symbol=ETHUSDT]").click()
+    page.wait_for_function(
+        "document.querySelector('[data-testid=chart]').dataset.symbol === 'ETHUSDT'"
+    )
+    assert page.locator("#title-symbol").inner_text() == "ETHUSDT"
+    eth_bars = page.evaluate("window.dashboard.candleSeries.data().length")
+    assert eth_bars >= 11
+    first_open = page.evaluate("window.dashboard.candleSeries.data()[0].open")
+    assert 2400 < first_open < 2800
+
+    # Another interval: 5m bars of the same symbol.
+    page.locator("[data-testid=intervals] button[data-interval='5m']").click()
+    page.wait_for_function("window.dashboard.candleSeries.data().length < 5")
+    _shot(page, "dashboard-eth-5m", tmp_path)
+    assert errors == []
+    page.close()
