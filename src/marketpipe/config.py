@@ -56,6 +56,8 @@ class StorageSettings(BaseModel):
     # DuckDB worker threads of the warm store. One suits micro-batch writes best (measured:
     # less CPU per insert and lower commit latency); raise it for heavy analytical queries.
     warm_threads: int = Field(1, ge=1)
+    # DuckDB's memory limit (its block cache and query memory; more spills to disk).
+    warm_memory_mb: int = Field(128, ge=16)
     # Live: commit each micro-batch to an append-only log (about a millisecond) and build the
     # warm store from it in the background; off, every batch is one DuckDB transaction.
     commit_log: bool = True

@@ -42,7 +42,14 @@ def _ts(us: int) -> str:
 class DuckDBWarehouse:
     """Warm tier of embedded mode. Thread-safe: one connection behind a lock."""
 
-    def __init__(self, path: Path, *, read_only: bool = False, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        threads: int | None = None,
+        memory_limit_mb: int | None = None,
+    ) -> None:
         self.path = path
         try:
             if not read_only:
@@ -51,6 +58,10 @@ class DuckDBWarehouse:
         except (duckdb.IOException, OSError) as exc:  # OSError: e.g. a read-only data dir
             raise StorageError(f"cannot open warm store {path}: {exc}") from None
         _run(self._con, "SET TimeZone = 'UTC'")
+        if memory_limit_mb is not None:
+            # DuckDB's default (80 % of RAM) lets its block cache grow with the table: a
+            # live process would grow without bound. Bigger queries spill to disk instead.
+            _run(self._con, f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         if threads is not None:
             # Micro-batch inserts gain nothing from a thread pool; its hand-offs cost a third
             # of an insert's CPU and add latency to every small commit.

@@ -59,11 +59,15 @@ class EmbeddedStore:
         hot_retention_us: int = 3_600_000_000,
         read_only: bool = False,
         warm_threads: int | None = None,
+        warm_memory_mb: int | None = None,
         commit_log: bool = False,
         fsync: bool = True,
     ) -> None:
         self.dirs = DataDir(data_dir)
-        self.warm = DuckDBWarehouse(self.dirs.warm, read_only=read_only, threads=warm_threads)
+        self.warm = DuckDBWarehouse(
+            self.dirs.warm, read_only=read_only, threads=warm_threads,
+            memory_limit_mb=warm_memory_mb,
+        )  # fmt: skip
         self.lake = ParquetLake(self.dirs.lake)
         self.hot = MemoryHotTier(hot_retention_us)
         self.lake_flush_trades = lake_flush_trades
