@@ -209,7 +209,8 @@ class KafkaBroker:
         result = subprocess.run(
             ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", f"{self.libs}/*",
              f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
-             "kafka.tools.StorageTool", "format", "-t", cluster_id,
+             # `=`: a base64 id may start with "-", which would read as an option.
+             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
              "-c", str(self.home / "server.properties")],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
