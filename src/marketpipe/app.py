@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -255,7 +255,9 @@ class LiveRun:
                 trades = [r for r in records if type(r) is Trade]
                 quotes = [r for r in records if type(r) is Quote]
                 dead = [r for r in records if type(r) is DeadLetter]
-                await asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead)
+                await _finish_on_cancel(
+                    asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead)
+                )
             if (
                 engine.idle_watermark
                 and time.monotonic() - last_idle >= 0.25
@@ -311,6 +313,18 @@ class LiveRun:
             "last_commit_age_s": age,
             "components": components,
         }
+
+
+async def _finish_on_cancel(work: Awaitable[None]) -> None:
+    """Await `work`; if cancelled meanwhile, still let it finish before cancelling. A batch
+    being committed on a worker thread must not outlive the run, or it would commit after
+    the store closed (and be missing from it until the next start)."""
+    future = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await future
+        raise
 
 
 def _ingest_records(
