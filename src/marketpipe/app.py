@@ -212,6 +212,8 @@ class LiveRun:
             done, _ = await asyncio.wait(
                 [stop, *tasks], timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
             )
+            if not any(task in done for task in tasks):  # a clean stop, not a failure
+                await self._settle(bus)
             server.should_exit = True
             for task in (stop, *tasks[:-1]):  # the API (last) stops via should_exit
                 task.cancel()
@@ -226,6 +228,20 @@ class LiveRun:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _settle(self, bus: MemoryBus[LiveRecord], timeout_s: float = 5.0) -> None:
+        """Before a clean stop, give gap back-fills still running, and the records queued for
+        the engine, a few seconds to commit: the stop then leaves no hole for the next start
+        to fill (the pipeline keeps up with the stream, so a gap found in the last second
+        would otherwise show as one)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self.connector.status() if self.connector is not None else None
+            if (status is None or not status.backfill_pending) and not bus.pending():
+                break
+            await asyncio.sleep(0.05)
+        # The last drained batch is on its way to a commit: one batch window and a bit.
+        await asyncio.sleep(self.settings.engine.batch_max_delay_ms / 1000 + 0.05)
 
     def _committed(self, batch: CommitBatch, committed_ns: int) -> None:
         self.broadcaster.publish(batch, committed_ns)
