@@ -165,6 +165,10 @@ class LiveRun:
     # Every committed batch goes here too: the API's WebSocket pushes come from it.
     broadcaster: CommitBroadcaster = field(default_factory=CommitBroadcaster)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Ends the engine loop even if its cancellation is lost: Python 3.11's wait_for (in the
+    # bus drain) can swallow a cancel that races with a record arriving, and the run would
+    # then wait for the loop forever.
+    _consumer_done: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(
         self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None
@@ -214,6 +218,7 @@ class LiveRun:
             )
             if not any(task in done for task in tasks):  # a clean stop, not a failure
                 await self._settle(bus)
+            self._consumer_done.set()
             server.should_exit = True
             for task in (stop, *tasks[:-1]):  # the API (last) stops via should_exit
                 task.cancel()
@@ -263,7 +268,7 @@ class LiveRun:
     async def _consume(self, bus: MemoryBus[LiveRecord], pipeline: Pipeline) -> None:
         engine = self.settings.engine
         last_idle = time.monotonic()
-        while True:
+        while not self._consumer_done.is_set():
             records = await bus.drain(
                 engine.batch_max_trades, engine.batch_max_delay_ms / 1000, 0.25
             )
@@ -280,8 +285,10 @@ class LiveRun:
                 and self._sources_settled()
             ):
                 last_idle = time.monotonic()
-                await asyncio.to_thread(
-                    pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6)
+                await _finish_on_cancel(
+                    asyncio.to_thread(
+                        pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6)
+                    )
                 )
 
     def _sources_settled(self) -> bool:
@@ -331,7 +338,7 @@ class LiveRun:
         }
 
 
-async def _finish_on_cancel(work: Awaitable[None]) -> None:
+async def _finish_on_cancel(work: Awaitable[object]) -> None:
     """Await `work`; if cancelled meanwhile, still let it finish before cancelling. A batch
     being committed on a worker thread must not outlive the run, or it would commit after
     the store closed (and be missing from it until the next start)."""
