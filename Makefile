@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install run demo test lint bench chaos clean
+.PHONY: install dbt-venv run demo test lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,13 @@ $(WEB_STAMP): web/package-lock.json  ## the dashboard's charting library, from n
 
 install: $(STAMP) $(WEB_STAMP)
 
-run: install  ## live Binance -> candles, alerts, DuckDB + Parquet; API on :8000
+dbt-venv:  ## dbt in .cache/dbt-venv, for the scheduled marts builds (idempotent)
+	bash scripts/setup.d/40-dbt-venv.sh
+
+run: install dbt-venv  ## live Binance -> candles, alerts, DuckDB + Parquet; API on :8000
 	$(BIN)/marketpipe run --data-dir $(DATA_DIR) $(RUN_ARGS)
 
-demo: install  ## the whole pipeline offline, against the local simulated exchange
+demo: install dbt-venv  ## the whole pipeline offline, against the local simulated exchange
 	$(BIN)/marketpipe demo --data-dir $(DATA_DIR)/demo $(DEMO_ARGS)
 
 test: install  ## install what the tests need, then run them
@@ -44,11 +47,10 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	bash scripts/bench-deps.sh
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)  ## ~10 min: replay vs PySpark/DuckDB/Polars, live latency, memory; BENCH_ARGS=--quick
+bench: $(BENCH_STAMP)  ## replay vs PySpark/DuckDB/Polars, live latency, memory; BENCH_ARGS=--quick
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-chaos: install  ## every chaos test: 20 kill -9s per run, every fault mode, disk full, read-only
-	bash scripts/setup-test-deps.sh
+chaos: install  ## every chaos test: 20 kill -9s per run, every fault mode, disk full, read-only (root)
 	$(BIN)/pytest tests/chaos -m 'not live' $(PYTEST_ARGS)
 
 clean:

@@ -4,11 +4,12 @@
   from 64 concurrent keep-alive clients on loopback against a real `marketpipe serve`
   subprocess over a data dir holding 3,000 one-minute candles (served from the warm tier).
 * `ws.push_p99_ms`: engine commit -> WebSocket client receipt of the `<sym>@trade` frames,
-  with the pipeline, the API server and the client in one process (one clock), trades fed at
-  1,000/s in 10 ms batches.
+  with the pipeline and the API server in one process and the client in another (wall clock
+  on both sides), trades fed at 1,000/s in 10 ms batches.
 """
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -169,6 +170,8 @@ def _wait_http(url: str, timeout: float = 60.0) -> None:
 
 
 def bench_ws_push(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]:
+    """Pipeline + API server here; the WebSocket client in its own process (as a real client
+    is), both stamping the wall clock: commit finished -> frame received."""
     with tempfile.TemporaryDirectory(prefix="marketpipe-bench-ws-") as tmp:
         settings = load_settings(data_dir=Path(tmp) / "data", log_format="json")
         store = EmbeddedStore(settings.data_dir)
@@ -176,9 +179,10 @@ def bench_ws_push(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]
         committed: dict[int, int] = {}
 
         def on_commit(batch: CommitBatch, committed_ns: int) -> None:
+            now = time.time_ns()
             broadcaster.publish(batch, committed_ns)
             for trade_id in batch.trades.column("trade_id").to_pylist():
-                committed[trade_id] = committed_ns
+                committed[trade_id] = now
 
         pipeline = Pipeline(settings, store, on_commit)
         app = create_app(
@@ -191,19 +195,38 @@ def bench_ws_push(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
+        client = None
         try:
             _wait_http(f"http://127.0.0.1:{port}/api/v1/system/health")
-            latencies = asyncio.run(_ws_client(port, pipeline, committed, seconds, rate))
+            client = subprocess.Popen(
+                [sys.executable, "-m", "bench.api", "ws-client", str(port), str(seconds + 3)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert client.stdout is not None
+            if client.stdout.readline().strip() != "ready":
+                raise RuntimeError("the WebSocket client did not connect")
+            time.sleep(0.3)  # its subscription is registered before the first commit
+            _feed(pipeline, seconds, rate, threading.Event())
+            received = json.loads(client.stdout.read())
         finally:
+            if client is not None and client.poll() is None:
+                client.kill()
             server.should_exit = True
             thread.join(10)
             store.close()
+    warm_until = min(committed.values(), default=0) + 1_000_000_000  # skip the first second
+    latencies = [
+        (at - committed[tid]) / 1e6
+        for tid, at in received
+        if tid in committed and committed[tid] >= warm_until
+    ]
     return {
         "push_p50_ms": round(statistics.median(latencies), 3),
         "push_p99_ms": round(_percentile(latencies, 0.99), 3),
         "samples": len(latencies),
         "rate_per_s": rate,
         "seconds": seconds,
+        "stage": "engine commit finished -> trade frame received by a client in another process",
     }
 
 
@@ -226,43 +249,35 @@ def _feed(pipeline: Pipeline, seconds: float, rate: float, stop: threading.Event
         time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-async def _ws_client(
-    port: int, pipeline: Pipeline, committed: dict[int, int], seconds: float, rate: float
-) -> list[float]:
-    latencies: list[float] = []
-    stop = threading.Event()
+async def _ws_client(port: int, seconds: float) -> list[tuple[int, int]]:
+    """(trade id, wall-clock ns received) of every btcusdt@trade frame for `seconds`."""
+    received: list[tuple[int, int]] = []
     async with connect(f"ws://127.0.0.1:{port}/ws/btcusdt@trade") as ws:
-        await asyncio.sleep(0.2)  # subscribed before the first commit
-        feeder = asyncio.create_task(asyncio.to_thread(_feed, pipeline, seconds, rate, stop))
-        warm_until = time.monotonic() + 1.0
-        try:
-            while not feeder.done():
-                try:
-                    text = await asyncio.wait_for(ws.recv(), 1.0)
-                except TimeoutError:
-                    continue
-                received = time.perf_counter_ns()
-                trade_id = int(text.split('"t":', 1)[1].split(",", 1)[0])
-                if time.monotonic() > warm_until and trade_id in committed:
-                    latencies.append((received - committed[trade_id]) / 1e6)
-        finally:
-            stop.set()
-            await feeder
-    return latencies
+        print("ready", flush=True)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                text = await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                continue
+            at = time.time_ns()
+            received.append((int(str(text).split('"t":', 1)[1].split(",", 1)[0]), at))
+    return received
 
 
-def run() -> dict[str, Any]:
+def run(quick: bool = False) -> dict[str, Any]:
     """Both measurements, as `{"api": {...}, "ws": {...}}` for bench/results/latest.json."""
-    print("api: klines limit=500, 64 concurrent clients, 10 s ...", flush=True)
-    api = bench_klines()
+    seconds = 4.0 if quick else 10.0
+    print(f"api: klines limit=500, 64 concurrent clients, {seconds:g} s ...", flush=True)
+    api = bench_klines(seconds)
     print(
         f"api: {api['klines_rps']:,} req/s, p50 {api['klines_p50_ms']} ms, "
         f"p99 {api['klines_p99_ms']} ms (targets: >= 3,000 req/s, p99 <= 20 ms); "
         f"{api['klines_per_server_cpu_s']} req per server CPU-second",
         flush=True,
     )
-    print("ws: commit -> client push latency at 1,000 trades/s, 10 s ...", flush=True)
-    ws = bench_ws_push()
+    print(f"ws: commit -> client push latency at 1,000 trades/s, {seconds:g} s ...", flush=True)
+    ws = bench_ws_push(seconds)
     print(
         f"ws: push p50 {ws['push_p50_ms']} ms, p99 {ws['push_p99_ms']} ms "
         f"over {ws['samples']:,} frames (target: p99 <= 5 ms)",
@@ -272,4 +287,8 @@ def run() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run()
+    if sys.argv[1:2] == ["ws-client"]:
+        port, seconds = int(sys.argv[2]), float(sys.argv[3])
+        print(json.dumps(asyncio.run(_ws_client(port, seconds))), flush=True)
+    else:
+        run()

@@ -7,7 +7,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-PACKAGES = ("marketpipe", "polars", "duckdb", "pyarrow")
+PACKAGES = ("marketpipe", "polars", "duckdb", "pyarrow", "pyspark", "matplotlib")
 
 
 def machine() -> dict[str, Any]:

@@ -61,7 +61,12 @@ class _PushedTrade(msgspec.Struct):
 
 
 async def _run_pipeline(
-    settings: Settings, log: CommitLog, warmup_s: float, seconds: float, pushed: PushTimes
+    settings: Settings,
+    log: CommitLog,
+    warmup_s: float,
+    seconds: float,
+    pushed: PushTimes,
+    watchdog: list[bool],
 ) -> int:
     """Run the live pipeline with a WebSocket client; returns perf_counter_ns at warm-up end."""
     ready_ns: list[int] = []
@@ -74,9 +79,12 @@ async def _run_pipeline(
 
     live = LiveRun(settings, on_commit=log)
     run = live.run(warmup_s + seconds, ready=ready)
-    # A watchdog: a pipeline that never stops must fail this run, not hang `make bench`.
+    # A watchdog: a pipeline that cannot stop (e.g. it fell far behind at a high rate) is
+    # cancelled, and what it committed until then is still measured.
     try:
         await asyncio.wait_for(run, warmup_s + seconds + STOP_GRACE_S)
+    except TimeoutError:
+        watchdog.append(True)
     finally:
         for client in clients:
             client.cancel()
@@ -85,21 +93,31 @@ async def _run_pipeline(
 
 
 async def _same_process(
-    rate: float, warmup_s: float, seconds: float, data_dir: Path, pushed: PushTimes
+    rate: float,
+    warmup_s: float,
+    seconds: float,
+    data_dir: Path,
+    pushed: PushTimes,
+    watchdog: list[bool],
 ) -> tuple[CommitLog, SendTimes, int]:
     exchange = SimulatedExchange(SyntheticMarket(SYMBOLS, rate, SEED), record_send_times=True)
     await exchange.start()
     log = CommitLog()
     try:
         settings = point_at(_settings(data_dir), exchange)
-        since = await _run_pipeline(settings, log, warmup_s, seconds, pushed)
+        since = await _run_pipeline(settings, log, warmup_s, seconds, pushed, watchdog)
     finally:
         await exchange.stop()
     return log, exchange.sent_ns, since
 
 
 def _separate_process(
-    rate: float, warmup_s: float, seconds: float, data_dir: Path, pushed: PushTimes
+    rate: float,
+    warmup_s: float,
+    seconds: float,
+    data_dir: Path,
+    pushed: PushTimes,
+    watchdog: list[bool],
 ) -> tuple[CommitLog, SendTimes, int]:
     out = data_dir.parent / "sent_ns.pickle"
     argv = [
@@ -117,7 +135,7 @@ def _separate_process(
     try:
         ws_url, rest_url = child.stdout.readline().split()
         settings = _with_endpoints(_settings(data_dir), ws_url, rest_url)
-        since = asyncio.run(_run_pipeline(settings, log, warmup_s, seconds, pushed))
+        since = asyncio.run(_run_pipeline(settings, log, warmup_s, seconds, pushed, watchdog))
     finally:
         child.stdin.close()  # tells the child to stop and write its send times
         child.wait(timeout=60)
@@ -131,10 +149,15 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="marketpipe-bench-live-") as tmp:
         data_dir = Path(tmp) / "data"
         pushed: PushTimes = {}
+        watchdog: list[bool] = []
         if mode == "same_process":
-            log, sent, since = asyncio.run(_same_process(rate, warmup_s, seconds, data_dir, pushed))
+            log, sent, since = asyncio.run(
+                _same_process(rate, warmup_s, seconds, data_dir, pushed, watchdog)
+            )
         else:
-            log, sent, since = _separate_process(rate, warmup_s, seconds, data_dir, pushed)
+            log, sent, since = _separate_process(
+                rate, warmup_s, seconds, data_dir, pushed, watchdog
+            )
     ms, skipped = latencies_ms(log, sent, since)
     to_push, commit_to_push = push_latencies_ms(log, sent, pushed, since)
     committed = sum(len(ids) for _, _, ids in log.commits)
@@ -150,6 +173,10 @@ def measure(
         "commits": len(log.commits),
         "measured_trades_per_s": round(ms.size / seconds),
         "skipped": skipped,
+        # Fell behind so far that it could not stop within the grace: latencies are of what
+        # it committed; the rest of what was sent never was.
+        "stopped_by_watchdog": bool(watchdog),
+        "sent_not_committed": max(0, len(sent) - committed),
         "peak_rss_mb": peak_rss_mb(),  # the pipeline's process (the simulator is apart)
         **summarize(ms),
         "sample_ms": ms[::step].round(3).tolist(),

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.servers.postgres",
     "tests.servers.redis",
     "tests.servers.s3",
+    "tests.storage.recorded",  # recorded_batches: a replay's committed batches
     "tests.servers.kafka",
     "tests.servers.spark",
 ]

@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -116,7 +117,10 @@ class KafkaBroker:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent if tie_to_parent else None,
+            # PR_SET_PDEATHSIG fires when the starting *thread* ends: only tie from the main one.
+            preexec_fn=_die_with_parent
+            if tie_to_parent and threading.current_thread() is threading.main_thread()
+            else None,
         )
         log.close()
         (self.home / "broker.pid").write_text(str(self.process.pid))

@@ -30,9 +30,6 @@ from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability import metrics as m
 from marketpipe.pipeline import CommitHook, Pipeline, Totals
 from marketpipe.scheduler import Scheduler
-from marketpipe.serving.app import create_app
-from marketpipe.serving.backend import embedded_backend
-from marketpipe.serving.routes_marts import DuckDBMarts
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.sources.binance.connector import BinanceConnector
 from marketpipe.sources.replay import ReplayReader, read_ahead
@@ -255,6 +252,11 @@ class LiveRun:
 
     def _api_server(self) -> uvicorn.Server:
         assert self.store is not None
+        # The API stack loads only for live runs: replay starts without it.
+        from marketpipe.serving.app import create_app
+        from marketpipe.serving.backend import embedded_backend
+        from marketpipe.serving.routes_marts import DuckDBMarts
+
         app = create_app(
             embedded_backend(self.store, self.status, self.broadcaster), self.settings.api
         )

@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from marketpipe import cli_cluster
 from marketpipe.config import Settings, load_settings
 from marketpipe.model.errors import MarketpipeError, StorageError
 from marketpipe.model.intervals import INTERVALS
@@ -491,9 +492,23 @@ def serve(
     data_dir: DataDirOpt = None,
     port: PortOpt = None,
     config: ConfigOpt = None,
+    backend: Annotated[
+        str,
+        typer.Option("--backend", help="embedded (a data dir) or cluster (Redis, PostgreSQL, S3)."),
+    ] = "embedded",
 ) -> None:
-    """Serve the API over an existing data dir (read-only)."""
+    """Serve the API over an existing data dir (read-only), or over cluster mode's stores."""
     import uvicorn
+
+    if backend not in ("embedded", "cluster"):
+        raise _fail(f"--backend must be embedded or cluster, not {backend!r}", 2)
+    if backend == "cluster":
+        from marketpipe.cli_serve_cluster import serve_cluster
+
+        try:
+            return serve_cluster(_settings(config), port)
+        except MarketpipeError as exc:
+            raise _fail(str(exc)) from None
 
     from marketpipe.serving.app import create_app
     from marketpipe.serving.backend import embedded_backend
@@ -524,9 +539,17 @@ def serve(
     )
 
 
+# Cluster roles (ingest, process, archive) and the dead-letter tools.
+cli_cluster.register(app)
+
 from marketpipe.cli_dbt import app as dbt_app  # noqa: E402
+from marketpipe.cli_ops import register as register_ops  # noqa: E402
 
 app.add_typer(dbt_app, name="dbt")
+register_ops(app)  # check freshness|completeness, backfill
+from marketpipe.cli_lifecycle import app as lifecycle_app  # noqa: E402
+
+app.add_typer(lifecycle_app, name="lifecycle")
 
 
 def main() -> None:

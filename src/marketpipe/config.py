@@ -17,10 +17,12 @@ from pydantic_settings import (
 )
 
 from marketpipe.analytics.settings import DbtSettings, SchedulerSettings
+from marketpipe.cluster_settings import ClusterSettings
 from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
 from marketpipe.serving.settings import ApiSettings
 from marketpipe.sources.binance.settings import BinanceSettings
+from marketpipe.storage.lifecycle_settings import LifecycleSettings
 
 CONFIG_FILE_ENV = "MARKETPIPE_CONFIG"
 
@@ -90,6 +92,8 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     dbt: DbtSettings = DbtSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    cluster: ClusterSettings = ClusterSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -13,7 +13,8 @@ from marketpipe.config import Settings
 from marketpipe.simulator import SimulatedExchange, SyntheticMarket
 from tests.dbt.warehouse import require_dbt
 
-pytestmark = pytest.mark.integration
+# dbt and Airflow runs take minutes when the machine is busy.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
 
@@ -43,7 +44,7 @@ async def test_scheduled_dbt_build_runs_while_trades_flow_and_serves_marts(
         assert live.scheduler is not None
         job = live.scheduler.jobs["dbt_build"]
         started: int | None = None
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 900  # a build takes minutes on a busy machine
         while time.monotonic() < deadline:
             if job.running_since is not None and started is None:
                 started = time.perf_counter_ns()
@@ -68,7 +69,7 @@ async def test_scheduled_dbt_build_runs_while_trades_flow_and_serves_marts(
 
     async with SimulatedExchange(SyntheticMarket(SYMBOLS, 300, seed=5)) as exchange:
         live = LiveRun(point_at(settings, exchange), on_commit=on_commit)
-        await asyncio.wait_for(live.run(None, ready), 300)
+        await asyncio.wait_for(live.run(None, ready), 1000)
 
     assert windows, "the dbt build never finished"
     (start, end) = windows[0]
@@ -88,3 +89,35 @@ async def test_scheduled_dbt_build_runs_while_trades_flow_and_serves_marts(
     status, daily = seen["daily"]  # type: ignore[misc]
     assert status == 200 and daily and {row["symbol"] for row in daily} == {"ETH-USDT"}
     assert (settings.data_dir / "analytics.duckdb").is_file()
+
+
+async def test_lifecycle_job_calls_the_storage_hook_with_the_running_store(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    from marketpipe.analytics import jobs
+    from marketpipe.scheduler import Scheduler
+    from marketpipe.storage.embedded import EmbeddedStore
+
+    calls: list[tuple[object, int, object]] = []
+    fake = types.ModuleType("fake_lifecycle")
+    fake.run_lifecycle = lambda s, now, *, store: calls.append((s, now, store)) or "report"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_lifecycle", fake)
+    store = EmbeddedStore(settings.data_dir)
+    try:
+        monkeypatch.setattr(jobs, "LIFECYCLE_ENTRY_POINT", ("missing_lifecycle_module", "x"))
+        job = jobs.lifecycle_job(settings, store)
+        scheduler = Scheduler([job])
+        await scheduler.start(job)
+        assert job.last_status == "unavailable" and scheduler.status()["status"] == "ok"
+        monkeypatch.setattr(jobs, "LIFECYCLE_ENTRY_POINT", ("fake_lifecycle", "run_lifecycle"))
+        before = time.time() * 1e6
+        await scheduler.start(job)
+    finally:
+        store.close()
+    assert job.last_status == "ok"
+    (called_settings, now_us, called_store) = calls[0]
+    assert called_settings is settings and called_store is store
+    assert before <= now_us <= time.time() * 1e6  # microseconds, not seconds

@@ -15,7 +15,8 @@ from tests.dbt.conftest import BuiltMarts
 from tests.dbt.warehouse import copy_data_dir, dbt, more_synthetic_trades, replay_into
 from tests.reference import raw_trades
 
-pytestmark = pytest.mark.integration
+# dbt and Airflow runs take minutes when the machine is busy.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 # Documented facts of the recording (tests/data/README.md): first and last trade prices.
 FIRST_PRICE = 61837.63

@@ -21,7 +21,8 @@ from tests.dbt.test_dbt_duckdb import FIRST_PRICE, LAST_PRICE, reference_hours
 from tests.dbt.warehouse import build_data_dir, dbt, require_dbt
 from tests.servers.scripts import ScriptServer
 
-pytestmark = pytest.mark.integration
+# dbt and Airflow runs take minutes when the machine is busy.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 MARTS = {
     "trading_summary_hourly": "exchange, symbol, hour_start",
@@ -134,3 +135,26 @@ def test_postgres_and_duckdb_marts_agree_on_the_same_data(
                     assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (model, name, x, y)
                 else:
                     assert x == y, (model, name, x, y)
+
+
+def test_api_serves_the_postgres_marts(postgres_build: PostgresBuild) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from marketpipe.serving.routes_marts import PostgresMarts, marts_router
+
+    app = FastAPI()
+    app.include_router(marts_router())
+    app.state.marts = PostgresMarts(postgres_build.dsn)
+    client = TestClient(app)
+    daily = client.get(
+        "/api/v1/analytics/summary/daily",
+        params={"symbol": "BTCUSDT", "start": "2024-08-08", "end": "2024-08-09"},
+    )
+    assert daily.status_code == 200, daily.text
+    rows = daily.json()
+    assert [r["trade_date"] for r in rows] == ["2024-08-08", "2024-08-09"]
+    assert rows[0]["open_price"] == FIRST_PRICE and rows[-1]["close_price"] == LAST_PRICE
+    overview = client.get("/api/v1/analytics/market-overview").json()
+    assert [r["volume_rank"] for r in overview] == sorted(r["volume_rank"] for r in overview)
+    assert {r["symbol"] for r in overview} == {"BTC-USDT", "ETH-USDT", "SOL-USDT", "XRP-USDT"}

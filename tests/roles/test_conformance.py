@@ -15,7 +15,7 @@ import pytest
 from deploy.kafka.broker import KafkaBroker
 from pyspark.sql import SparkSession
 
-from marketpipe.bus.kafka import Topics
+from marketpipe.bus.kafka import Topics, read_dead_letters
 from marketpipe.config import Settings
 from marketpipe.roles.ingest import KafkaIngest, ingest_files
 from marketpipe.sources.replay import ReplayReader
@@ -34,6 +34,7 @@ from tests.servers.scripts import ScriptServer
 
 pytestmark = pytest.mark.integration
 
+POISON = b'{"v":1,"exchange":"binance","symbol":"BTC-USDT","trade_id":"x"}'
 SYNTHETIC_TRADES = int(os.environ.get("MARKETPIPE_CONFORMANCE_TRADES", "100000"))
 
 
@@ -51,12 +52,15 @@ def test_native_and_spark_give_identical_final_candles_and_alerts_equal_to_embed
     ingest = KafkaIngest(kafka_broker.bootstrap, kafka_topics)
     if dataset == "recorded":
         ingest_files(ingest, [BINANCE_08, BINANCE_09])
+        ingest.producer.produce(kafka_topics.trades, b"binance:BTC-USDT", POISON)
+        ingest.flush()
         tables = _recorded_tables()
     else:
         tables = [synthetic_trades(SYNTHETIC_TRADES)]
         ingest.trade_table(tables[0])
         ingest.flush()
     assert ingest.totals.trades == sum(t.num_rows for t in tables)
+    poison = 1 if dataset == "recorded" else 0
 
     with fresh_warehouse(postgres_server) as native_store:
         processor = run_native(settings, native_store, kafka_broker, kafka_topics)
@@ -68,6 +72,10 @@ def test_native_and_spark_give_identical_final_candles_and_alerts_equal_to_embed
     embedded_candles, embedded_alerts = embedded_results(settings, tables)
 
     assert processor.totals.trades == ingest.totals.trades
+    # Poison goes to the DLQ from each engine, with its origin; processing went on.
+    dead = read_dead_letters(kafka_broker.bootstrap, kafka_topics)
+    assert [d.value for d in dead] == [POISON] * 2 * poison
+    assert all(d.origin_topic == kafka_topics.trades and d.error for d in dead)
     assert sink.totals.batches >= 1
     assert native_candles and all(c.is_final for c in native_candles.values())
     assert all(c.is_final for c in spark_candles.values())

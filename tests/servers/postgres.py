@@ -1,7 +1,8 @@
 """PostgreSQL fixtures: one real server per session, a fresh database per test, and a private
 server for tests that stop and restart it.
 
-- `postgres_server`: the session's ScriptServer (never stop it; use `private_postgres`).
+- `postgres_server`: the session's ScriptServer. A test may stop() it if it start()s it again
+  (same port and data); `private_postgres` is the safer choice for outages.
 - `postgres_dsn`: a DSN to a new, empty database of the session server, dropped afterwards.
 - `private_postgres`: a server of the test's own (ScriptServer: .stop(), .start(), .url),
   e.g. to stop PostgreSQL for 30 s mid-stream.

@@ -190,3 +190,43 @@ def test_openapi_docs_list_every_endpoint(client: TestClient) -> None:
         assert path in paths
     assert client.get("/docs").status_code == 200
     msgspec.json.decode(client.get("/openapi.json").content)
+
+
+def test_extra_routers_get_the_same_guards(store: EmbeddedStore) -> None:
+    from fastapi import APIRouter
+
+    extra = APIRouter(prefix="/api/v1/extra")
+
+    @extra.get("/daily")
+    def daily() -> list[dict[str, int]]:
+        return [{"day": 1}]
+
+    settings = ApiSettings(token="t0k", rate_limit="100/minute")  # type: ignore[arg-type]
+    app = TestClient(create_app(embedded_backend(store, healthy), settings, [extra]))
+    assert app.get("/api/v1/extra/daily").status_code == 401
+    ok = app.get("/api/v1/extra/daily", headers={"Authorization": "Bearer t0k"})
+    assert ok.json() == [{"day": 1}] and ok.headers["X-RateLimit-Limit"] == "100"
+
+
+def test_reused_klines_are_dropped_by_the_next_commit(store: EmbeddedStore) -> None:
+    backend = embedded_backend(store, healthy)
+    version = [1]
+    backend.version = lambda: version[0]
+    calls: list[int] = []
+    real = backend.router.candles
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    backend.router.candles = counting  # type: ignore[method-assign]
+    app = TestClient(create_app(backend))
+    params = {"symbol": "BTCUSDT", "interval": "1m", "limit": "3"}
+    first = app.get("/api/v3/klines", params=params)
+    reads = len(calls)
+    again = app.get("/api/v3/klines", params=params)
+    assert again.content == first.content and len(calls) == reads  # reused: no storage read
+    assert again.headers["X-RateLimit-Remaining"] < first.headers["X-RateLimit-Remaining"]
+    version[0] = 2  # a commit
+    app.get("/api/v3/klines", params=params)
+    assert len(calls) > reads

@@ -5,6 +5,8 @@ Operations are driven with plain Hypothesis (`operation.as_strategy()`), which k
 independent of schemathesis' pytest plugin.
 """
 
+from typing import Any
+
 from fastapi import FastAPI, HTTPException
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
@@ -44,8 +46,17 @@ def server_errors(app: FastAPI) -> tuple[int, list[str]]:
     return len(operations), failures
 
 
+class EmptyMarts:
+    """A marts reader with no rows: the dbt marts' routes then fuzz their own parameter
+    handling (without built marts they answer a deliberate 503, by design)."""
+
+    def rows(self, sql: str, params: list[Any]) -> tuple[list[dict[str, Any]], str | None]:
+        return [], None
+
+
 def test_no_operation_answers_with_a_server_error(store: EmbeddedStore) -> None:
     app = create_app(embedded_backend(store, healthy), ApiSettings(rate_limit="1000000/minute"))
+    app.state.marts = EmptyMarts()
     fuzzed, failures = server_errors(app)
     assert fuzzed >= 20
     assert not failures, "\n".join(failures)

@@ -285,3 +285,26 @@ def test_trade_timestamps_and_floats_survive_exactly(warm: PostgresWarehouse) ->
     ]
     warm.commit(CommitBatch(trades=to_table(odd, TRADE_SCHEMA)))
     assert warm.trades(**ALL) == sorted(odd, key=lambda t: t.ts_event)
+
+
+def test_concurrent_writers_of_the_same_trades_never_deadlock(warm: PostgresWarehouse) -> None:
+    # The archiver and a processor insert overlapping trades, cut into batches differently.
+    trades = [trade(i, T0 + i) for i in range(2000)]
+    forward = to_table(trades, TRADE_SCHEMA)
+    backward = to_table(trades[::-1], TRADE_SCHEMA)
+    errors: list[BaseException] = []
+
+    def write(table: object) -> None:
+        try:
+            for _ in range(5):
+                warm.commit(CommitBatch(trades=table))  # type: ignore[arg-type]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in (forward, backward) * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert warm.counts()["trades_recent"] == 2000

@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from marketpipe.analytics.runner import (
     MARTS_FILE,
     DbtError,
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # Commands whose result becomes the served marts; the others (test, docs) work on a copy.
 PUBLISHING = frozenset({"build", "run"})
+# dbt_project.yml's `lookback_hours`: how far back incremental models re-derive.
+LOOKBACK_HOURS = 3
 
 
 async def run_for_mode(
@@ -67,9 +71,12 @@ async def _run_embedded(
     settings: DbtSettings, command: str, args: list[str], data_dir: Path, store: EmbeddedStore
 ) -> DbtResult:
     work = work_dir(data_dir)
-    snapshot = await asyncio.to_thread(snapshot_warm, store, work / "inputs")
-    log.info("warm snapshot for dbt written in %.2f s", snapshot.seconds)
     live = marts_path(data_dir)
+    since = None
+    if command in PUBLISHING and "--full-refresh" not in args:
+        since = await asyncio.to_thread(_incremental_trades_since, live)
+    snapshot = await asyncio.to_thread(snapshot_warm, store, work / "inputs", since)
+    log.info("warm snapshot for dbt written in %.2f s", snapshot.seconds)
     building = work / "build" / MARTS_FILE
     await asyncio.to_thread(_fresh_copy, live, building)
     variables: dict[str, Any] = {
@@ -88,6 +95,28 @@ async def _run_embedded(
         for leftover in (building, building.with_name(building.name + ".wal")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def _incremental_trades_since(live: Path) -> int | None:
+    """The oldest trade time an incremental build of the published marts re-reads: its newest
+    hour minus the project's lookback, with an hour to spare. None: no marts yet (full build)."""
+    if not live.is_file():
+        return None
+    try:
+        con = duckdb.connect(str(live), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        newest = con.execute(
+            "SELECT epoch_us(max(hour_start)) FROM intermediate.int_trades_bucketed_to_hours"
+        ).fetchall()[0][0]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    if newest is None:
+        return None
+    return int(newest) - (LOOKBACK_HOURS + 1) * 3_600_000_000
 
 
 def _fresh_copy(live: Path, building: Path) -> None:

@@ -16,8 +16,10 @@ from marketpipe.storage.embedded import EmbeddedStore
 log = logging.getLogger(__name__)
 
 # The storage lifecycle (retention, warm -> lake archival, compaction) is owned by the storage
-# layer; the scheduler calls it through this hook when it is installed.
-LIFECYCLE_ENTRY_POINT = ("marketpipe.storage.lifecycle", "run_lifecycle")
+# work: `run_lifecycle(settings, now_us, store=...)`, given the running pipeline's store
+# (DuckDB has one writer). The scheduler calls it through this hook once it is installed and
+# reports the job as "unavailable" until then.
+LIFECYCLE_ENTRY_POINT = ("marketpipe.lifecycle_job", "run_lifecycle")
 
 
 def dbt_build_job(settings: Settings, store: EmbeddedStore) -> Job:
@@ -35,15 +37,17 @@ def dbt_build_job(settings: Settings, store: EmbeddedStore) -> Job:
 
 def lifecycle_job(settings: Settings, store: EmbeddedStore) -> Job:
     async def lifecycle() -> None:
-        run = _lifecycle_hook()
-        await asyncio.to_thread(run, settings, now=time.time())
+        run = lifecycle_hook()
+        report = await asyncio.to_thread(run, settings, int(time.time() * 1e6), store=store)
+        log.info("lifecycle done: %s", report)
 
     hour, minute = settings.scheduler.lifecycle_time
     retry = settings.scheduler.retry_after_s
     return Job("lifecycle", lifecycle, DailyAt(hour, minute), retry_after_s=retry)
 
 
-def _lifecycle_hook() -> Callable[..., Any]:
+def lifecycle_hook() -> Callable[..., Any]:
+    """`run_lifecycle` of the storage lifecycle, or JobUnavailable while it is missing."""
     module_name, attribute = LIFECYCLE_ENTRY_POINT
     try:
         module = importlib.import_module(module_name)

@@ -138,14 +138,16 @@ async def run_dbt(
     """Run one dbt command to completion; cancelling the caller terminates dbt."""
     started = time.perf_counter()
     await asyncio.to_thread(cwd.mkdir, parents=True, exist_ok=True)
-    nice = settings.nice
+    # `nice` the program rather than os.nice in a preexec_fn, which is unsafe in a threaded
+    # process like the pipeline.
+    nice = shutil.which("nice") if settings.nice else None
+    argv = [nice, "-n", str(settings.nice), *command] if nice else command
     process = await asyncio.create_subprocess_exec(
-        *command,
+        *argv,
         cwd=cwd,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=(lambda: os.nice(nice)) if nice else None,
     )
     try:
         out, _ = await asyncio.wait_for(process.communicate(), settings.timeout_s)

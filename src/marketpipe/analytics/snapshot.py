@@ -13,8 +13,9 @@ from pathlib import Path
 from marketpipe.storage.embedded import EmbeddedStore
 
 # Every warm table the dbt sources read (macros/warm_sources.sql); raw payloads stay behind.
+# Raw trades are the big one: see `trades_since_us`.
 SNAPSHOT_TABLES: dict[str, str] = {
-    "trades_recent": "SELECT * FROM trades_recent",
+    "trades_recent": "SELECT * FROM trades_recent WHERE ts_event >= make_timestamptz({since})",
     "candles": "SELECT * FROM candles",
     "alerts": "SELECT * FROM alerts",
     "quotes": "SELECT * FROM quotes",
@@ -34,17 +35,27 @@ class WarmSnapshot:
     seconds: float
 
 
-def snapshot_warm(store: EmbeddedStore, directory: Path) -> WarmSnapshot:
-    """Write `{directory}/{table}.parquet` for every dbt source table, atomically per file."""
+def snapshot_warm(
+    store: EmbeddedStore, directory: Path, trades_since_us: int | None = None
+) -> WarmSnapshot:
+    """Write `{directory}/{table}.parquet` for every dbt source table, atomically per file.
+
+    `trades_since_us`: copy only raw trades from then on. Incremental dbt runs re-read only
+    their trailing lookback, so copying the whole warm store (90 days) every few minutes
+    would be wasted work; None copies every warm trade (first build, full refresh).
+    """
     started = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
     con = store.warm.reader()
     try:
         con.execute("BEGIN TRANSACTION")
-        since = con.execute(
+        oldest = con.execute(
             "SELECT coalesce(epoch_us(min(ts_event)), 9223372036854775807) FROM trades_recent"
         ).fetchall()[0][0]
-        for name, query in SNAPSHOT_TABLES.items():
+        # Older trades than this come from the lake (or, incremental, are not needed at all).
+        since = int(oldest) if trades_since_us is None else max(int(oldest), trades_since_us)
+        for name, template in SNAPSHOT_TABLES.items():
+            query = template.format(since=f"{since}::BIGINT")
             temporary = directory / f".{name}.parquet.tmp"
             con.execute(
                 f"COPY ({query}) TO '{temporary}' (FORMAT parquet, COMPRESSION zstd)"
@@ -57,7 +68,7 @@ def snapshot_warm(store: EmbeddedStore, directory: Path) -> WarmSnapshot:
     has_files = any(lake.glob("*/*/*/part-*.parquet")) if lake.is_dir() else False
     return WarmSnapshot(
         directory=directory,
-        warm_trades_since_us=int(since),
+        warm_trades_since_us=since,
         lake_trades_glob=f"{lake}/*/*/*/part-*.parquet" if has_files else "",
         seconds=time.perf_counter() - started,
     )

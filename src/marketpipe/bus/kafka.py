@@ -85,6 +85,8 @@ def ensure_topics(
         count = 1 if name == topics.dlq else partitions
         wanted.append(NewTopic(name, num_partitions=count, replication_factor=replication,
                                config=config))  # fmt: skip
+    if not wanted:
+        return []
     for name, future in admin.create_topics(wanted, operation_timeout=30).items():
         try:
             future.result()
@@ -416,3 +418,19 @@ class OffsetsInStoreConsumer:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> Callable[[], dict[int, int]]:
+    """A probe of `topic`'s current end offset per partition (to tell when a reader caught
+    up); it keeps one metadata connection open."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "marketpipe-probe",
+                      "logger": _librdkafka_log})  # fmt: skip
+    partitions = list(probe.list_topics(topic, timeout=30).topics[topic].partitions)
+
+    def ends() -> dict[int, int]:
+        return {
+            p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+
+    return ends

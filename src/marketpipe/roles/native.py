@@ -6,6 +6,9 @@ every partition assignment the consumer seeks to the offsets stored there and th
 rebuilt from the stored positions and open windows of the symbols it then meets, so a crash
 (even kill -9) or a rebalance re-reads exactly the uncommitted tail, which dedups by trade id.
 
+Deduplicated trades are written to `trades_recent` in the same transaction (the archive role
+writes them too, ignored by key): an open window's restore needs its first and last trades.
+
 Publishing to Redis and to the Kafka candles/alerts topics happens after the commit and is
 at-least-once: a crash in between re-publishes on restart (every restored open window and
 recent alert is re-published), and readers upsert by key (window, alert_id).
@@ -211,8 +214,8 @@ class NativeProcessor:
         batch = self.engine.process(
             serde.trades_table(trades) if trades else TRADE_SCHEMA.empty_table()
         )
-        # trades_recent is the archive role's: only the candles' side of the batch lands here.
-        batch.trades = TRADE_SCHEMA.empty_table()
+        # New trades go into trades_recent too (ignored there if the archive role was first):
+        # restoring an open window needs the event times of its first and last trades.
         batch.quotes = quotes
         batch.dead_letters = dead
         if dead:

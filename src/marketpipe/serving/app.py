@@ -5,7 +5,9 @@ Everything it serves comes from the injected `Backend`, so embedded and cluster 
 every route. Other modules extend the app with `app.include_router(...)`.
 """
 
-from fastapi import FastAPI, Response
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,12 +20,16 @@ from marketpipe.serving.errors import install_error_handlers
 from marketpipe.serving.market import MarketView
 from marketpipe.serving.pipeline_stats import PipelineStats
 from marketpipe.serving.ratelimit import RateLimitMiddleware
+from marketpipe.serving.reuse import ResponseReuseMiddleware
 from marketpipe.serving.routes_binance import BinanceRoutes
 from marketpipe.serving.routes_marts import marts_router
 from marketpipe.serving.routes_native import NativeRoutes, health_response
 from marketpipe.serving.security import BearerTokenMiddleware
 from marketpipe.serving.settings import ApiSettings
 from marketpipe.serving.ws_binance import StreamHub, websocket_router
+
+# Polled with identical queries by charts and bots; answers change only with a commit.
+REUSABLE_PATHS = frozenset({"/api/v3/klines", "/api/v3/uiKlines"})
 
 DESCRIPTION = """\
 Market data from marketpipe's pipeline.
@@ -38,7 +44,13 @@ With `MARKETPIPE_API__TOKEN` set, send `Authorization: Bearer <token>` (or `X-MB
 """
 
 
-def create_app(backend: Backend, settings: ApiSettings | None = None) -> FastAPI:
+def create_app(
+    backend: Backend,
+    settings: ApiSettings | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The API over `backend`. `extra_routers` (routes of other modules) get the
+    same token, CORS, rate limits and error bodies as every built-in route."""
     settings = settings or ApiSettings()
     app = FastAPI(title="marketpipe", version="0.1.0", description=DESCRIPTION)
     view = MarketView(backend)
@@ -62,12 +74,17 @@ def create_app(backend: Backend, settings: ApiSettings | None = None) -> FastAPI
         app.include_router(router)
     app.include_router(BinanceRoutes(view).router)
     app.include_router(marts_router())
+    for router in extra_routers:
+        app.include_router(router)
     hub = StreamHub(backend.broadcaster or CommitBroadcaster(), view)
     app.state.hub = hub
     app.include_router(websocket_router(hub))
     app.include_router(dashboard_router(settings.dashboard_dir))
 
-    # Outermost last: CORS answers preflights before the token check; limits count real calls.
+    # Outermost last: CORS answers preflights before the token check; limits count real calls;
+    # reuse replays a popular poll's response (after both guards) while the data is unchanged.
+    if backend.version is not None:
+        app.add_middleware(ResponseReuseMiddleware, version=backend.version, paths=REUSABLE_PATHS)
     app.add_middleware(
         RateLimitMiddleware,
         limit=settings.rate_limit,

@@ -55,6 +55,7 @@ def embedded_backend(
         status=status,
         broadcaster=broadcaster,
         dead_letters=lambda: store.warm.counts().get("dead_letters", 0),
-        # Every commit (warm and hot alike) advances the warm store's batch sequence.
-        version=lambda: int(store.warm._seq),
+        # Every commit advances the store's batch sequence (also when the warm store is
+        # materialized later from the commit log).
+        version=lambda: int(store._seq),
     )

@@ -53,6 +53,27 @@ class DuckDBMarts:
         return [_plain(row) for row in rows], _iso(built)
 
 
+class PostgresMarts:
+    """Cluster mode: the marts dbt built into schema `marts` of the PostgreSQL warm store."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def rows(self, sql: str, params: list[Any]) -> tuple[list[dict[str, Any]], str | None]:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            with psycopg.connect(self.url, row_factory=dict_row) as conn:
+                conn.execute("SET TimeZone = 'UTC'")
+                rows = conn.execute(sql.replace("?", "%s"), params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            raise MartsNotBuilt("no marts in the warm store's database yet") from None
+        except psycopg.OperationalError as exc:
+            raise MartsNotBuilt(f"the marts database is unreachable: {exc}") from None
+        return [_plain(dict(row)) for row in rows], None
+
+
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 

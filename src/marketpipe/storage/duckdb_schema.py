@@ -55,4 +55,9 @@ TABLES = {
             from_seq BIGINT PRIMARY KEY, to_seq BIGINT NOT NULL, done BOOLEAN NOT NULL,
             files BIGINT, trades BIGINT
         )""",
+    # Lifecycle: UTC days whose candles were archived to the lake (same as PostgreSQL's).
+    "lake_archive": """
+        CREATE TABLE IF NOT EXISTS lake_archive (
+            day TIMESTAMPTZ PRIMARY KEY, candles BIGINT NOT NULL, archived_at TIMESTAMPTZ NOT NULL
+        )""",
 }

@@ -112,8 +112,7 @@ class WarmDuckDBTier:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:
-            with self.warehouse._lock:  # the parent connection is not shared unguarded
-                cursor = self.warehouse._con.cursor()
+            cursor = self.warehouse.reader()
             cursor.execute("SET TimeZone = 'UTC'")
             self._local.cursor = cursor
         return cursor

@@ -48,6 +48,7 @@ _STAGING = {
     "_stage_alerts": ALERT_SCHEMA,
 }
 _CANDLE_KEY = ("exchange", "symbol", "interval", "open_time")
+_TRADE_KEY = ("exchange", "symbol", "trade_id")
 _CANDLE_VALUES = [f.name for f in CANDLE_SCHEMA if f.name not in _CANDLE_KEY]
 _POSITION_COLUMNS = (
     "exchange, symbol, last_trade_id, max_ts_event, id_ranges, gaps_found, gaps_filled, "
@@ -192,28 +193,27 @@ class PostgresWarehouse:
             copy_in(cur, "_stage_trades", batch.trades.select(TRADE_SCHEMA.names))
             cur.execute(
                 "INSERT INTO trades_recent "
-                f"{insert_select(TRADE_SCHEMA, '_stage_trades', [str(seq)])} "
+                f"{insert_select(TRADE_SCHEMA, '_stage_trades', _TRADE_KEY, [str(seq)])} "
                 "ON CONFLICT DO NOTHING"
             )
         if batch.late_trades.num_rows:
             copy_in(cur, "_stage_late", batch.late_trades.select(TRADE_SCHEMA.names))
-            cur.execute(
-                f"INSERT INTO late_trades {insert_select(TRADE_SCHEMA, '_stage_late', [str(seq)])}"
-                " ON CONFLICT DO NOTHING"
-            )
+            rows = insert_select(TRADE_SCHEMA, "_stage_late", _TRADE_KEY, [str(seq)])
+            cur.execute(f"INSERT INTO late_trades {rows} ON CONFLICT DO NOTHING")
         if batch.candles:
             # One row per key (the last value wins), as ON CONFLICT may touch a row only once.
             latest = {(c.exchange, c.symbol, c.interval, c.open_time): c for c in batch.candles}
             copy_in(cur, "_stage_candles", to_table(list(latest.values()), CANDLE_SCHEMA))
             updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CANDLE_VALUES)
+            rows = insert_select(CANDLE_SCHEMA, "_stage_candles", _CANDLE_KEY)
             cur.execute(
-                f"INSERT INTO candles {insert_select(CANDLE_SCHEMA, '_stage_candles')} "
+                f"INSERT INTO candles {rows} "
                 f"ON CONFLICT ({', '.join(_CANDLE_KEY)}) DO UPDATE SET {updates}"
             )
         if batch.alerts:
             copy_in(cur, "_stage_alerts", to_table(batch.alerts, ALERT_SCHEMA))
             cur.execute(
-                f"INSERT INTO alerts {insert_select(ALERT_SCHEMA, '_stage_alerts')} "
+                f"INSERT INTO alerts {insert_select(ALERT_SCHEMA, '_stage_alerts', ['alert_id'])} "
                 "ON CONFLICT DO NOTHING"
             )
         if batch.quotes:
@@ -242,7 +242,7 @@ class PostgresWarehouse:
 
     def load_offsets(self, consumer_group: str, topic: str) -> dict[int, int]:
         """{partition: next offset to consume} stored by `consumer_group` for `topic`."""
-        rows = self._fetch(
+        rows = self.rows(
             "SELECT partition, next_offset FROM consumer_offsets "
             "WHERE consumer_group = %s AND topic = %s",
             [consumer_group, topic],
@@ -251,7 +251,7 @@ class PostgresWarehouse:
 
     def fence(self, query_name: str) -> int | None:
         """The last batch id `query_name` applied, if any."""
-        rows = self._fetch(
+        rows = self.rows(
             "SELECT batch_id FROM batch_fences WHERE query_name = %s AND batch_id >= 0",
             [query_name],
         )
@@ -261,7 +261,7 @@ class PostgresWarehouse:
 
     def positions(self, keys: Collection[SymbolKey] | None = None) -> list[Position]:
         where, params = _keys_filter(keys, "")
-        rows = self._fetch(
+        rows = self.rows(
             f"SELECT {_POSITION_COLUMNS} FROM positions WHERE {where} ORDER BY exchange, symbol",
             params,
         )
@@ -280,7 +280,7 @@ class PostgresWarehouse:
         """Candles that may still change, with the event times of their first and last trades
         (the order keys the candle monoid needs); as DuckDBWarehouse.open_windows."""
         where, params = _keys_filter(keys, "c.")
-        rows = self._fetch(
+        rows = self.rows(
             f"""
             SELECT {select_list(CANDLE_SCHEMA, "c")},
                    coalesce(o.ts, mp_us(c.open_time)), coalesce(l.ts, mp_us(c.close_time) - 1)
@@ -317,7 +317,8 @@ class PostgresWarehouse:
 
     # ---- reads ---------------------------------------------------------------------------
 
-    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read query (bound parameters) on a pooled connection."""
         with self._conn() as conn:
             try:
                 return conn.execute(sql.encode(), list(params)).fetchall()
@@ -335,7 +336,7 @@ class PostgresWarehouse:
             f"SELECT {select_list(CANDLE_SCHEMA)} FROM candles WHERE {' AND '.join(where)} "
             "ORDER BY open_time, exchange, symbol"
         )
-        return [Candle(*row) for row in self._fetch(_limited(sql, limit), params)]
+        return [Candle(*row) for row in self.rows(_limited(sql, limit), params)]
 
     def trades(
         self, *, exchange: str | None, symbol: str | None, start: int | None,
@@ -346,7 +347,7 @@ class PostgresWarehouse:
             f"SELECT {select_list(TRADE_SCHEMA)} FROM trades_recent "
             f"WHERE {' AND '.join(where)} ORDER BY ts_event, trade_id"
         )
-        return [Trade(*row) for row in self._fetch(_limited(sql, limit), params)]
+        return [Trade(*row) for row in self.rows(_limited(sql, limit), params)]
 
     def alerts(
         self, *, exchange: str | None, symbol: str | None, start: int | None,
@@ -360,19 +361,19 @@ class PostgresWarehouse:
             f"SELECT {select_list(ALERT_SCHEMA)} FROM alerts WHERE {' AND '.join(where)} "
             "ORDER BY ts, alert_id"
         )
-        return [Alert(*row) for row in self._fetch(_limited(sql, limit), params)]
+        return [Alert(*row) for row in self.rows(_limited(sql, limit), params)]
 
     def quotes(self) -> list[Quote]:
         sql = f"SELECT {select_list(QUOTE_SCHEMA)} FROM quotes ORDER BY exchange, symbol"
-        return [Quote(*row) for row in self._fetch(sql)]
+        return [Quote(*row) for row in self.rows(sql)]
 
     def counts(self) -> dict[str, int]:
         names = ("trades_recent", "late_trades", "candles", "alerts", "dead_letters")
         sql = " UNION ALL ".join(f"SELECT '{n}', count(*) FROM {n}" for n in names)
-        return {str(name): int(n) for name, n in self._fetch(sql)}
+        return {str(name): int(n) for name, n in self.rows(sql)}
 
     def last_commit_age_s(self) -> float | None:
-        rows = self._fetch("SELECT mp_us(max(committed_at)) FROM batches")
+        rows = self.rows("SELECT mp_us(max(committed_at)) FROM batches")
         value = rows[0][0]
         return None if value is None else time.time() - value / 1e6
 
@@ -382,7 +383,7 @@ class PostgresWarehouse:
         if interval:
             where.append("interval = %s")
             params.append(interval)
-        rows = self._fetch(
+        rows = self.rows(
             f"SELECT {select_list(CANDLE_SCHEMA)} FROM candles WHERE {' AND '.join(where)} "
             "ORDER BY interval, exchange, symbol, open_time",
             params,
@@ -408,20 +409,39 @@ class PostgresWarehouse:
                     self._partitions -= {schema.partition_day(n) or 0 for n in dropped}
                 removed = {"trades_recent_partitions": len(dropped)}
                 with conn.transaction():
-                    for table, column in (
-                        ("candles", "close_time"),
-                        ("alerts", "ts"),
-                        ("late_trades", "ts_event"),
-                        ("dead_letters", "ts"),
+                    for table, condition in (
+                        ("candles", "close_time <= mp_ts(%s)"),
+                        ("alerts", "ts < mp_ts(%s)"),
+                        ("late_trades", "ts_event < mp_ts(%s)"),
+                        ("dead_letters", "ts < mp_ts(%s)"),
                     ):
                         cur = conn.execute(
-                            f"DELETE FROM {table} WHERE {column} <= mp_ts(%s)".encode(),
-                            [cutoff_us],
+                            f"DELETE FROM {table} WHERE {condition}".encode(), [cutoff_us]
                         )
                         removed[table] = cur.rowcount
                 return removed
             except psycopg.Error as exc:
                 raise StorageError(f"warm retention failed: {exc}") from exc
+
+    # ---- lake archival bookkeeping (lifecycle) --------------------------------------------
+
+    def candle_days(self) -> list[int]:
+        """UTC days (µs at midnight) that have candles, oldest first."""
+        rows = self.rows(
+            "SELECT DISTINCT mp_us(date_trunc('day', open_time)) FROM candles ORDER BY 1"
+        )
+        return [int(r[0]) for r in rows]
+
+    def archived_days(self) -> set[int]:
+        return {int(r[0]) for r in self.rows("SELECT mp_us(day) FROM lake_archive")}
+
+    def mark_archived(self, day_us: int, candles: int) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO lake_archive VALUES (mp_ts(%s), %s, now()) ON CONFLICT (day) "
+                "DO UPDATE SET candles = EXCLUDED.candles, archived_at = EXCLUDED.archived_at",
+                [day_us, candles],
+            )
 
     def partitions(self) -> list[str]:
         with self._conn() as conn:

@@ -224,6 +224,22 @@ class RedisHotTier:
             raise StorageError(f"hot tier read failed: {exc}") from exc
         return [msgspec.json.decode(v, type=Candle) for v in values]
 
+    def series_span(self, exchange: str, symbol: str, interval: str) -> tuple[int, int] | None:
+        """(open time of the oldest candle, close time of the newest) held for a series."""
+        key = self._series_key(exchange, symbol, interval)
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zrange(key, 0, 0)
+            pipe.zrange(key, -1, -1)
+            oldest, newest = cast(list[list[bytes]], pipe.execute())
+        except redis.RedisError as exc:
+            raise StorageError(f"hot tier read failed: {exc}") from exc
+        if not oldest or not newest:
+            return None
+        first = msgspec.json.decode(oldest[0], type=Candle)
+        last = msgspec.json.decode(newest[0], type=Candle)
+        return first.open_time, last.close_time
+
     def alerts(self) -> list[Alert]:
         """Recent alerts, in the order they were committed."""
         try:

@@ -32,6 +32,7 @@ EXCHANGE: Final = "binance"
 # Route weights from the spot REST documentation.
 WEIGHT_EXCHANGE_INFO: Final = 20
 WEIGHT_HISTORICAL_TRADES: Final = 25
+WEIGHT_AGG_TRADES: Final = 4
 MAX_PAGE: Final = 1000
 DEFAULT_RETRY_AFTER_S: Final = 60.0
 
@@ -149,6 +150,17 @@ class BinanceRestClient:
         except msgspec.DecodeError as exc:
             raise SourceError(f"historicalTrades for {symbol_native}: bad body: {exc}") from None
         return self._to_trades(symbol_native, rows)
+
+    async def first_trade_id_at(self, symbol_native: str, time_ms: int) -> int | None:
+        """The id of the first trade at or after `time_ms` (from `aggTrades`, whose rows name
+        their first trade id), or None if no trade came after it."""
+        params = {"symbol": symbol_native.upper(), "startTime": str(time_ms), "limit": "1"}
+        body = await self._get("/api/v3/aggTrades", params, WEIGHT_AGG_TRADES)
+        try:
+            rows = msgspec.json.decode(body, type=list[dict[str, Any]])
+        except msgspec.DecodeError as exc:
+            raise SourceError(f"aggTrades for {symbol_native}: bad body: {exc}") from None
+        return int(rows[0]["f"]) if rows else None
 
     def _to_trades(self, symbol_native: str, rows: list[RestTrade]) -> list[Trade]:
         symbol = self.symbol_map.normalize(symbol_native)

@@ -1,0 +1,336 @@
+"""Cluster roles on the command line: `ingest`, `process`, `archive` and `dlq list|replay`.
+
+Each role is its own process; run as many `process --engine native` as there are partitions
+(same `--group`) to scale out. Connection settings come from options or the environment:
+`MARKETPIPE_CLUSTER__KAFKA__BOOTSTRAP`, `MARKETPIPE_CLUSTER__POSTGRES_DSN`,
+`MARKETPIPE_CLUSTER__REDIS_URL`, ...
+"""
+
+import asyncio
+import json
+import signal
+import threading
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from marketpipe.config import Settings, load_settings
+from marketpipe.model.errors import MarketpipeError
+from marketpipe.observability.logging import configure_logging
+from marketpipe.roles.settings import KafkaSettings, SparkSettings
+
+console = Console(stderr=True)
+dlq_app = typer.Typer(help="Inspect dead letters and send them back after the cause is fixed.")
+
+_K = "MARKETPIPE_CLUSTER__KAFKA__"
+_KAFKA = KafkaSettings()
+_SPARK = SparkSettings()
+Bootstrap = Annotated[
+    str, typer.Option("--bootstrap", envvar=f"{_K}BOOTSTRAP", help="Kafka bootstrap servers.")
+]
+Prefix = Annotated[
+    str, typer.Option("--topic-prefix", envvar=f"{_K}TOPIC_PREFIX", help="Topic name prefix.")
+]
+Partitions = Annotated[
+    int,
+    typer.Option("--partitions", envvar=f"{_K}PARTITIONS", help="Partitions of new topics."),
+]
+Dsn = Annotated[
+    str,
+    typer.Option(
+        "--dsn", envvar="MARKETPIPE_CLUSTER__POSTGRES_DSN", help="PostgreSQL warm store DSN."
+    ),
+]
+RedisUrl = Annotated[
+    str | None,
+    typer.Option("--redis-url", envvar="MARKETPIPE_CLUSTER__REDIS_URL", help="Redis hot tier."),
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file.")]
+UntilIdle = Annotated[
+    bool,
+    typer.Option("--until-idle", help="Stop once caught up and every window is final."),
+]
+MaxSeconds = Annotated[float | None, typer.Option("--max-seconds", help="Stop after this.")]
+
+
+class Engine(StrEnum):
+    native = "native"
+    spark = "spark"
+
+
+class Bus(StrEnum):
+    kafka = "kafka"
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        settings = load_settings(config)
+    except MarketpipeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _on_stop(stop: threading.Event, action: Any) -> None:
+    def wait() -> None:
+        stop.wait()
+        action()
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+def ingest(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Replay these files instead of going live.")
+    ] = None,
+    bus: Annotated[Bus, typer.Option("--bus", help="Where sources publish.")] = Bus.kafka,
+    bootstrap: Bootstrap = _KAFKA.bootstrap,
+    topic_prefix: Prefix = _KAFKA.topic_prefix,
+    partitions: Partitions = _KAFKA.partitions,
+    duration: MaxSeconds = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Sources -> Kafka: live Binance (default) or recorded files, keyed exchange:symbol."""
+    from marketpipe.bus.kafka import Topics, ensure_topics
+    from marketpipe.roles.ingest import KafkaIngest, ingest_files, ingest_live
+
+    settings = _settings(config)
+    topics = Topics(topic_prefix)
+    try:
+        ensure_topics(bootstrap, topics, partitions=partitions)
+        kafka = KafkaIngest(bootstrap, topics)
+        if files:
+            totals = ingest_files(kafka, files)
+        else:
+            totals = asyncio.run(
+                ingest_live(kafka, settings.binance, settings.symbols, duration_s=duration)
+            )
+    except MarketpipeError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"published {totals.trades} trades, {totals.quotes} quotes, "
+        f"{totals.dead_letters} dead letters in {totals.seconds:.1f}s "
+        f"({totals.messages_per_s:,.0f} msg/s)"
+    )
+
+
+def process(
+    engine: Annotated[Engine, typer.Option("--engine", help="native or spark.")] = Engine.native,
+    bus: Annotated[Bus, typer.Option("--bus", help="Where trades come from.")] = Bus.kafka,
+    bootstrap: Bootstrap = _KAFKA.bootstrap,
+    topic_prefix: Prefix = _KAFKA.topic_prefix,
+    partitions: Partitions = _KAFKA.partitions,
+    dsn: Dsn = "postgresql://127.0.0.1:5432/marketpipe",
+    redis_url: RedisUrl = None,
+    group: Annotated[
+        str, typer.Option("--group", envvar=f"{_K}GROUP", help="Consumer group (native).")
+    ] = _KAFKA.group,
+    master: Annotated[
+        str, typer.Option("--master", envvar="MARKETPIPE_CLUSTER__SPARK__MASTER", help="Spark.")
+    ] = _SPARK.master,
+    checkpoint_dir: Annotated[
+        str,
+        typer.Option(
+            "--checkpoint-dir",
+            envvar="MARKETPIPE_CLUSTER__SPARK__CHECKPOINT_DIR",
+            help="Spark checkpoint dir (local path or s3a://).",
+        ),
+    ] = _SPARK.checkpoint_dir,
+    batch_max: Annotated[
+        int,
+        typer.Option(
+            "--batch-max",
+            envvar=f"{_K}BATCH_MAX_MESSAGES",
+            help="Most messages per micro-batch (native) or per trigger (spark).",
+        ),
+    ] = _KAFKA.batch_max_messages,
+    until_idle: UntilIdle = False,
+    max_seconds: MaxSeconds = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Kafka -> candles and alerts -> PostgreSQL, Redis and the candles/alerts topics."""
+    from marketpipe.bus.kafka import Topics, ensure_topics
+    from marketpipe.roles.native import EngineConfig
+    from marketpipe.storage.postgres_warm import PostgresWarehouse
+
+    settings = _settings(config)
+    topics = Topics(topic_prefix)
+    stop = _stop_on_signals()
+    engine_config = EngineConfig(
+        settings.alerts,
+        grace_us=int(settings.engine.grace_s * 1e6),
+        allowed_lateness_us=int(settings.engine.allowed_lateness_s * 1e6),
+        idle_watermark=settings.engine.idle_watermark,
+        idle_lag_us=int(settings.engine.idle_lag_s * 1e6),
+        batch_max_messages=batch_max,
+    )
+    try:
+        ensure_topics(bootstrap, topics, partitions=partitions)
+        store = PostgresWarehouse(dsn)
+        store.migrate()
+        hot = _hot(redis_url)
+        if engine is Engine.native:
+            totals: Any = _run_native(
+                engine_config, store, bootstrap, topics, group, hot, stop, until_idle, max_seconds
+            )
+        else:
+            totals = _run_spark(
+                engine_config, store, bootstrap, topics, hot, stop, until_idle, max_seconds,
+                SparkSettings(
+                    master=master, checkpoint_dir=checkpoint_dir, max_offsets_per_trigger=batch_max
+                ),
+            )  # fmt: skip
+    except MarketpipeError as exc:
+        raise _fail(exc) from None
+    console.print(f"{engine.value}: {totals}")
+
+
+def _hot(redis_url: str | None) -> Any:
+    if not redis_url:
+        return None
+    from marketpipe.storage.redis_hot import RedisHotTier
+
+    return RedisHotTier(redis_url)
+
+
+def _run_native(
+    config: Any, store: Any, bootstrap: str, topics: Any, group: str, hot: Any,
+    stop: threading.Event, until_idle: bool, max_seconds: float | None,
+) -> Any:  # fmt: skip
+    from marketpipe.roles.native import NativeProcessor
+
+    processor = NativeProcessor(config, store, bootstrap, topics, group, hot=hot)
+    _on_stop(stop, processor.stop)
+    processor.run(until_idle=until_idle, max_seconds=max_seconds)
+    return processor.totals
+
+
+def _run_spark(
+    config: Any, store: Any, bootstrap: str, topics: Any, hot: Any, stop: threading.Event,
+    until_idle: bool, max_seconds: float | None, spark_settings: SparkSettings,
+) -> Any:  # fmt: skip
+    import pyspark
+
+    from marketpipe.bus.kafka import end_offsets
+    from marketpipe.roles.spark_engine import SparkSink, run_spark, spark_jars
+    from marketpipe.spark.job import JobConfig, local_session, start
+
+    repo_cache = Path(__file__).resolve().parents[2] / ".cache" / "spark"
+    jars = spark_jars(repo_cache, pyspark.__version__, Path(pyspark.__file__).parent / "jars")
+    session = local_session(spark_settings.master, jars)
+    session.sparkContext.setLogLevel("ERROR")
+    sink = SparkSink(config, store, bootstrap, topics, spark_settings.query_name, hot=hot)
+    job = JobConfig(
+        bootstrap, topics.trades, topics.dlq, spark_settings.checkpoint_dir,
+        query_name=spark_settings.query_name, grace_us=config.grace_us,
+        allowed_lateness_us=config.allowed_lateness_us,
+        whale_notional=config.rules.whale_notional,
+        max_offsets_per_trigger=spark_settings.max_offsets_per_trigger,
+    )  # fmt: skip
+    queries = start(session, job, sink)
+    try:
+        run_spark(sink, queries, end_offsets=end_offsets(bootstrap, topics.trades),
+                  until_idle=until_idle, max_seconds=max_seconds, stop=stop)  # fmt: skip
+    finally:
+        session.stop()
+    return sink.totals
+
+
+def archive(
+    bootstrap: Bootstrap = _KAFKA.bootstrap,
+    topic_prefix: Prefix = _KAFKA.topic_prefix,
+    dsn: Dsn = "postgresql://127.0.0.1:5432/marketpipe",
+    lake: Annotated[
+        str,
+        typer.Option(
+            "--lake",
+            envvar="MARKETPIPE_CLUSTER__LAKE",
+            help="Lake root (dir or s3://bucket/prefix).",
+        ),
+    ] = "data/lake",
+    until_idle: UntilIdle = False,
+    max_seconds: MaxSeconds = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Kafka trades -> Parquet lake + PostgreSQL trades_recent; offsets move only when both
+    writes landed."""
+    from marketpipe.bus.kafka import Topics
+    from marketpipe.roles.archive import TradeArchiver, open_lake
+    from marketpipe.storage.postgres_warm import PostgresWarehouse
+
+    _settings(config)
+    stop = _stop_on_signals()
+    try:
+        store = PostgresWarehouse(dsn)
+        store.migrate()
+        archiver = TradeArchiver(store, open_lake(lake), bootstrap, Topics(topic_prefix))
+        _on_stop(stop, archiver.stop)
+        archiver.run(until_idle=until_idle, max_seconds=max_seconds)
+    except MarketpipeError as exc:
+        raise _fail(exc) from None
+    console.print(f"archive: {archiver.totals}")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    bootstrap: Bootstrap = _KAFKA.bootstrap,
+    topic_prefix: Prefix = _KAFKA.topic_prefix,
+    start: Annotated[int, typer.Option("--from", help="First DLQ offset.")] = 0,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 100,
+) -> None:
+    """Dead letters, oldest first, as JSON lines: error, origin and the raw value."""
+    from marketpipe.bus.kafka import Topics, read_dead_letters
+
+    try:
+        entries = read_dead_letters(bootstrap, Topics(topic_prefix), start=start, limit=limit)
+    except MarketpipeError as exc:
+        raise _fail(exc) from None
+    for e in entries:
+        print(json.dumps({
+            "offset": e.offset, "error": e.error, "origin_topic": e.origin_topic,
+            "origin_partition": e.origin_partition, "origin_offset": e.origin_offset,
+            "dead_at_us": e.dead_at_us, "key": (e.key or b"").decode(errors="replace"),
+            "value": (e.value or b"").decode(errors="replace"),
+        }))  # fmt: skip
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    bootstrap: Bootstrap = _KAFKA.bootstrap,
+    topic_prefix: Prefix = _KAFKA.topic_prefix,
+    start: Annotated[
+        int | None, typer.Option("--from", help="DLQ offset (default: after the last replay).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many.")] = None,
+) -> None:
+    """Send dead letters back to their origin topics (after fixing what rejected them)."""
+    from marketpipe.bus.kafka import Topics, replay_dead_letters
+
+    try:
+        entries = replay_dead_letters(bootstrap, Topics(topic_prefix), start=start, limit=limit)
+    except MarketpipeError as exc:
+        raise _fail(exc) from None
+    console.print(f"replayed {len(entries)} dead letter(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+    app.command()(process)
+    app.command()(archive)
+    app.add_typer(dlq_app, name="dlq")
