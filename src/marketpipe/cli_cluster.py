@@ -1,9 +1,9 @@
 """Cluster roles on the command line: `ingest`, `process`, `archive` and `dlq list|replay`.
 
 Each role is its own process; run as many `process --engine native` as there are partitions
-(same `--group`) to scale out. Connection settings come from options or the environment:
-`MARKETPIPE_CLUSTER__KAFKA__BOOTSTRAP`, `MARKETPIPE_CLUSTER__POSTGRES_DSN`,
-`MARKETPIPE_CLUSTER__REDIS_URL`, ...
+(same `--group`) to scale out. Where the servers are comes from the `[cluster]` settings
+(`kafka_bootstrap_servers`, `postgres_dsn`, `redis_url`, `s3_*`, `topic_partitions`,
+`consumer_group`, ...; env `MARKETPIPE_CLUSTER__<NAME>`); options override them.
 """
 
 import asyncio
@@ -25,28 +25,26 @@ from marketpipe.roles.settings import KafkaSettings, SparkSettings
 console = Console(stderr=True)
 dlq_app = typer.Typer(help="Inspect dead letters and send them back after the cause is fixed.")
 
-_K = "MARKETPIPE_CLUSTER__KAFKA__"
 _KAFKA = KafkaSettings()
 _SPARK = SparkSettings()
 Bootstrap = Annotated[
-    str, typer.Option("--bootstrap", envvar=f"{_K}BOOTSTRAP", help="Kafka bootstrap servers.")
-]
-Prefix = Annotated[
-    str, typer.Option("--topic-prefix", envvar=f"{_K}TOPIC_PREFIX", help="Topic name prefix.")
-]
-Partitions = Annotated[
-    int,
-    typer.Option("--partitions", envvar=f"{_K}PARTITIONS", help="Partitions of new topics."),
-]
-Dsn = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--dsn", envvar="MARKETPIPE_CLUSTER__POSTGRES_DSN", help="PostgreSQL warm store DSN."
+        "--bootstrap", help="Kafka bootstrap servers (default: cluster.kafka_bootstrap_servers)."
     ),
 ]
-RedisUrl = Annotated[
-    str | None,
-    typer.Option("--redis-url", envvar="MARKETPIPE_CLUSTER__REDIS_URL", help="Redis hot tier."),
+Prefix = Annotated[str, typer.Option("--topic-prefix", help="Topic name prefix.")]
+Partitions = Annotated[
+    int | None,
+    typer.Option(
+        "--partitions", help="Partitions of new topics (default: cluster.topic_partitions)."
+    ),
+]
+Dsn = Annotated[
+    str | None, typer.Option("--dsn", help="PostgreSQL DSN (default: cluster.postgres_dsn).")
+]
+Hot = Annotated[
+    bool, typer.Option("--hot/--no-hot", help="Publish to the Redis hot tier at cluster.redis_url.")
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file.")]
 UntilIdle = Annotated[
@@ -100,9 +98,9 @@ def ingest(
         list[Path] | None, typer.Argument(help="Replay these files instead of going live.")
     ] = None,
     bus: Annotated[Bus, typer.Option("--bus", help="Where sources publish.")] = Bus.kafka,
-    bootstrap: Bootstrap = _KAFKA.bootstrap,
-    topic_prefix: Prefix = _KAFKA.topic_prefix,
-    partitions: Partitions = _KAFKA.partitions,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = "marketpipe",
+    partitions: Partitions = None,
     duration: MaxSeconds = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -111,9 +109,12 @@ def ingest(
     from marketpipe.roles.ingest import KafkaIngest, ingest_files, ingest_live
 
     settings = _settings(config)
+    cluster = settings.cluster
+    bootstrap = bootstrap or cluster.kafka_bootstrap_servers
     topics = Topics(topic_prefix)
     try:
-        ensure_topics(bootstrap, topics, partitions=partitions)
+        ensure_topics(bootstrap, topics, partitions=partitions or cluster.topic_partitions,
+                      replication=cluster.topic_replication)  # fmt: skip
         kafka = KafkaIngest(bootstrap, topics)
         if files:
             totals = ingest_files(kafka, files)
@@ -133,22 +134,20 @@ def ingest(
 def process(
     engine: Annotated[Engine, typer.Option("--engine", help="native or spark.")] = Engine.native,
     bus: Annotated[Bus, typer.Option("--bus", help="Where trades come from.")] = Bus.kafka,
-    bootstrap: Bootstrap = _KAFKA.bootstrap,
-    topic_prefix: Prefix = _KAFKA.topic_prefix,
-    partitions: Partitions = _KAFKA.partitions,
-    dsn: Dsn = "postgresql://127.0.0.1:5432/marketpipe",
-    redis_url: RedisUrl = None,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = "marketpipe",
+    partitions: Partitions = None,
+    dsn: Dsn = None,
+    hot_tier: Hot = True,
     group: Annotated[
-        str, typer.Option("--group", envvar=f"{_K}GROUP", help="Consumer group (native).")
-    ] = _KAFKA.group,
-    master: Annotated[
-        str, typer.Option("--master", envvar="MARKETPIPE_CLUSTER__SPARK__MASTER", help="Spark.")
-    ] = _SPARK.master,
+        str | None,
+        typer.Option("--group", help="Consumer group (default: cluster.consumer_group)."),
+    ] = None,
+    master: Annotated[str, typer.Option("--master", help="Spark master.")] = _SPARK.master,
     checkpoint_dir: Annotated[
         str,
         typer.Option(
             "--checkpoint-dir",
-            envvar="MARKETPIPE_CLUSTER__SPARK__CHECKPOINT_DIR",
             help="Spark checkpoint dir (local path or s3a://).",
         ),
     ] = _SPARK.checkpoint_dir,
@@ -156,7 +155,6 @@ def process(
         int,
         typer.Option(
             "--batch-max",
-            envvar=f"{_K}BATCH_MAX_MESSAGES",
             help="Most messages per micro-batch (native) or per trigger (spark).",
         ),
     ] = _KAFKA.batch_max_messages,
@@ -170,6 +168,9 @@ def process(
     from marketpipe.storage.postgres_warm import PostgresWarehouse
 
     settings = _settings(config)
+    cluster = settings.cluster
+    bootstrap = bootstrap or cluster.kafka_bootstrap_servers
+    group = group or cluster.consumer_group
     topics = Topics(topic_prefix)
     stop = _stop_on_signals()
     engine_config = EngineConfig(
@@ -181,10 +182,11 @@ def process(
         batch_max_messages=batch_max,
     )
     try:
-        ensure_topics(bootstrap, topics, partitions=partitions)
-        store = PostgresWarehouse(dsn)
+        ensure_topics(bootstrap, topics, partitions=partitions or cluster.topic_partitions,
+                      replication=cluster.topic_replication)  # fmt: skip
+        store = PostgresWarehouse(dsn or cluster.postgres_dsn)
         store.migrate()
-        hot = _hot(redis_url)
+        hot = _hot(settings) if hot_tier else None
         if engine is Engine.native:
             totals: Any = _run_native(
                 engine_config, store, bootstrap, topics, group, hot, stop, until_idle, max_seconds
@@ -201,12 +203,15 @@ def process(
     console.print(f"{engine.value}: {totals}")
 
 
-def _hot(redis_url: str | None) -> Any:
-    if not redis_url:
-        return None
+def _hot(settings: Settings) -> Any:
     from marketpipe.storage.redis_hot import RedisHotTier
 
-    return RedisHotTier(redis_url)
+    cluster = settings.cluster
+    return RedisHotTier(
+        cluster.redis_url, prefix=cluster.redis_prefix,
+        retention_us=settings.storage.hot_retention_minutes * 60_000_000,
+        candles_per_series=cluster.hot_candles_per_series, max_alerts=cluster.hot_max_alerts,
+    )  # fmt: skip
 
 
 def _run_native(
@@ -253,17 +258,13 @@ def _run_spark(
 
 
 def archive(
-    bootstrap: Bootstrap = _KAFKA.bootstrap,
-    topic_prefix: Prefix = _KAFKA.topic_prefix,
-    dsn: Dsn = "postgresql://127.0.0.1:5432/marketpipe",
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = "marketpipe",
+    dsn: Dsn = None,
     lake: Annotated[
-        str,
-        typer.Option(
-            "--lake",
-            envvar="MARKETPIPE_CLUSTER__LAKE",
-            help="Lake root (dir or s3://bucket/prefix).",
-        ),
-    ] = "data/lake",
+        str | None,
+        typer.Option("--lake", help="Lake directory (default: the cluster S3 bucket and prefix)."),
+    ] = None,
     until_idle: UntilIdle = False,
     max_seconds: MaxSeconds = None,
     config: ConfigOpt = None,
@@ -273,13 +274,18 @@ def archive(
     from marketpipe.bus.kafka import Topics
     from marketpipe.roles.archive import TradeArchiver, open_lake
     from marketpipe.storage.postgres_warm import PostgresWarehouse
+    from marketpipe.storage.s3 import s3_lake
 
-    _settings(config)
+    cluster = _settings(config).cluster
     stop = _stop_on_signals()
     try:
-        store = PostgresWarehouse(dsn)
+        store = PostgresWarehouse(dsn or cluster.postgres_dsn)
         store.migrate()
-        archiver = TradeArchiver(store, open_lake(lake), bootstrap, Topics(topic_prefix))
+        parquet = open_lake(lake) if lake else s3_lake(cluster.s3_location())
+        archiver = TradeArchiver(
+            store, parquet, bootstrap or cluster.kafka_bootstrap_servers, Topics(topic_prefix),
+            group=cluster.archive_consumer_group,
+        )  # fmt: skip
         _on_stop(stop, archiver.stop)
         archiver.run(until_idle=until_idle, max_seconds=max_seconds)
     except MarketpipeError as exc:
@@ -289,14 +295,15 @@ def archive(
 
 @dlq_app.command("list")
 def dlq_list(
-    bootstrap: Bootstrap = _KAFKA.bootstrap,
-    topic_prefix: Prefix = _KAFKA.topic_prefix,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = "marketpipe",
     start: Annotated[int, typer.Option("--from", help="First DLQ offset.")] = 0,
     limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 100,
 ) -> None:
     """Dead letters, oldest first, as JSON lines: error, origin and the raw value."""
     from marketpipe.bus.kafka import Topics, read_dead_letters
 
+    bootstrap = bootstrap or load_settings().cluster.kafka_bootstrap_servers
     try:
         entries = read_dead_letters(bootstrap, Topics(topic_prefix), start=start, limit=limit)
     except MarketpipeError as exc:
@@ -312,8 +319,8 @@ def dlq_list(
 
 @dlq_app.command("replay")
 def dlq_replay(
-    bootstrap: Bootstrap = _KAFKA.bootstrap,
-    topic_prefix: Prefix = _KAFKA.topic_prefix,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = "marketpipe",
     start: Annotated[
         int | None, typer.Option("--from", help="DLQ offset (default: after the last replay).")
     ] = None,
@@ -322,6 +329,7 @@ def dlq_replay(
     """Send dead letters back to their origin topics (after fixing what rejected them)."""
     from marketpipe.bus.kafka import Topics, replay_dead_letters
 
+    bootstrap = bootstrap or load_settings().cluster.kafka_bootstrap_servers
     try:
         entries = replay_dead_letters(bootstrap, Topics(topic_prefix), start=start, limit=limit)
     except MarketpipeError as exc:

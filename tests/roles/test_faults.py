@@ -104,7 +104,8 @@ def test_kill_9_of_the_native_processor_then_restart_ends_as_a_clean_run(
     with fresh_warehouse(postgres_server) as store:
         args = ["process", "--engine", "native", "--bootstrap", kafka_broker.bootstrap,
                 "--topic-prefix", kafka_topics.prefix, "--dsn", store.dsn, "--partitions", "4",
-                "--batch-max", "2000", "--until-idle"]  # fmt: skip
+                "--batch-max", "2000", "--group", "marketpipe-native", "--no-hot",
+                "--until-idle"]  # fmt: skip
         victim = _role(args)
         _wait(lambda: sum(store.load_offsets("marketpipe-native", kafka_topics.trades).values())
               > 10_000, 120, "native commits", victim)  # fmt: skip
@@ -127,7 +128,7 @@ def test_kill_9_of_the_spark_driver_then_restart_ends_as_a_clean_run(
         args = ["process", "--engine", "spark", "--master", "local[2]",
                 "--bootstrap", kafka_broker.bootstrap, "--topic-prefix", kafka_topics.prefix,
                 "--dsn", store.dsn, "--checkpoint-dir", str(tmp_path / "checkpoint"),
-                "--batch-max", "12000", "--until-idle"]  # fmt: skip
+                "--batch-max", "12000", "--no-hot", "--until-idle"]  # fmt: skip
         victim = _role(args)
         _wait(lambda: (store.fence("marketpipe-candles") or -1) >= 1, 300, "spark batches", victim)
         victim.send_signal(signal.SIGKILL)  # the driver: its JVM dies with it
