@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -162,6 +162,10 @@ class LiveRun:
     # Every committed batch goes here too: the API's WebSocket pushes come from it.
     broadcaster: CommitBroadcaster = field(default_factory=CommitBroadcaster)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Ends the engine loop even if its cancellation is lost: Python 3.11's wait_for (in the
+    # bus drain) can swallow a cancel that races with a record arriving, and the run would
+    # then wait for the loop forever.
+    _consumer_done: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(
         self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None
@@ -209,6 +213,9 @@ class LiveRun:
             done, _ = await asyncio.wait(
                 [stop, *tasks], timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
             )
+            if not any(task in done for task in tasks):  # a clean stop, not a failure
+                await self._settle(bus)
+            self._consumer_done.set()
             server.should_exit = True
             for task in (stop, *tasks[:-1]):  # the API (last) stops via should_exit
                 task.cancel()
@@ -223,6 +230,20 @@ class LiveRun:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _settle(self, bus: MemoryBus[LiveRecord], timeout_s: float = 5.0) -> None:
+        """Before a clean stop, give gap back-fills still running, and the records queued for
+        the engine, a few seconds to commit: the stop then leaves no hole for the next start
+        to fill (the pipeline keeps up with the stream, so a gap found in the last second
+        would otherwise show as one)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self.connector.status() if self.connector is not None else None
+            if (status is None or not status.backfill_pending) and not bus.pending():
+                break
+            await asyncio.sleep(0.05)
+        # The last drained batch is on its way to a commit: one batch window and a bit.
+        await asyncio.sleep(self.settings.engine.batch_max_delay_ms / 1000 + 0.05)
 
     def _committed(self, batch: CommitBatch, committed_ns: int) -> None:
         self.broadcaster.publish(batch, committed_ns)
@@ -249,7 +270,7 @@ class LiveRun:
     async def _consume(self, bus: MemoryBus[LiveRecord], pipeline: Pipeline) -> None:
         engine = self.settings.engine
         last_idle = time.monotonic()
-        while True:
+        while not self._consumer_done.is_set():
             records = await bus.drain(
                 engine.batch_max_trades, engine.batch_max_delay_ms / 1000, 0.25
             )
@@ -257,15 +278,19 @@ class LiveRun:
                 trades = [r for r in records if type(r) is Trade]
                 quotes = [r for r in records if type(r) is Quote]
                 dead = [r for r in records if type(r) is DeadLetter]
-                await asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead)
+                await _finish_on_cancel(
+                    asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead)
+                )
             if (
                 engine.idle_watermark
                 and time.monotonic() - last_idle >= 0.25
                 and self._sources_settled()
             ):
                 last_idle = time.monotonic()
-                await asyncio.to_thread(
-                    pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6)
+                await _finish_on_cancel(
+                    asyncio.to_thread(
+                        pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6)
+                    )
                 )
 
     def _sources_settled(self) -> bool:
@@ -313,6 +338,18 @@ class LiveRun:
             "last_commit_age_s": age,
             "components": components,
         }
+
+
+async def _finish_on_cancel(work: Awaitable[object]) -> None:
+    """Await `work`; if cancelled meanwhile, still let it finish before cancelling. A batch
+    being committed on a worker thread must not outlive the run, or it would commit after
+    the store closed (and be missing from it until the next start)."""
+    future = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await future
+        raise
 
 
 def _ingest_records(

@@ -98,6 +98,8 @@ class EmbeddedStore:
         self._log.reset()
 
     def commit(self, batch: CommitBatch) -> int:
+        if self._closing:
+            raise StorageError("commit after the store was closed")
         if self._export_error is not None:
             raise StorageError(f"lake export failed: {self._export_error}")
         if self._materializer is None:
@@ -166,13 +168,13 @@ class EmbeddedStore:
                 return
 
     def close(self) -> None:
+        self._closing = True
         if self._materializer is not None:
             self._materializer.close()  # applies what is queued first
             if self._materializer.error is None:
                 with self._log_lock:
                     self._log.reset()
         self._log.close()
-        self._closing = True
         if self._exporter is not None:
             self._export_due.set()
             self._exporter.join()
