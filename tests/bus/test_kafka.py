@@ -86,6 +86,30 @@ def test_trades_round_trip_keyed_by_symbol_and_resume_from_stored_offsets(
     assert decoded[0].v == 1
 
 
+def test_a_member_whose_stored_offsets_are_at_the_end_is_caught_up(
+    kafka_broker: KafkaBroker, kafka_topics: Topics
+) -> None:
+    """A restart after everything was processed gets no message at all; it must still count
+    as caught up, or `process --until-idle` never ends (seen after a kill -9 mid-stream)."""
+    producer = RecordProducer(kafka_broker.bootstrap, kafka_topics)
+    producer.trades(_trades(90))
+    producer.flush()
+    store: dict[int, int] = {}
+    assert len(_consume_all(kafka_broker, kafka_topics, "g-end", 90, store)) == 90
+    assert store  # some partitions hold data and are stored at their end
+    consumer = OffsetsInStoreConsumer(
+        kafka_broker.bootstrap, "g-end", [kafka_topics.trades], lambda _t, _p: dict(store)
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not consumer.assignment and time.monotonic() < deadline:
+            assert consumer.poll(100, 0.5).messages == []
+        assert consumer.assignment
+        assert consumer.caught_up()
+    finally:
+        consumer.close()
+
+
 def test_dead_letters_keep_error_and_origin_and_replay_once(
     kafka_broker: KafkaBroker, kafka_topics: Topics
 ) -> None:

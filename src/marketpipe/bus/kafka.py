@@ -333,6 +333,7 @@ class OffsetsInStoreConsumer:
         self._stored = stored_offsets
         self._on_assigned = on_assigned
         self.assignment: set[tuple[str, int]] = set()
+        self._start_offsets: dict[tuple[str, int], int] = {}
         self.rebalances = 0
         self._consumer = Consumer(
             {
@@ -362,6 +363,7 @@ class OffsetsInStoreConsumer:
                 tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
         consumer.assign(partitions)
         self.assignment = {(tp.topic, tp.partition) for tp in partitions}
+        self._start_offsets = {(tp.topic, tp.partition): tp.offset for tp in partitions}
         self.rebalances += 1
         log.info(
             "partitions assigned",
@@ -398,10 +400,16 @@ class OffsetsInStoreConsumer:
         try:
             positions = self._consumer.position(tps)
             for tp in positions:
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                if tp.offset < 0 and high > 0:
-                    return False
-                if tp.offset >= 0 and tp.offset < high:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                # Before its first message a partition has no position: it starts where it was
+                # assigned. One whose stored offset is already at the end never gets a message,
+                # so without this it would never count as caught up.
+                offset = tp.offset
+                if offset < 0:
+                    offset = self._start_offsets.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+                if offset < 0:  # from the beginning
+                    offset = low
+                if offset < high:
                     return False
         except KafkaException:
             return False
