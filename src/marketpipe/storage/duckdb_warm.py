@@ -24,6 +24,7 @@ from marketpipe.model.schemas import (
     to_table,
 )
 from marketpipe.storage.duckdb_schema import TABLES
+from marketpipe.storage.sql_dialect import DUCKDB
 
 _TRADE_COLUMNS = ", ".join(TRADE_SCHEMA.names)
 
@@ -195,36 +196,33 @@ class DuckDBWarehouse:
         self, *, exchange: str | None, symbol: str | None, interval: str,
         start: int | None, end: int | None, limit: int | None,
     ) -> list[Candle]:  # fmt: skip
-        where, params = _filters(exchange, symbol, start, end, "open_time")
+        where, params = DUCKDB.filters(exchange, symbol, start, end, "open_time")
         where.append("interval = ?")
         params.append(interval)
-        sql = (
-            f"SELECT * FROM candles WHERE {' AND '.join(where)} "
-            "ORDER BY open_time, exchange, symbol"
-        )
-        return from_table(self._arrow(_limited(sql, limit), params), Candle)
+        sql = f"SELECT * FROM candles WHERE {' AND '.join(where)}"
+        order = ["open_time", "exchange", "symbol"]
+        return from_table(self._arrow(*DUCKDB.ordered(sql, order, params, limit)), Candle)
 
     def trades(
         self, *, exchange: str | None, symbol: str | None, start: int | None,
         end: int | None, limit: int | None,
     ) -> list[Trade]:  # fmt: skip
-        where, params = _filters(exchange, symbol, start, end, "ts_event")
-        sql = (
-            f"SELECT {_TRADE_COLUMNS} FROM trades_recent WHERE {' AND '.join(where)} "
-            "ORDER BY ts_event, trade_id"
-        )
-        return from_table(self._arrow(_limited(sql, limit), params), Trade)
+        where, params = DUCKDB.filters(exchange, symbol, start, end, "ts_event")
+        sql = f"SELECT {_TRADE_COLUMNS} FROM trades_recent WHERE {' AND '.join(where)}"
+        order = ["ts_event", "trade_id"]
+        return from_table(self._arrow(*DUCKDB.ordered(sql, order, params, limit)), Trade)
 
     def alerts(
         self, *, exchange: str | None, symbol: str | None, start: int | None,
         end: int | None, limit: int | None, kind: str | None = None,
     ) -> list[Alert]:  # fmt: skip
-        where, params = _filters(exchange, symbol, start, end, "ts")
+        where, params = DUCKDB.filters(exchange, symbol, start, end, "ts")
         if kind:
             where.append("kind = ?")
             params.append(kind)
-        sql = f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY ts, alert_id"
-        return from_table(self._arrow(_limited(sql, limit), params), Alert)
+        sql = f"SELECT * FROM alerts WHERE {' AND '.join(where)}"
+        order = ["ts", "alert_id"]
+        return from_table(self._arrow(*DUCKDB.ordered(sql, order, params, limit)), Alert)
 
     def quotes(self) -> list[Quote]:
         return from_table(self._arrow("SELECT * FROM quotes ORDER BY exchange, symbol"), Quote)
@@ -306,27 +304,3 @@ def _positions_table(positions: Sequence[Position]) -> pa.Table:
             "updated_at": pa.array([now] * len(positions), pa.timestamp("us", tz="UTC")),
         }
     )
-
-
-def _filters(
-    exchange: str | None, symbol: str | None, start: int | None, end: int | None, ts_column: str
-) -> tuple[list[str], list[Any]]:
-    where: list[str] = ["true"]
-    params: list[Any] = []
-    if exchange:
-        where.append("exchange = ?")
-        params.append(exchange)
-    if symbol:
-        where.append("symbol = ?")
-        params.append(symbol)
-    if start is not None:
-        where.append(f"{ts_column} >= make_timestamptz(?::BIGINT)")
-        params.append(start)
-    if end is not None:
-        where.append(f"{ts_column} < make_timestamptz(?::BIGINT)")
-        params.append(end)
-    return where, params
-
-
-def _limited(sql: str, limit: int | None) -> str:
-    return f"{sql} LIMIT {int(limit)}" if limit is not None else sql

@@ -6,8 +6,8 @@ parameters only; column lists and orderings are fixed strings chosen here, never
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -15,27 +15,15 @@ import pyarrow as pa
 from marketpipe.model.errors import StorageError
 from marketpipe.model.intervals import INTERVAL_US
 from marketpipe.model.records import Alert, Candle, Quote, Trade
-from marketpipe.model.schemas import from_table
+from marketpipe.model.schemas import QUOTE_SCHEMA, from_table
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
 from marketpipe.storage.embedded import EmbeddedStore
 from marketpipe.storage.hot_memory import MemoryHotTier
 from marketpipe.storage.lake import ParquetLake
 from marketpipe.storage.router import TierRouter
-from marketpipe.storage.tiers import Series, TimeRange
-
-T = TypeVar("T")
-
-
-def _window(
-    items: Sequence[T], key: Callable[[T], int], start: int | None, end: int | None,
-    limit: int | None, newest_first: bool,
-) -> list[T]:  # fmt: skip
-    picked = [
-        x for x in items if (start is None or key(x) >= start) and (end is None or key(x) < end)
-    ]
-    if newest_first:
-        picked.reverse()
-    return picked if limit is None else picked[:limit]
+from marketpipe.storage.sql_dialect import DUCKDB
+from marketpipe.storage.sql_tier import SqlWarmTier
+from marketpipe.storage.tiers import Series, TimeRange, matching_alerts, window
 
 
 class HotMemoryTier:
@@ -60,7 +48,7 @@ class HotMemoryTier:
         *, limit: int | None = None, newest_first: bool = False,
     ) -> list[Candle]:  # fmt: skip
         series = self.hot.candles(exchange, symbol, interval)
-        return _window(series, lambda c: c.open_time, start, end, limit, newest_first)
+        return window(series, lambda c: c.open_time, start, end, limit, newest_first)
 
     def trades(
         self, exchange: str, symbol: str, start: int | None, end: int | None,
@@ -72,42 +60,18 @@ class HotMemoryTier:
         self, exchange: str | None, symbol: str | None, start: int | None, end: int | None,
         *, kind: str | None = None, limit: int | None = None, newest_first: bool = False,
     ) -> list[Alert]:  # fmt: skip
-        found = [
-            a for a in self.hot.alerts()
-            if (exchange is None or a.exchange == exchange)
-            and (symbol is None or a.symbol == symbol)
-            and (kind is None or a.kind == kind)
-        ]  # fmt: skip
-        found.sort(key=lambda a: (a.ts, a.alert_id))
-        return _window(found, lambda a: a.ts, start, end, limit, newest_first)
+        found = matching_alerts(self.hot.alerts(), exchange, symbol, kind)
+        return window(found, lambda a: a.ts, start, end, limit, newest_first)
 
 
-_CANDLE_SELECT = (
-    "SELECT exchange, symbol, interval, epoch_us(open_time), epoch_us(close_time), open, high, "
-    "low, close, volume, quote_volume, trade_count, taker_buy_volume, taker_buy_quote_volume, "
-    "vwap, first_trade_id, last_trade_id, is_final, revision FROM candles"
-)
-_TRADE_SELECT = (
-    "SELECT exchange, symbol, trade_id, price, qty, side, epoch_us(ts_event), epoch_us(ts_recv) "
-    "FROM trades_recent"
-)
-_ALERT_SELECT = (
-    "SELECT alert_id, kind, severity, exchange, symbol, epoch_us(ts), value, threshold, details "
-    "FROM alerts"
-)
-
-
-class WarmDuckDBTier:
+class WarmDuckDBTier(SqlWarmTier):
     """The DuckDB warm store. Reads go through per-thread cursors of the store's database, so
     API reads run in parallel with each other and never wait on the pipeline's commit lock."""
 
-    name = "warm"
-
     def __init__(self, warehouse: DuckDBWarehouse, coverage_ttl_s: float = 2.0) -> None:
+        super().__init__(DUCKDB, coverage_ttl_s)
         self.warehouse = warehouse
-        self.coverage_ttl_s = coverage_ttl_s
         self._local = threading.local()
-        self._coverage: dict[Series, tuple[float, TimeRange | None]] = {}
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
@@ -123,97 +87,13 @@ class WarmDuckDBTier:
         except duckdb.Error as exc:
             raise StorageError(f"warm store query failed: {exc}") from None
 
-    def coverage(self, series: Series) -> TimeRange | None:
-        cached = self._coverage.get(series)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < self.coverage_ttl_s:
-            return cached[1]
-        table, column, extra = {
-            "candles": ("candles", "open_time", INTERVAL_US.get(series.interval, 0)),
-            "trades": ("trades_recent", "ts_event", 1),
-            "alerts": ("alerts", "ts", 1),
-        }[series.kind]
-        exchange = None if series.exchange == "*" else series.exchange
-        where, params = _where(exchange, series.symbol, None, None, column)
-        if series.kind == "candles":
-            where.append("interval = ?")
-            params.append(series.interval)
-        sql = (
-            f"SELECT epoch_us(min({column})), epoch_us(max({column})) FROM {table} "
-            f"WHERE {' AND '.join(where)}"
-        )
-        low, high = self._rows(sql, params)[0]
-        found = None if low is None else TimeRange(int(low), int(high) + extra)
-        self._coverage[series] = (now, found)
-        return found
-
-    def candles(
-        self, exchange: str, symbol: str, interval: str, start: int | None, end: int | None,
-        *, limit: int | None = None, newest_first: bool = False,
-    ) -> list[Candle]:  # fmt: skip
-        where, params = _where(exchange, symbol, start, end, "open_time")
-        where.append("interval = ?")
-        params.append(interval)
-        sql = f"{_CANDLE_SELECT} WHERE {' AND '.join(where)} ORDER BY open_time"
-        return [Candle(*row) for row in self._rows(*_ordered(sql, params, limit, newest_first))]
-
-    def trades(
-        self, exchange: str, symbol: str, start: int | None, end: int | None,
-        *, limit: int | None = None, newest_first: bool = False,
-    ) -> list[Trade]:  # fmt: skip
-        where, params = _where(exchange, symbol, start, end, "ts_event")
-        sql = f"{_TRADE_SELECT} WHERE {' AND '.join(where)} ORDER BY ts_event, trade_id"
-        return [Trade(*row) for row in self._rows(*_ordered(sql, params, limit, newest_first))]
-
-    def alerts(
-        self, exchange: str | None, symbol: str | None, start: int | None, end: int | None,
-        *, kind: str | None = None, limit: int | None = None, newest_first: bool = False,
-    ) -> list[Alert]:  # fmt: skip
-        where, params = _where(exchange, symbol, start, end, "ts")
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        sql = f"{_ALERT_SELECT} WHERE {' AND '.join(where)} ORDER BY ts, alert_id"
-        return [Alert(*row) for row in self._rows(*_ordered(sql, params, limit, newest_first))]
-
     def quotes(self) -> list[Quote]:
         """Latest best bid/ask per symbol (not part of the Tier protocol: quotes have no
         time range to route)."""
         rows = self._rows(
-            "SELECT exchange, symbol, bid, bid_qty, ask, ask_qty, epoch_us(ts_event), "
-            "epoch_us(ts_recv) FROM quotes ORDER BY exchange, symbol",
-            [],
+            f"SELECT {DUCKDB.select_list(QUOTE_SCHEMA)} FROM quotes ORDER BY exchange, symbol", []
         )
         return [Quote(*row) for row in rows]
-
-
-def _where(
-    exchange: str | None, symbol: str | None, start: int | None, end: int | None, column: str
-) -> tuple[list[str], list[Any]]:
-    where, params = ["true"], []
-    for clause, value in (
-        ("exchange = ?", exchange),
-        ("symbol = ?", symbol),
-        (f"{column} >= make_timestamptz(?::BIGINT)", start),
-        (f"{column} < make_timestamptz(?::BIGINT)", end),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    return where, params
-
-
-def _ordered(
-    sql: str, params: list[Any], limit: int | None, newest_first: bool
-) -> tuple[str, list[Any]]:
-    if newest_first:
-        # Every ORDER BY here is ascending column lists; flip each of them.
-        head, _, order = sql.rpartition(" ORDER BY ")
-        sql = f"{head} ORDER BY " + ", ".join(f"{c} DESC" for c in order.split(", "))
-    if limit is not None:
-        sql += " LIMIT ?"
-        params = [*params, int(limit)]
-    return sql, params
 
 
 class LakeParquetTier:
@@ -261,7 +141,7 @@ class LakeParquetTier:
         *, limit: int | None = None, newest_first: bool = False,
     ) -> list[Trade]:  # fmt: skip
         trades = from_table(self._trades_table(exchange, symbol, start, end), Trade)
-        return _window(trades, lambda t: t.ts_event, None, None, limit, newest_first)
+        return window(trades, lambda t: t.ts_event, None, None, limit, newest_first)
 
     def candles(
         self, exchange: str, symbol: str, interval: str, start: int | None, end: int | None,
@@ -294,7 +174,7 @@ class LakeParquetTier:
         finally:
             con.close()
         candles = [Candle(*row[:14], row[14] or 0.0, *row[15:]) for row in rows]  # type: ignore[call-arg]
-        return _window(candles, lambda c: c.open_time, start, end, limit, newest_first)
+        return window(candles, lambda c: c.open_time, start, end, limit, newest_first)
 
     def alerts(
         self, exchange: str | None, symbol: str | None, start: int | None, end: int | None,

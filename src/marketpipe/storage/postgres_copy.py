@@ -17,6 +17,7 @@ from psycopg import Cursor
 from psycopg.rows import TupleRow
 
 from marketpipe.model.schemas import with_int_timestamps
+from marketpipe.storage.sql_dialect import POSTGRES
 
 _PG_TYPES = {
     pa.string(): "text",
@@ -62,9 +63,4 @@ def copy_in(cur: Cursor[TupleRow], staging: str, table: pa.Table) -> None:
 
 def select_list(schema: pa.Schema, alias: str = "") -> str:
     """Columns of `schema` with timestamps as integer microseconds (the records' form)."""
-    prefix = f"{alias}." if alias else ""
-    return ", ".join(
-        f"mp_us({prefix}{f.name}) AS {f.name}" if pa.types.is_timestamp(f.type)
-        else f"{prefix}{f.name}"
-        for f in schema
-    )  # fmt: skip
+    return POSTGRES.select_list(schema, alias)

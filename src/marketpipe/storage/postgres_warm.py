@@ -35,6 +35,7 @@ from marketpipe.model.schemas import (
 )
 from marketpipe.storage import postgres_schema as schema
 from marketpipe.storage.postgres_copy import copy_in, insert_select, select_list, staging_ddl
+from marketpipe.storage.sql_dialect import POSTGRES
 
 log = logging.getLogger(__name__)
 
@@ -329,39 +330,33 @@ class PostgresWarehouse:
         self, *, exchange: str | None, symbol: str | None, interval: str,
         start: int | None, end: int | None, limit: int | None,
     ) -> list[Candle]:  # fmt: skip
-        where, params = _filters(exchange, symbol, start, end, "open_time")
+        where, params = POSTGRES.filters(exchange, symbol, start, end, "open_time")
         where.append("interval = %s")
         params.append(interval)
-        sql = (
-            f"SELECT {select_list(CANDLE_SCHEMA)} FROM candles WHERE {' AND '.join(where)} "
-            "ORDER BY open_time, exchange, symbol"
-        )
-        return [Candle(*row) for row in self.rows(_limited(sql, limit), params)]
+        sql = f"SELECT {select_list(CANDLE_SCHEMA)} FROM candles WHERE {' AND '.join(where)}"
+        order = ["open_time", "exchange", "symbol"]
+        return [Candle(*row) for row in self.rows(*POSTGRES.ordered(sql, order, params, limit))]
 
     def trades(
         self, *, exchange: str | None, symbol: str | None, start: int | None,
         end: int | None, limit: int | None,
     ) -> list[Trade]:  # fmt: skip
-        where, params = _filters(exchange, symbol, start, end, "ts_event")
-        sql = (
-            f"SELECT {select_list(TRADE_SCHEMA)} FROM trades_recent "
-            f"WHERE {' AND '.join(where)} ORDER BY ts_event, trade_id"
-        )
-        return [Trade(*row) for row in self.rows(_limited(sql, limit), params)]
+        where, params = POSTGRES.filters(exchange, symbol, start, end, "ts_event")
+        sql = f"SELECT {select_list(TRADE_SCHEMA)} FROM trades_recent WHERE {' AND '.join(where)}"
+        order = ["ts_event", "trade_id"]
+        return [Trade(*row) for row in self.rows(*POSTGRES.ordered(sql, order, params, limit))]
 
     def alerts(
         self, *, exchange: str | None, symbol: str | None, start: int | None,
         end: int | None, limit: int | None, kind: str | None = None,
     ) -> list[Alert]:  # fmt: skip
-        where, params = _filters(exchange, symbol, start, end, "ts")
+        where, params = POSTGRES.filters(exchange, symbol, start, end, "ts")
         if kind:
             where.append("kind = %s")
             params.append(kind)
-        sql = (
-            f"SELECT {select_list(ALERT_SCHEMA)} FROM alerts WHERE {' AND '.join(where)} "
-            "ORDER BY ts, alert_id"
-        )
-        return [Alert(*row) for row in self.rows(_limited(sql, limit), params)]
+        sql = f"SELECT {select_list(ALERT_SCHEMA)} FROM alerts WHERE {' AND '.join(where)}"
+        order = ["ts", "alert_id"]
+        return [Alert(*row) for row in self.rows(*POSTGRES.ordered(sql, order, params, limit))]
 
     def quotes(self) -> list[Quote]:
         sql = f"SELECT {select_list(QUOTE_SCHEMA)} FROM quotes ORDER BY exchange, symbol"
@@ -379,7 +374,7 @@ class PostgresWarehouse:
 
     def candle_table(self, *, interval: str | None, start: int | None, end: int | None) -> pa.Table:
         """Candles of `[start, end)` by open time as an Arrow table (lake archival)."""
-        where, params = _filters(None, None, start, end, "open_time")
+        where, params = POSTGRES.filters(None, None, start, end, "open_time")
         if interval:
             where.append("interval = %s")
             params.append(interval)
@@ -493,27 +488,3 @@ def _keys_filter(keys: Collection[SymbolKey] | None, prefix: str) -> tuple[str, 
         f"({prefix}exchange, {prefix}symbol) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
         [exchanges, symbols],
     )
-
-
-def _filters(
-    exchange: str | None, symbol: str | None, start: int | None, end: int | None, ts_column: str
-) -> tuple[list[str], list[Any]]:
-    where: list[str] = ["true"]
-    params: list[Any] = []
-    if exchange:
-        where.append("exchange = %s")
-        params.append(exchange)
-    if symbol:
-        where.append("symbol = %s")
-        params.append(symbol)
-    if start is not None:
-        where.append(f"{ts_column} >= mp_ts(%s)")
-        params.append(start)
-    if end is not None:
-        where.append(f"{ts_column} < mp_ts(%s)")
-        params.append(end)
-    return where, params
-
-
-def _limited(sql: str, limit: int | None) -> str:
-    return f"{sql} LIMIT {int(limit)}" if limit is not None else sql

@@ -7,10 +7,13 @@ Parquet (`embedded_tiers.py`); cluster mode plugs Redis, PostgreSQL and S3 in be
 protocol.
 """
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from marketpipe.model.records import Alert, Candle, Trade
+
+T = TypeVar("T")
 
 Kind = Literal["candles", "trades", "alerts"]
 
@@ -70,3 +73,31 @@ class Tier(Protocol):
     ) -> list[Alert]:  # fmt: skip
         """Alerts whose `ts` is in `[start, end)`, optionally of one kind."""
         ...
+
+
+def window(
+    items: Sequence[T], key: Callable[[T], int], start: int | None, end: int | None,
+    limit: int | None, newest_first: bool,
+) -> list[T]:  # fmt: skip
+    """A tier's answer from records it holds in memory, oldest first: `[start, end)` by `key`,
+    then ordered and limited as the protocol says."""
+    picked = [
+        x for x in items if (start is None or key(x) >= start) and (end is None or key(x) < end)
+    ]
+    if newest_first:
+        picked.reverse()
+    return picked if limit is None else picked[:limit]
+
+
+def matching_alerts(
+    alerts: Iterable[Alert], exchange: str | None, symbol: str | None, kind: str | None
+) -> list[Alert]:
+    """A hot tier's alerts feed filtered as the protocol's `alerts` asks, oldest first."""
+    found = [
+        a for a in alerts
+        if (exchange is None or a.exchange == exchange)
+        and (symbol is None or a.symbol == symbol)
+        and (kind is None or a.kind == kind)
+    ]  # fmt: skip
+    found.sort(key=lambda a: (a.ts, a.alert_id))
+    return found

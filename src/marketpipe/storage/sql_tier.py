@@ -1,0 +1,89 @@
+"""The warm tier over SQL, shared by DuckDB (embedded) and PostgreSQL (cluster): the same tables,
+queries and coverage cache, spelled in each engine's dialect."""
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from marketpipe.model.intervals import INTERVAL_US
+from marketpipe.model.records import Alert, Candle, Trade
+from marketpipe.model.schemas import ALERT_SCHEMA, CANDLE_SCHEMA, TRADE_SCHEMA
+from marketpipe.storage.sql_dialect import SqlDialect
+from marketpipe.storage.tiers import Series, TimeRange
+
+# kind -> (table, time column, how far past the newest record's time the coverage reaches)
+_COVERAGE_OF = {"candles": ("candles", "open_time"), "trades": ("trades_recent", "ts_event"),
+                "alerts": ("alerts", "ts")}  # fmt: skip
+
+
+class SqlWarmTier:
+    """A warm store behind the `Tier` protocol. Coverage is cached briefly: every API request
+    asks for it. Subclasses say how a query runs (`_rows`)."""
+
+    name = "warm"
+
+    def __init__(self, dialect: SqlDialect, coverage_ttl_s: float = 2.0) -> None:
+        self.dialect = dialect
+        self.coverage_ttl_s = coverage_ttl_s
+        self._coverage: dict[Series, tuple[float, TimeRange | None]] = {}
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def coverage(self, series: Series) -> TimeRange | None:
+        cached = self._coverage.get(series)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.coverage_ttl_s:
+            return cached[1]
+        table, column = _COVERAGE_OF[series.kind]
+        exchange = None if series.exchange == "*" else series.exchange
+        where, params = self.dialect.filters(exchange, series.symbol, None, None, column)
+        extra = 1
+        if series.kind == "candles":
+            where.append(f"interval = {self.dialect.param}")
+            params.append(series.interval)
+            extra = INTERVAL_US.get(series.interval, 0)
+        us = self.dialect.us_from_ts
+        low, high = self._rows(
+            f"SELECT {us.format(f'min({column})')}, {us.format(f'max({column})')} FROM {table} "
+            f"WHERE {' AND '.join(where)}",
+            params,
+        )[0]
+        found = None if low is None else TimeRange(int(low), int(high) + extra)
+        self._coverage[series] = (now, found)
+        return found
+
+    def candles(
+        self, exchange: str, symbol: str, interval: str, start: int | None, end: int | None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Candle]:  # fmt: skip
+        d = self.dialect
+        where, params = d.filters(exchange, symbol, start, end, "open_time")
+        where.append(f"interval = {d.param}")
+        params.append(interval)
+        sql = f"SELECT {d.select_list(CANDLE_SCHEMA)} FROM candles WHERE {' AND '.join(where)}"
+        query = d.ordered(sql, ["open_time"], params, limit, newest_first)
+        return [Candle(*row) for row in self._rows(*query)]
+
+    def trades(
+        self, exchange: str, symbol: str, start: int | None, end: int | None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Trade]:  # fmt: skip
+        d = self.dialect
+        where, params = d.filters(exchange, symbol, start, end, "ts_event")
+        sql = f"SELECT {d.select_list(TRADE_SCHEMA)} FROM trades_recent WHERE {' AND '.join(where)}"
+        query = d.ordered(sql, ["ts_event", "trade_id"], params, limit, newest_first)
+        return [Trade(*row) for row in self._rows(*query)]
+
+    def alerts(
+        self, exchange: str | None, symbol: str | None, start: int | None, end: int | None,
+        *, kind: str | None = None, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Alert]:  # fmt: skip
+        d = self.dialect
+        where, params = d.filters(exchange, symbol, start, end, "ts")
+        if kind is not None:
+            where.append(f"kind = {d.param}")
+            params.append(kind)
+        sql = f"SELECT {d.select_list(ALERT_SCHEMA)} FROM alerts WHERE {' AND '.join(where)}"
+        query = d.ordered(sql, ["ts", "alert_id"], params, limit, newest_first)
+        return [Alert(*row) for row in self._rows(*query)]
