@@ -21,6 +21,7 @@ from rich.table import Table
 
 from marketpipe import cli_cluster
 from marketpipe.config import Settings, load_settings
+from marketpipe.model import times
 from marketpipe.model.errors import MarketpipeError, StorageError
 from marketpipe.model.intervals import INTERVALS
 from marketpipe.model.symbols import normalize
@@ -305,14 +306,9 @@ def _parse_time(text: str | None, name: str) -> int | None:
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{name}: {text!r} is not ISO-8601, e.g. 2024-08-09T00:00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000)
+        return times.parse_time(text, epoch_ms=False)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name}: {exc}") from None
 
 
 def _from_running(data_dir: Path, path: str, params: dict[str, Any]) -> Any:

@@ -40,6 +40,10 @@ def test_query_endpoint_serves_candles_with_iso_times(client: TestClient) -> Non
         ("/api/v1/analytics/klines/NOPEUSDT", {}),
         ("/api/v1/analytics/alerts", {"kind": "earthquake"}),
         ("/api/v1/market/top-by-volume", {"limit": "1000"}),
+        # A digit that int() refuses, and instants past what any store holds (were 500 / 503).
+        ("/api/v1/analytics/klines/BTCUSDT", {"start": "\u00b2"}),
+        ("/api/v1/analytics/klines/BTCUSDT", {"end": "99999999999999999999"}),
+        ("/api/v1/query/alerts", {"start": "99999999999999999999"}),
     ],
 )  # fmt: skip
 def test_bad_parameters_get_a_4xx_that_says_what_is_wrong(
@@ -48,6 +52,14 @@ def test_bad_parameters_get_a_4xx_that_says_what_is_wrong(
     response = client.get(path, params=params)
     assert 400 <= response.status_code < 500
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/v3/klines", "/api/v3/aggTrades"])
+def test_binance_times_past_year_9999_are_not_a_server_error(client: TestClient, path: str) -> None:
+    params = {"symbol": "BTCUSDT", "interval": "1m", "startTime": "99999999999999999999"}
+    response = client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    assert response.json() == []
 
 
 def test_native_klines_page_forward_with_next_start(client: TestClient) -> None:

@@ -15,6 +15,7 @@ import msgspec
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from marketpipe.model import times
 from marketpipe.model.intervals import INTERVAL_US
 from marketpipe.model.records import Candle, Quote, Trade
 from marketpipe.model.symbols import to_native
@@ -229,8 +230,8 @@ class BinanceRoutes:
             raise e.BinanceError(e.BAD_INTERVAL, "Invalid interval.")
         if timeZone not in (None, "0", "+00:00", "0:00"):
             raise e.BinanceError(e.INVALID_PARAMETER, "Invalid data sent for a parameter.")
-        start = _int("startTime", startTime, 0)
-        end = _int("endTime", endTime, 0)
+        start = _int("startTime", startTime, 0, times.MAX_MS)
+        end = _int("endTime", endTime, 0, times.MAX_MS)
         if start is not None and end is not None and start > end:
             raise e.BinanceError(e.BAD_COMBO, "Combination of optional parameters invalid.")
         window = (None if start is None else start * 1000, None if end is None else end * 1000 + 1)
@@ -263,8 +264,8 @@ class BinanceRoutes:
         name = self._symbol(symbol, ex)
         count = _limit(limit, 500, 1000)
         from_id = _int("fromId", fromId, 0)
-        start = _int("startTime", startTime, 0)
-        end = _int("endTime", endTime, 0)
+        start = _int("startTime", startTime, 0, times.MAX_MS)
+        end = _int("endTime", endTime, 0, times.MAX_MS)
         if from_id is not None and (start is not None or end is not None):
             raise e.BinanceError(e.BAD_COMBO, "Combination of optional parameters invalid.")
         router = self.view.router

@@ -5,12 +5,12 @@ A bad parameter is a 4xx that says what is wrong, never an empty 200 or a 500.
 """
 
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.responses import JSONResponse
 
+from marketpipe.model import times
 from marketpipe.model.errors import QueryError
 from marketpipe.model.intervals import INTERVAL_US, INTERVALS
 from marketpipe.model.records import Alert, Candle
@@ -33,18 +33,10 @@ def parse_time(value: str | None, name: str) -> int | None:
     """ISO-8601 or epoch ms to µs; QueryError (a 400) naming the parameter otherwise."""
     if value is None:
         return None
-    text = value.strip()
-    if text.isdigit():
-        return int(text) * 1000
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise QueryError(
-            f"{name}: {value!r} is neither ISO-8601 (2024-08-09T00:00:00Z) nor epoch ms"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000)
+        return times.parse_time(value)
+    except ValueError as exc:
+        raise QueryError(f"{name}: {exc}") from None
 
 
 def _range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
@@ -340,8 +332,12 @@ class NativeRoutes:
         exchange: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,20}$")] = None,
         symbol: Annotated[str | None, Query(max_length=30)] = None,
         interval: IntervalName = "1m",
-        start: Annotated[int | None, Query(description="inclusive, µs since the epoch")] = None,
-        end: Annotated[int | None, Query(description="exclusive, µs since the epoch")] = None,
+        start: Annotated[
+            int | None, Query(description="inclusive, µs since the epoch", ge=0, le=times.MAX_US)
+        ] = None,
+        end: Annotated[
+            int | None, Query(description="exclusive, µs since the epoch", ge=0, le=times.MAX_US)
+        ] = None,
         limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
     ) -> list[dict[str, Any]]:
         try:
