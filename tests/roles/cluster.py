@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pyarrow as pa
+import pyarrow.parquet as pq
 from confluent_kafka import Consumer, TopicPartition
 from deploy.kafka.broker import KafkaBroker
 from pyspark.sql import SparkSession
@@ -22,6 +23,7 @@ from marketpipe.roles.native import EngineConfig, NativeProcessor
 from marketpipe.roles.spark_engine import SparkSink, run_spark
 from marketpipe.simulator import SyntheticMarket
 from marketpipe.spark.job import JobConfig, start
+from marketpipe.storage.lake import TRADES, ParquetLake
 from marketpipe.storage.postgres_warm import PostgresWarehouse
 from tests.servers.scripts import ScriptServer
 
@@ -126,3 +128,12 @@ def synthetic_trades(n: int, trades_per_second: float = 200.0, seed: int = 11) -
     At 200 trades/s, 100k trades span about 8 minutes of event time."""
     market = SyntheticMarket(SYNTHETIC_SYMBOLS, trades_per_second, seed, SYNTHETIC_START)
     return market.generate(n).to_arrow()
+
+
+def rows_on_disk(lake: ParquetLake) -> int:
+    """Trade rows in the lake's part files as written, before readers drop duplicate keys:
+    the number a duplicate write would inflate."""
+    return sum(
+        pq.read_metadata(part.path, filesystem=lake.filesystem).num_rows
+        for part in lake.parts(TRADES)
+    )

@@ -1,6 +1,7 @@
 """The native engine as a Kafka consumer group (real broker): same candles and alerts as
 embedded mode, poison messages dead-lettered without stopping, and exactly-once restarts."""
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from marketpipe.config import Settings
 from marketpipe.model.intervals import INTERVALS
 from marketpipe.roles.ingest import KafkaIngest, ingest_files
 from marketpipe.roles.native import EngineConfig, NativeProcessor
+from marketpipe.storage.redis_hot import RedisHotTier
 from tests.reference import raw_trades, reference_candles
 from tests.roles.conformance import differences
 from tests.roles.memory_store import MemoryProcessorStore
@@ -24,10 +26,11 @@ def _processor(
     store: MemoryProcessorStore,
     broker: KafkaBroker,
     topics: Topics,
+    hot: RedisHotTier | None = None,
     **kw: object,
 ) -> NativeProcessor:
     config = EngineConfig(settings.alerts, idle_after_s=0.5, **kw)  # type: ignore[arg-type]
-    return NativeProcessor(config, store, broker.bootstrap, topics, "native")
+    return NativeProcessor(config, store, broker.bootstrap, topics, "native", hot=hot)
 
 
 def _embedded(settings: Settings, files: list[Path]) -> tuple[dict, dict]:  # type: ignore[type-arg]
@@ -66,6 +69,28 @@ def test_recorded_files_through_kafka_equal_embedded_and_sql_reference(
             for _, c in minutes] == [(r[2], r[3], r[4], r[5], r[8], r[10], r[11])
                                      for r in reference]  # fmt: skip
     assert store.offsets  # offsets moved with the outputs
+
+
+def test_a_dead_redis_does_not_stop_processing(
+    kafka_broker: KafkaBroker, kafka_topics: Topics, recorded_files: list[Path], settings: Settings
+) -> None:
+    """The hot tier is written after the warm commit: with Redis down every batch still
+    commits (candles as the SQL reference), and the batches Redis missed are counted."""
+    ingest_files(KafkaIngest(kafka_broker.bootstrap, kafka_topics), recorded_files)
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    hot = RedisHotTier(f"redis://127.0.0.1:{dead_port}/0")
+    store = MemoryProcessorStore()
+    processor = _processor(settings, store, kafka_broker, kafka_topics, hot=hot)
+    processor.run(until_idle=True, max_seconds=240)
+    minutes = [c for k, c in sorted(store.candle_map.items()) if k[2] == "1m"]
+    reference = reference_candles(raw_trades(recorded_files))
+    assert [(c.open, c.close, c.trade_count) for c in minutes] == [
+        (r[2], r[5], r[8]) for r in reference
+    ]
+    assert processor.totals.batches > 0
+    assert processor.totals.hot_skipped == processor.totals.batches
 
 
 def test_poison_message_goes_to_dlq_and_processing_continues_then_replays(

@@ -39,7 +39,7 @@ from marketpipe.model.records import Candle, DeadLetter, Position, Quote
 from marketpipe.model.schemas import TRADE_SCHEMA
 from marketpipe.processing.alerts import AlertRules, AlertThresholds
 from marketpipe.processing.engine import CandleEngine
-from marketpipe.roles.retry import until_stored
+from marketpipe.roles.retry import best_effort, until_stored
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class ProcessorTotals:
     alerts: int = 0
     dead_letters: int = 0
     rebalances: int = 0
+    hot_skipped: int = 0  # batches the hot tier missed (Redis down); warm has them
 
 
 @dataclass(slots=True)
@@ -258,8 +259,9 @@ class NativeProcessor:
             self.on_commit(batch, offsets)
 
     def _publish(self, batch: CommitBatch) -> None:
-        if self.hot is not None:
-            self.hot.apply(batch)
+        hot = self.hot
+        if hot is not None and not best_effort(lambda: hot.apply(batch), "hot tier"):
+            self.totals.hot_skipped += 1
         self.producer.candles(batch.candles)
         self.producer.alerts(batch.alerts)
         self.producer.poll()

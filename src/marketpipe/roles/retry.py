@@ -1,7 +1,10 @@
-"""Waiting out a warm store outage instead of failing the role.
+"""Store outages that must not fail a role.
 
-A commit that fails rolled back entirely (one transaction), so retrying the same batch is
-safe; the in-memory engine state it came from is kept, nothing is recomputed or lost.
+The warm store is waited out: a commit that fails rolled back entirely (one transaction), so
+retrying the same batch is safe; the in-memory engine state it came from is kept, nothing is
+recomputed or lost. The hot tier is best effort: it is written after the warm commit, and a
+batch it misses makes it drop the series concerned on its next apply, so readers fall back to
+the warm store instead of seeing a hole.
 """
 
 import logging
@@ -31,3 +34,13 @@ def until_stored(action: Callable[[], T], *, give_up_s: float = 900.0) -> T:
             )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def best_effort(action: Callable[[], object], what: str) -> bool:
+    """Run `action`; a StorageError is logged and reported as False instead of raised."""
+    try:
+        action()
+    except StorageError as exc:
+        log.warning("%s unavailable, skipped", what, extra={"error": str(exc)[:300]})
+        return False
+    return True

@@ -25,7 +25,7 @@ from marketpipe.model.errors import StorageError
 from marketpipe.model.intervals import INTERVALS
 from marketpipe.model.records import Alert, Candle, Position
 from marketpipe.roles.native import EngineConfig, HotTier
-from marketpipe.roles.retry import until_stored
+from marketpipe.roles.retry import best_effort, until_stored
 from marketpipe.roles.spark_book import MinuteBook
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class SparkTotals:
     windows_in: int = 0
     candles: int = 0
     alerts: int = 0
+    hot_skipped: int = 0  # batches the hot tier missed (Redis down); warm has them
 
 
 class SparkSink:
@@ -154,8 +155,9 @@ class SparkSink:
             return True
 
     def _publish(self, batch: CommitBatch) -> None:
-        if self.hot is not None:
-            self.hot.apply(batch)
+        hot = self.hot
+        if hot is not None and not best_effort(lambda: hot.apply(batch), "hot tier"):
+            self.totals.hot_skipped += 1
         self.producer.candles(batch.candles)
         self.producer.alerts(batch.alerts)
         self.producer.flush()
