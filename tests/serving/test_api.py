@@ -153,6 +153,19 @@ def test_token_is_required_except_for_health_and_metrics(guarded: TestClient) ->
     assert guarded.get("/api/v3/ping", headers={"X-MBX-APIKEY": "s3cret"}).status_code == 200
 
 
+def test_without_a_required_token_invented_tokens_share_their_ip_budget(
+    store: EmbeddedStore,
+) -> None:
+    open_api = TestClient(
+        create_app(embedded_backend(store, healthy), ApiSettings(rate_limit="3/minute"))
+    )
+    seen = [
+        open_api.get("/api/v3/time", headers={"X-MBX-APIKEY": f"made-up-{i}"}).status_code
+        for i in range(4)
+    ]
+    assert seen == [200, 200, 200, 429]
+
+
 def test_cors_allows_only_configured_origins(guarded: TestClient) -> None:
     preflight = {"Access-Control-Request-Method": "GET"}
     allowed = guarded.options(

@@ -85,12 +85,14 @@ def create_app(
     # reuse replays a popular poll's response (after both guards) while the data is unchanged.
     if backend.version is not None:
         app.add_middleware(ResponseReuseMiddleware, version=backend.version, paths=REUSABLE_PATHS)
+    token_required = settings.token is not None and bool(settings.token.get_secret_value())
     app.add_middleware(
         RateLimitMiddleware,
         limit=settings.rate_limit,
         dashboard_limit=settings.dashboard_rate_limit,
+        by_token=token_required,
     )
-    if settings.token is not None and settings.token.get_secret_value():
+    if token_required:
         app.add_middleware(BearerTokenMiddleware, token=settings.token.get_secret_value())
     if settings.cors_origins:
         app.add_middleware(

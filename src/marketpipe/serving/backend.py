@@ -57,5 +57,5 @@ def embedded_backend(
         dead_letters=lambda: store.warm.counts().get("dead_letters", 0),
         # Every commit advances the store's batch sequence (also when the warm store is
         # materialized later from the commit log).
-        version=lambda: int(store._seq),
+        version=lambda: store.version,
     )

@@ -1,10 +1,11 @@
 """Per-client rate limiting with the `limits` library, as an ASGI middleware.
 
-A client is its token if it sent one, else its IP. Responses carry `X-RateLimit-Limit`,
-`-Remaining` and `-Reset`; over the limit it is `429` with `Retry-After` (and Binance's -1003
-body on `/api/v3`). Health, metrics and page assets are exempt; the dashboard's own API calls
-(`X-Marketpipe-Client: dashboard`) draw on a separate, generous budget so a busy API never
-starves the page.
+A client is its token when the API requires one (then every token was checked), else its IP:
+an unchecked token would give whoever invents new ones a fresh budget each time. Responses
+carry `X-RateLimit-Limit`, `-Remaining` and `-Reset`; over the limit it is `429` with
+`Retry-After` (and Binance's -1003 body on `/api/v3`). Health, metrics and page assets are
+exempt; the dashboard's own API calls (`X-Marketpipe-Client: dashboard`) draw on a separate,
+generous budget so a busy API never starves the page.
 """
 
 import math
@@ -23,15 +24,18 @@ DASHBOARD_HEADER = b"x-marketpipe-client"
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, limit: str, dashboard_limit: str) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: str, dashboard_limit: str, *, by_token: bool = False
+    ) -> None:
         self.app = app
+        self.by_token = by_token
         self.limit = parse(limit)
         self.dashboard_limit = parse(dashboard_limit)
         self.limiter = FixedWindowRateLimiter(MemoryStorage())
 
     def _client(self, scope: Scope) -> tuple[RateLimitItem, str]:
         headers = dict(scope.get("headers") or ())
-        token = presented_token(scope)
+        token = presented_token(scope) if self.by_token else None
         who = f"token:{token}" if token else f"ip:{(scope.get('client') or ('?', 0))[0]}"
         if headers.get(DASHBOARD_HEADER) == b"dashboard":
             return self.dashboard_limit, f"dashboard:{who}"

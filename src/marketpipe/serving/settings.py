@@ -13,7 +13,8 @@ class ApiSettings(BaseModel):
     token: SecretStr | None = None
     # Origins allowed to call the API from a browser, e.g. ["https://example.org"]; "*" = any.
     cors_origins: list[str] = Field(default_factory=list)
-    # Per client (token, else IP), in the `limits` notation: "1200/minute", "20/second".
+    # Per client (its token when `token` is set, else its IP), in the `limits` notation:
+    # "1200/minute", "20/second".
     rate_limit: str = "1200/minute"
     # The dashboard's own requests get a separate, generous budget so it is never starved.
     dashboard_rate_limit: str = "12000/minute"

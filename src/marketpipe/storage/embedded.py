@@ -87,6 +87,8 @@ class EmbeddedStore:
                     self.warm, self._log, self._log_lock, self._applied
                 )
         self._seq = self.warm.last_seq
+        # Bumped once a commit is fully applied; readers cache responses per version.
+        self.version = 0
         self._unexported = 0 if read_only else self.warm.pending_trades()
 
     def _recover_log(self) -> None:
@@ -114,6 +116,7 @@ class EmbeddedStore:
                 self._seq = seq
                 self._materializer.submit(seq, batch)
         self.hot.apply(batch)
+        self.version += 1  # last: a reader that sees the new version sees the whole batch
         return seq
 
     def sync(self) -> None:
