@@ -85,15 +85,15 @@ def create_app(
     # reuse replays a popular poll's response (after both guards) while the data is unchanged.
     if backend.version is not None:
         app.add_middleware(ResponseReuseMiddleware, version=backend.version, paths=REUSABLE_PATHS)
-    token_required = settings.token is not None and bool(settings.token.get_secret_value())
+    token = settings.token.get_secret_value() if settings.token is not None else ""
     app.add_middleware(
         RateLimitMiddleware,
         limit=settings.rate_limit,
         dashboard_limit=settings.dashboard_rate_limit,
-        by_token=token_required,
+        by_token=bool(token),
     )
-    if token_required:
-        app.add_middleware(BearerTokenMiddleware, token=settings.token.get_secret_value())
+    if token:
+        app.add_middleware(BearerTokenMiddleware, token=token)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
