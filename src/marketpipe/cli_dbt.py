@@ -54,7 +54,13 @@ def _invoke(
     from marketpipe.storage.embedded import EmbeddedStore
 
     settings = _settings(config, data_dir=data_dir)
-    dbt = settings.dbt if target is None else settings.dbt.model_copy(update={"target": target})
+    dbt = settings.dbt.model_copy(
+        update={
+            "target": target or settings.dbt.target,
+            # One warm store, one setting: the cluster's unless dbt names another.
+            "postgres_url": settings.dbt.postgres_url or settings.cluster.postgres_dsn,
+        }
+    )
     store = None
     try:
         if dbt.target == "duckdb":

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 # Commands whose result becomes the served marts; the others (test, docs) work on a copy.
 PUBLISHING = frozenset({"build", "run"})
-# dbt_project.yml's `lookback_hours`: how far back incremental models re-derive.
+# How far back incremental models re-derive. Passed to dbt as `lookback_hours` on every
+# embedded run, so the warm snapshot always covers what the models re-read.
 LOOKBACK_HOURS = 3
 
 
@@ -83,6 +84,7 @@ async def _run_embedded(
         "inputs_dir": str(snapshot.directory),
         "lake_trades_glob": snapshot.lake_trades_glob,
         "warm_trades_since_us": snapshot.warm_trades_since_us,
+        "lookback_hours": LOOKBACK_HOURS,
     }
     env = dbt_environment(settings, duckdb_path=building, work=work)
     try:

@@ -17,7 +17,8 @@ class DbtSettings(BaseModel):
     executable: Path | None = None
     # duckdb: embedded mode (marts in `{data_dir}/analytics.duckdb`); postgres: the cluster store.
     target: Literal["duckdb", "postgres"] = "duckdb"
-    # PostgreSQL target: a libpq URL, postgresql://user:password@host:port/dbname.
+    # PostgreSQL target: a libpq URL, postgresql://user:password@host:port/dbname;
+    # `marketpipe dbt` defaults it to cluster.postgres_dsn.
     postgres_url: str | None = None
     postgres_schema: str = "analytics"
     # The warm tables' schema in PostgreSQL (the sources).
