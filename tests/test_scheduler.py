@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from marketpipe.observability.metrics import REGISTRY
-from marketpipe.scheduler import DailyAt, Every, Job, JobUnavailable, Scheduler
+from marketpipe.scheduler import DailyAt, Every, Job, Scheduler
 
 pytestmark = pytest.mark.unit
 
@@ -136,18 +136,6 @@ async def test_daily_job_retries_after_retry_delay_not_a_day_later() -> None:
     await settle()
     assert attempts == [at("2024-08-09T03:00:00"), at("2024-08-09T03:10:00")]
     assert job.next_due == at("2024-08-10T03:00:00")
-
-
-async def test_an_unavailable_job_is_reported_but_not_failing() -> None:
-    async def missing() -> None:
-        raise JobUnavailable("not installed")
-
-    job = Job("missing_job", missing, Every(60, first_after_s=0))
-    scheduler = Scheduler([job], clock=Clock(0.0))
-    scheduler.tick()
-    await settle()
-    assert scheduler.status()["status"] == "ok"
-    assert job.last_status == "unavailable" and job.failures == 0
 
 
 async def test_run_starts_jobs_and_cancelling_it_cancels_running_jobs() -> None:

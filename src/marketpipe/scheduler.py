@@ -54,10 +54,6 @@ JOB_DURATION = Histogram(
 JobFn = Callable[[], Awaitable[None]]
 
 
-class JobUnavailable(Exception):
-    """A job whose implementation is not installed: reported, not counted as a failure."""
-
-
 @dataclass(frozen=True, slots=True)
 class Every:
     """Every `seconds`, the first run `first_after_s` after start (default: one interval)."""
@@ -113,7 +109,7 @@ class Job:
     failures: int = 0
     skipped: int = 0
     running_since: float | None = None
-    last_status: str = "pending"  # pending | ok | failed | unavailable
+    last_status: str = "pending"  # pending | ok | failed
     last_error: str | None = None
     last_started: float | None = None
     last_finished: float | None = None
@@ -206,9 +202,6 @@ class Scheduler:
             await job.run()
         except asyncio.CancelledError:
             raise
-        except JobUnavailable as exc:
-            job.last_status, job.last_error = "unavailable", str(exc)
-            log.warning("%s unavailable: %s", job.name, exc)
         except Exception as exc:
             job.failures += 1
             job.last_status, job.last_error = "failed", f"{type(exc).__name__}: {exc}"[:2000]

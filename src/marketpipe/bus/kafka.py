@@ -334,7 +334,6 @@ class OffsetsInStoreConsumer:
         self._on_assigned = on_assigned
         self.assignment: set[tuple[str, int]] = set()
         self._start_offsets: dict[tuple[str, int], int] = {}
-        self.rebalances = 0
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -364,7 +363,6 @@ class OffsetsInStoreConsumer:
         consumer.assign(partitions)
         self.assignment = {(tp.topic, tp.partition) for tp in partitions}
         self._start_offsets = {(tp.topic, tp.partition): tp.offset for tp in partitions}
-        self.rebalances += 1
         log.info(
             "partitions assigned",
             extra={"partitions": [f"{p.topic}[{p.partition}]@{p.offset}" for p in partitions]},

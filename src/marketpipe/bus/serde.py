@@ -125,14 +125,3 @@ def trades_table(trades: Sequence[TradeV1]) -> pa.Table:
     columns = list(zip(*rows, strict=True))
     arrays = [pa.array(col, type=f.type) for col, f in zip(columns, TRADE_INT_SCHEMA, strict=True)]
     return pa.Table.from_arrays(arrays, schema=TRADE_INT_SCHEMA).cast(TRADE_SCHEMA)
-
-
-_candle_decoder = msgspec.json.Decoder(dict[str, object])
-
-
-def decode_record_fields(value: bytes) -> dict[str, object]:
-    """Any value as a plain dict (for `dlq list` and tooling)."""
-    try:
-        return _candle_decoder.decode(value)
-    except msgspec.DecodeError as exc:
-        raise PoisonMessage(str(exc)) from None

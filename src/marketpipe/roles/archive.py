@@ -99,7 +99,6 @@ class TradeArchiver:
         self.totals = ArchiveTotals()
         self._pending: dict[int, _Pending] = {}
         self._plans: dict[int, int] = {}  # partition -> planned end not yet committed
-        self._committed: dict[int, int] = {}
         self._ledgers: dict[tuple[str, str, str], IdLedger] = {}  # in the lake already
         self._stop = threading.Event()
         self.consumer = OffsetsInStoreConsumer(
@@ -111,7 +110,6 @@ class TradeArchiver:
         planned = until_stored(lambda: self.store.load_offsets(self.plan_group, topic))
         self._pending = {}
         self._ledgers = {}
-        self._committed = committed
         self._plans = {p: end for p, end in planned.items() if end > committed.get(p, 0)}
         if self._plans:
             log.info("redoing planned archive ranges", extra={"plans": self._plans})
@@ -189,7 +187,6 @@ class TradeArchiver:
                 CommitBatch(trades=trades), consumer_group=self.group, offsets=offsets
             )
         )
-        self._committed[partition] = end
         self.totals.ranges += 1
         self.totals.trades += trades.num_rows
 

@@ -48,7 +48,6 @@ class MinuteBook:
         self.minutes: dict[SymbolKey, dict[int, CandleAcc]] = {}
         self.watermark: dict[str, int] = {}
         self.seen: dict[SymbolKey, _Seen] = {}
-        self.late_windows = 0
 
     # ---- restore -------------------------------------------------------------------------
 
@@ -91,8 +90,7 @@ class MinuteBook:
             exchange, symbol, open_time = r["exchange"], r["symbol"], r["open_time"]
             wm = self.watermark.get(exchange)
             if wm is not None and open_time + MINUTE_US + self.allowed_lateness_us <= wm:
-                self.late_windows += 1  # evicted already: the native engine calls it late too
-                continue
+                continue  # evicted already: the native engine calls it late too
             acc = CandleAcc.from_partial(r)
             key = (exchange, symbol, "1m", open_time)
             self._update(key, acc)

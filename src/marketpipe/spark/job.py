@@ -34,13 +34,6 @@ TRADE_JSON = StructType(
     ]
 )
 
-# Columns of each window row the sink receives.
-WINDOW_COLUMNS = (
-    "exchange", "symbol", "open_time", "open", "open_ts", "open_id", "close", "close_ts",
-    "close_id", "high", "low", "volume", "quote_volume", "trade_count", "taker_buy_volume",
-    "taker_buy_quote_volume", "whales",
-)  # fmt: skip
-
 
 @dataclass(frozen=True, slots=True)
 class JobConfig:

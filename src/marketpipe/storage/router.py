@@ -60,10 +60,6 @@ class TierRouter:
         ends = [c.end for t in self.tiers if (c := t.coverage(series)) is not None]
         return max(ends) if ends else None
 
-    def earliest(self, series: Series) -> int | None:
-        starts = [c.start for t in self.tiers if (c := t.coverage(series)) is not None]
-        return min(starts) if starts else None
-
     def _gather(
         self,
         segments: list[Segment],
