@@ -313,7 +313,9 @@ def _parse_time(text: str | None, name: str) -> int | None:
 
 def _from_running(data_dir: Path, path: str, params: dict[str, Any]) -> Any:
     """A running pipeline holds the DuckDB file; ask its API instead."""
-    lock = data_dir / "marketpipe.lock.json"
+    from marketpipe.storage.embedded import DataDir
+
+    lock = DataDir(data_dir).lock
     if not lock.is_file():
         return None
     info = json.loads(lock.read_text())
@@ -331,9 +333,9 @@ def _from_running(data_dir: Path, path: str, params: dict[str, Any]) -> Any:
 
 
 def _read_rows(data_dir: Path, path: str, params: dict[str, Any], read: Any) -> Any:
-    from marketpipe.storage.embedded import EmbeddedStore
+    from marketpipe.storage.embedded import DataDir, EmbeddedStore
 
-    if not (data_dir / "warm.duckdb").is_file():
+    if not DataDir(data_dir).warm.is_file():
         raise _fail(f"no data in {data_dir}: run `marketpipe replay` or `marketpipe demo` first")
     try:
         store = EmbeddedStore(data_dir, read_only=True)

@@ -51,7 +51,7 @@ def _invoke(
 ) -> None:
     from marketpipe.analytics.build import run_for_mode
     from marketpipe.cli import _settings
-    from marketpipe.storage.embedded import EmbeddedStore
+    from marketpipe.storage.embedded import DataDir, EmbeddedStore
 
     settings = _settings(config, data_dir=data_dir)
     dbt = settings.dbt.model_copy(
@@ -64,7 +64,7 @@ def _invoke(
     store = None
     try:
         if dbt.target == "duckdb":
-            if not (settings.data_dir / "warm.duckdb").is_file():
+            if not DataDir(settings.data_dir).warm.is_file():
                 raise MarketpipeError(
                     f"no warm store in {settings.data_dir}: run `marketpipe replay` or "
                     "`marketpipe demo` first"

@@ -1,7 +1,6 @@
 """`marketpipe lifecycle run`: retention, warm → lake archival of candles and lake compaction,
 once, for embedded mode (a data dir) or cluster mode (`[cluster]`: PostgreSQL, S3, Redis)."""
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from marketpipe.config import load_settings
+from marketpipe.model import times
 from marketpipe.model.errors import MarketpipeError
 from marketpipe.observability.logging import configure_logging
 
@@ -56,11 +56,12 @@ def run(
     now_us = None
     if now is not None:
         try:
-            moment = datetime.fromisoformat(now.replace("Z", "+00:00"))
-        except ValueError:
-            raise typer.BadParameter(f"--now: {now!r} is not ISO-8601") from None
-        now_us = int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp() * 1_000_000)
-    if backend is Backend.embedded and not (settings.data_dir / "warm.duckdb").is_file():
+            now_us = times.parse_time(now, epoch_ms=False)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--now: {exc}") from None
+    from marketpipe.storage.embedded import DataDir
+
+    if backend is Backend.embedded and not DataDir(settings.data_dir).warm.is_file():
         console.print(f"[red]error:[/red] no data in {settings.data_dir} (see --data-dir)")
         raise typer.Exit(1)
     try:

@@ -17,18 +17,16 @@ from typing import Any
 import duckdb
 
 from marketpipe.analytics.runner import (
-    MARTS_FILE,
     DbtError,
     DbtResult,
     dbt_command,
     dbt_environment,
-    marts_path,
     run_dbt,
     work_dir,
 )
 from marketpipe.analytics.settings import DbtSettings
 from marketpipe.analytics.snapshot import snapshot_warm
-from marketpipe.storage.embedded import EmbeddedStore
+from marketpipe.storage.embedded import MARTS_FILE, DataDir, EmbeddedStore
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +70,7 @@ async def _run_embedded(
     settings: DbtSettings, command: str, args: list[str], data_dir: Path, store: EmbeddedStore
 ) -> DbtResult:
     work = work_dir(data_dir)
-    live = marts_path(data_dir)
+    live = DataDir(data_dir).marts
     since = None
     if command in PUBLISHING and "--full-refresh" not in args:
         since = await asyncio.to_thread(_incremental_trades_since, live)

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 _CHECKOUT = Path(__file__).resolve().parents[3]
 # Built as `{data_dir}/dbt/build/analytics.duckdb` and renamed to `{data_dir}/analytics.duckdb`:
 # the same file name, so the database (catalog) name the views were created under stays valid.
-MARTS_FILE = "analytics.duckdb"
 
 
 class DbtError(MarketpipeError):
@@ -77,10 +76,6 @@ def dbt_executable(settings: DbtSettings) -> Path:
         "or point dbt.executable (MARKETPIPE_DBT__EXECUTABLE) at a dbt with the duckdb and "
         "postgres adapters"
     )
-
-
-def marts_path(data_dir: Path) -> Path:
-    return data_dir / MARTS_FILE
 
 
 def work_dir(data_dir: Path) -> Path:

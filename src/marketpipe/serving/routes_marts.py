@@ -14,8 +14,7 @@ import duckdb
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from marketpipe.model.symbols import normalize
-
-MARTS_FILE = "analytics.duckdb"
+from marketpipe.storage.embedded import DataDir
 
 
 class MartsReader(Protocol):
@@ -32,7 +31,7 @@ class DuckDBMarts:
     """Embedded mode: a fresh read-only connection per request to the published marts file."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / MARTS_FILE
+        self.path = DataDir(data_dir).marts
 
     def rows(self, sql: str, params: list[Any]) -> tuple[list[dict[str, Any]], str | None]:
         try:

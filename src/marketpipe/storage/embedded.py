@@ -23,6 +23,9 @@ from marketpipe.storage.materializer import WarmMaterializer
 log = logging.getLogger(__name__)
 
 
+MARTS_FILE = "analytics.duckdb"
+
+
 @dataclass(frozen=True, slots=True)
 class DataDir:
     """Where embedded mode keeps everything under one directory."""
@@ -44,6 +47,11 @@ class DataDir:
     @property
     def lock(self) -> Path:
         return self.root / "marketpipe.lock.json"
+
+    @property
+    def marts(self) -> Path:
+        """dbt's marts, published whole by renaming a finished build over it."""
+        return self.root / MARTS_FILE
 
 
 class EmbeddedStore:
