@@ -50,8 +50,8 @@ class AlertSettings(BaseModel):
 
 class StorageSettings(BaseModel):
     hot_retention_minutes: int = Field(60, ge=1)
-    # Raw trades move from the warm store to the lake once this many are pending per symbol,
-    # and at every day boundary and shutdown.
+    # Raw trades move from the warm store to the lake (in the background) once this many are
+    # pending, counted over all symbols, and when a run ends.
     lake_flush_trades: int = Field(500_000, ge=1)
     # DuckDB worker threads of the warm store. One suits micro-batch writes best (measured:
     # less CPU per insert and lower commit latency); raise it for heavy analytical queries.
