@@ -13,6 +13,7 @@ from marketpipe.bus.kafka import (
     RecordProducer,
     Topics,
     dead_letter,
+    partition_of,
     read_dead_letters,
     replay_dead_letters,
 )
@@ -83,6 +84,8 @@ def test_trades_round_trip_keyed_by_symbol_and_resume_from_stored_offsets(
         assert message.key() == f"binance:{serde.decode_trade(message.value()).symbol}".encode()  # type: ignore[attr-defined]
         partitions.setdefault(message.key(), set()).add(message.partition())  # type: ignore[attr-defined]
     assert all(len(p) == 1 for p in partitions.values())  # one symbol, one partition
+    # ... the one consumers compute to know which symbols they own
+    assert all(p == {partition_of(key, 4)} for key, p in partitions.items())
     assert decoded[0].v == 1
 
 

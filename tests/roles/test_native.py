@@ -71,6 +71,26 @@ def test_recorded_files_through_kafka_equal_embedded_and_sql_reference(
     assert store.offsets  # offsets moved with the outputs
 
 
+def test_a_restart_with_nothing_new_to_read_still_finalizes_the_open_windows(
+    kafka_broker: KafkaBroker, kafka_topics: Topics, recorded_files: list[Path], settings: Settings
+) -> None:
+    """The first member stops with the last windows open (no idle watermark); the next one has
+    no message to read for that symbol, yet must restore its windows and finalize them."""
+    ingest_files(KafkaIngest(kafka_broker.bootstrap, kafka_topics), recorded_files)
+    store = MemoryProcessorStore()
+    first = _processor(settings, store, kafka_broker, kafka_topics, idle_watermark=False)
+    first.run(until_idle=True, max_seconds=120)  # stops once caught up
+    assert store.offsets and not all(c.is_final for c in store.candle_map.values())
+    second = _processor(settings, store, kafka_broker, kafka_topics)
+    second.run(until_idle=True, max_seconds=120)
+    assert second.totals.messages == 0
+    minutes = [c for k, c in sorted(store.candle_map.items()) if k[2] == "1m"]
+    assert all(c.is_final for c in store.candle_map.values())
+    assert [(c.open, c.close, c.trade_count) for c in minutes] == [
+        (r[2], r[5], r[8]) for r in reference_candles(raw_trades(recorded_files))
+    ]
+
+
 def test_a_dead_redis_does_not_stop_processing(
     kafka_broker: KafkaBroker, kafka_topics: Topics, recorded_files: list[Path], settings: Settings
 ) -> None:

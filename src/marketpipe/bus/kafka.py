@@ -8,6 +8,7 @@ stays ordered in one partition), `.candles` (log-compacted, keyed by window), `.
 
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,11 @@ def ensure_topics(
 # ---- producing ---------------------------------------------------------------------------
 
 
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the producer puts `key` in (its "consistent" partitioner)."""
+    return zlib.crc32(key) % partitions
+
+
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     """Idempotent: retries after a broker restart never duplicate or reorder a partition."""
     return {
@@ -106,6 +112,9 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "acks": "all",
         "enable.idempotence": True,
         "compression.type": "lz4",
+        # CRC32 of the key (librdkafka's default for keyed messages, made explicit): consumers
+        # compute a symbol's partition with `partition_of` to know which symbols they own.
+        "partitioner": "consistent",
         "linger.ms": 5,
         "batch.size": 1_000_000,
         "queue.buffering.max.messages": 500_000,
@@ -369,6 +378,10 @@ class OffsetsInStoreConsumer:
         )
         if self._on_assigned is not None:
             self._on_assigned(sorted(self.assignment))
+
+    def partition_count(self, topic: str) -> int:
+        metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
+        return len(metadata.partitions)
 
     def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.unassign()

@@ -33,6 +33,7 @@ from marketpipe.bus.kafka import (
     RecordProducer,
     Topics,
     dead_letter,
+    partition_of,
 )
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Candle, DeadLetter, Position, Quote
@@ -88,7 +89,9 @@ class ProcessorTotals:
 
 @dataclass(slots=True)
 class _Snapshot:
-    """Stored state read at assignment; a symbol is restored from it when first met."""
+    """Stored state read at assignment. The symbols of this member's partitions are restored
+    at once (a symbol with no new trades must still see its windows finalized); any other
+    symbol when first met."""
 
     positions: dict[SymbolKey, Position] = field(default_factory=dict)
     windows: dict[SymbolKey, list[tuple[Candle, int, int]]] = field(default_factory=dict)
@@ -158,6 +161,15 @@ class NativeProcessor:
                 candle = window[0]
                 snapshot.windows.setdefault((candle.exchange, candle.symbol), []).append(window)
         self._snapshot = snapshot
+        self._restore_symbols(self._owned(set(snapshot.positions) | set(snapshot.windows)))
+
+    def _owned(self, symbols: set[SymbolKey]) -> set[SymbolKey]:
+        """The symbols whose trades partition is assigned to this member."""
+        mine = {p for t, p in self.consumer.assignment if t == self.topics.trades}
+        if not mine:
+            return set()
+        count = self.consumer.partition_count(self.topics.trades)
+        return {s for s in symbols if partition_of(serde.symbol_key(*s), count) in mine}
 
     def _restore_symbols(self, symbols: set[SymbolKey]) -> None:
         snap = self._snapshot
