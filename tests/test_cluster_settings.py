@@ -51,7 +51,7 @@ def test_toml_and_environment_set_the_section(
         ("s3_bucket", "Bad_Bucket", "bucket name"),
         ("kafka_bootstrap_servers", "kafka", "host:port"),
         ("topic_partitions", 0, "greater than or equal to 1"),
-        ("s3_bukcet", "x", "Extra inputs are not permitted"),
+        ("s3_bukcet", "x", "unknown key 's3_bukcet' in section [cluster]"),
     ],
 )
 def test_bad_values_name_the_field_and_the_fix(

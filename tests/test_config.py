@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,113 @@ def test_unknown_keys_in_the_file_are_an_error(
     (tmp_path / "marketpipe.toml").write_text("symbolz = ['BTCUSDT']\n")
     with pytest.raises(ConfigError, match="symbolz"):
         load_settings()
+
+
+# ---- bad input at the command line: one clear line each, exit 2, nothing started -----------
+
+ENGINE_KEYS = (
+    "allowed_lateness_s, batch_max_delay_ms, batch_max_trades, grace_s, idle_lag_s, idle_watermark"
+)
+
+
+def _marketpipe(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPIPE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "marketpipe.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environ, "COLUMNS": "80", **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("command", [["dbt", "build"], ["demo", "--duration", "1"]])
+def test_unknown_key_in_a_section_fails_at_start_naming_key_and_section(
+    tmp_path: Path, command: list[str]
+) -> None:
+    (tmp_path / "bad.toml").write_text("[engine]\ngrace_sec = 2\n")
+    result = _marketpipe(tmp_path, *command, "--config", "bad.toml", "--data-dir", "d")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "error: invalid configuration:\n"
+        "  engine.grace_sec (env MARKETPIPE_ENGINE__GRACE_SEC): unknown key 'grace_sec' in "
+        "section [engine] of bad.toml; did you mean grace_s? Known keys: " + ENGINE_KEYS + "\n"
+    )
+    assert not (tmp_path / "d").exists()  # nothing started
+
+
+def test_unknown_key_in_the_default_config_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "marketpipe.toml").write_text("[scheduler]\nevery_s = 5\n")
+    result = _marketpipe(tmp_path, "dbt", "build", "--data-dir", "d")
+    assert result.returncode == 2
+    first, second = result.stderr.splitlines()
+    assert first == "error: invalid configuration:"
+    assert second.startswith(
+        "  scheduler.every_s (env MARKETPIPE_SCHEDULER__EVERY_S): unknown key 'every_s' in "
+        "section [scheduler] of marketpipe.toml"
+    )
+
+
+def test_unknown_nested_environment_variable_fails_naming_it(tmp_path: Path) -> None:
+    result = _marketpipe(
+        tmp_path, "dbt", "build", "--data-dir", "d", env={"MARKETPIPE_ENGINE__GRACE_SEC": "2"}
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: invalid configuration:\n"
+        "  engine.grace_sec (env MARKETPIPE_ENGINE__GRACE_SEC): unknown key 'grace_sec' in "
+        "section [engine], set in the environment; did you mean grace_s? Known keys: "
+        + ENGINE_KEYS
+        + "\n"
+    )
+
+
+def test_environment_variable_of_an_unknown_section_fails_naming_it(tmp_path: Path) -> None:
+    result = _marketpipe(
+        tmp_path, "dbt", "build", "--data-dir", "d", env={"MARKETPIPE_ENGINX__GRACE_S": "2"}
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: invalid configuration:\n"
+        "  MARKETPIPE_ENGINX__GRACE_S: unknown section 'enginx' (environment); did you mean "
+        "MARKETPIPE_ENGINE__...? Known sections: alerts, api, binance, cluster, dbt, engine, "
+        "lifecycle, scheduler, simulator, storage\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[engine\ngrace_s = 2\n",
+            "invalid TOML in bad.toml, line 1, column 8: "
+            "Expected ']' at the end of a table declaration",
+        ),
+        (
+            "symbols = ['BTCUSDT']\n[engine]\ngrace_s = = 2\n",
+            "invalid TOML in bad.toml, line 3, column 11: Invalid value",
+        ),
+    ],
+)
+def test_invalid_toml_is_one_line_naming_file_line_and_problem(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "bad.toml").write_text(text)
+    result = _marketpipe(tmp_path, "dbt", "build", "--config", "bad.toml", "--data-dir", "d")
+    assert result.returncode == 2
+    assert result.stderr == f"error: {message}\n"
+
+
+def test_relative_paths_are_resolved_once_against_the_start_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MARKETPIPE_DBT__PROJECT_DIR", "proj/dbt")
+    settings = load_settings(data_dir=Path("data/demo"))
+    assert settings.data_dir == tmp_path / "data" / "demo"
+    assert settings.dbt.project_dir == tmp_path / "proj" / "dbt"
+    assert settings.dbt.executable is None and settings.api.dashboard_dir is None
+    assert load_settings(data_dir=Path("~/x")).data_dir == Path.home() / "x"

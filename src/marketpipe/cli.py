@@ -16,10 +16,12 @@ import msgspec
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from marketpipe import cli_cluster
+from marketpipe.cli_signals import StopRequest, stop_signals
 from marketpipe.config import Settings, load_settings
 from marketpipe.model import times
 from marketpipe.model.errors import MarketpipeError, StorageError
@@ -66,7 +68,9 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         settings = load_settings(config, **overrides)
     except MarketpipeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        # Escaped: `[engine]` in a message is a section name, not markup. Not wrapped: one
+        # line per problem, whatever the width.
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format)
     return settings
@@ -163,22 +167,38 @@ def _announce(live: Any, what: str) -> None:
 
 
 def _run_live(coro: Any, holder: dict[str, "LiveRun"]) -> None:
-    async def main() -> None:
+    async def main(request: StopRequest) -> None:
+        loop = asyncio.get_running_loop()
         task = asyncio.create_task(coro)
+
+        def stop() -> None:  # a clean stop once the run is up; during start-up, cancel it
+            live = holder.get("live")
+            if live is not None:
+                live.stop()
+            else:
+                task.cancel()
+
+        request.on_stop(lambda: loop.call_soon_threadsafe(stop))
         display = asyncio.create_task(_show_candles(holder))
         try:
             await task
+        except asyncio.CancelledError:
+            if request.received is None:
+                raise
         finally:
             display.cancel()
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
+    with stop_signals() as request:  # Ctrl-C and SIGTERM alike
+        try:
+            asyncio.run(main(request))
+        except KeyboardInterrupt:
+            pass  # a second signal: stopped at once
+        except MarketpipeError as exc:
+            raise _fail(str(exc)) from None
+        except OSError as exc:
+            raise _fail(f"{exc} (is the port in use? pick another with --port)") from None
+    if request.received is not None:
         console.print("stopped")
-    except MarketpipeError as exc:
-        raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"{exc} (is the port in use? pick another with --port)") from None
 
 
 async def _show_candles(holder: dict[str, "LiveRun"]) -> None:

@@ -4,10 +4,14 @@ Precedence, highest first: explicit overrides (CLI flags), environment, the TOML
 A bad value fails at start with a ConfigError naming the field and what to change.
 """
 
+import difflib
+import os
+import re
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,10 +29,17 @@ from marketpipe.sources.binance.settings import BinanceSettings
 from marketpipe.storage.lifecycle_settings import LifecycleSettings
 
 CONFIG_FILE_ENV = "MARKETPIPE_CONFIG"
+ENV_PREFIX = "MARKETPIPE_"
+DEFAULT_CONFIG_FILE = Path("marketpipe.toml")
+# Every section rejects keys it does not know: a misspelt setting fails at start, it is never
+# silently ignored.
+_STRICT = ConfigDict(extra="forbid")
 
 
 class EngineSettings(BaseModel):
     """Event-time semantics and micro-batching."""
+
+    model_config = _STRICT
 
     grace_s: float = Field(2.0, ge=0)
     allowed_lateness_s: float = Field(3600.0, ge=0)
@@ -41,6 +52,8 @@ class EngineSettings(BaseModel):
 
 
 class AlertSettings(BaseModel):
+    model_config = _STRICT
+
     whale_notional: float = Field(100_000.0, gt=0)
     volume_spike_quote: float = Field(1_000_000.0, gt=0)
     volume_spike_multiple: float = Field(5.0, gt=1)
@@ -49,6 +62,8 @@ class AlertSettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
+    model_config = _STRICT
+
     hot_retention_minutes: int = Field(60, ge=1)
     # Raw trades move from the warm store to the lake (in the background) once this many are
     # pending, counted over all symbols, and when a run ends.
@@ -66,6 +81,8 @@ class StorageSettings(BaseModel):
 
 
 class SimulatorSettings(BaseModel):
+    model_config = _STRICT
+
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     trades_per_second: float = Field(200.0, gt=0)
@@ -74,10 +91,10 @@ class SimulatorSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="MARKETPIPE_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
-        toml_file="marketpipe.toml",
+        toml_file=DEFAULT_CONFIG_FILE,
     )
 
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
@@ -109,6 +126,22 @@ class Settings(BaseSettings):
             raise ValueError("at least one symbol is needed, e.g. BTCUSDT")
         return list(dict.fromkeys(normalize(symbol) for symbol in value))
 
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> "Settings":
+        """Resolve every user-given path once, here, against the directory marketpipe started
+        in: subprocesses (dbt runs in `{data_dir}/dbt`) would otherwise apply it again."""
+        self.data_dir = _absolute(self.data_dir)
+        dbt = self.dbt
+        self.dbt = dbt.model_copy(
+            update={
+                "project_dir": _absolute_or_none(dbt.project_dir),
+                "executable": _absolute_or_none(dbt.executable),
+            }
+        )
+        dashboard = _absolute_or_none(self.api.dashboard_dir)
+        self.api = self.api.model_copy(update={"dashboard_dir": dashboard})
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -121,10 +154,20 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
+def _absolute(path: Path) -> Path:
+    return path.expanduser().absolute()
+
+
+def _absolute_or_none(path: Path | None) -> Path | None:
+    return None if path is None else _absolute(path)
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings, raising ConfigError with one line per bad field."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    source = config_file if config_file is not None else DEFAULT_CONFIG_FILE
     try:
+        _check_nested_environment(dict(os.environ))
         if config_file is not None:
             if not config_file.is_file():
                 raise ConfigError(f"config file {config_file} does not exist")
@@ -134,10 +177,77 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
             return _FromFile(**overrides)
         return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_toml_error(source, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {source}: {exc}") from None
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]) or "(root)"
-            env = "MARKETPIPE_" + "__".join(str(p).upper() for p in error["loc"])
-            lines.append(f"  {field} (env {env}): {error['msg']}; got {error.get('input')!r}")
+        lines = [_field_error(error, source) for error in exc.errors()]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def _toml_error(source: Path, exc: tomllib.TOMLDecodeError) -> str:
+    """`invalid TOML in marketpipe.toml, line 3, column 8: Expected ']' ...`, one line."""
+    message = str(exc)
+    found = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+    if found is None:
+        return f"invalid TOML in {source}: {message}"
+    what = message[: found.start()].rstrip()
+    return f"invalid TOML in {source}, line {found[1]}, column {found[2]}: {what}"
+
+
+def _field_error(error: Any, source: Path) -> str:
+    loc = [str(part) for part in error["loc"]]
+    field = ".".join(loc) or "(root)"
+    env = ENV_PREFIX + "__".join(part.upper() for part in loc)
+    if error["type"] != "extra_forbidden":
+        return f"  {field} (env {env}): {error['msg']}; got {error.get('input')!r}"
+    *section, key = loc
+    model = _section_model(section)
+    known = sorted(model.model_fields) if model is not None else []
+    where = f"in section [{'.'.join(section)}]" if section else "at the top level"
+    origin = ", set in the environment" if _env_value(env) is not None else f" of {source}"
+    hint = difflib.get_close_matches(key, known, n=1)
+    line = f"  {field} (env {env}): unknown key {key!r} {where}{origin}"
+    line += f"; did you mean {hint[0]}?" if hint else "."
+    return line + (f" Known keys: {', '.join(known)}" if known else "")
+
+
+def _section_model(section: list[str]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Settings
+    for name in section:
+        field = model.model_fields.get(name)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _env_value(name: str) -> str | None:
+    for key, value in os.environ.items():
+        if key.upper() == name:
+            return value
+    return None
+
+
+def _check_nested_environment(environ: dict[str, str]) -> None:
+    """`MARKETPIPE_SECTION__KEY` for a section that does not exist: pydantic-settings skips it
+    (it reads only the variables of known fields), so a typo would be silently ignored."""
+    sections = {
+        name
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    }
+    for key in sorted(environ):
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or "__" not in upper:
+            continue
+        section = upper[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+        if section not in sections:
+            hint = difflib.get_close_matches(section, sorted(sections), n=1)
+            line = f"  {key}: unknown section {section!r} (environment)"
+            line += f"; did you mean {ENV_PREFIX}{hint[0].upper()}__...?" if hint else "."
+            raise ConfigError(
+                f"invalid configuration:\n{line} Known sections: {', '.join(sorted(sections))}"
+            )

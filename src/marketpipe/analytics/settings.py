@@ -4,11 +4,13 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class DbtSettings(BaseModel):
     """How `marketpipe dbt ...` and the scheduled build run dbt."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key fails at start
 
     # The dbt project; default: `dbt/` of the source checkout.
     project_dir: Path | None = None
@@ -41,6 +43,8 @@ _DAILY_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 class SchedulerSettings(BaseModel):
     """Periodic jobs of `marketpipe run` and `demo`."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key fails at start
 
     enabled: bool = True
     dbt_build_every_s: float = Field(600.0, gt=0)

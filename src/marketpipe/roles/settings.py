@@ -5,15 +5,19 @@ from the `[cluster]` settings (marketpipe.cluster_settings); these are the role 
 option defaults.
 """
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class KafkaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key fails at start
+
     topic_prefix: str = "marketpipe"
     batch_max_messages: int = Field(50_000, ge=1)
 
 
 class SparkSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key fails at start
+
     master: str = "local[*]"
     checkpoint_dir: str = "data/spark-checkpoint"
     query_name: str = "marketpipe-candles"

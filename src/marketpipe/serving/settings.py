@@ -2,10 +2,12 @@
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class ApiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key fails at start
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     # Bearer token required for everything but health and metrics (MARKETPIPE_API__TOKEN).

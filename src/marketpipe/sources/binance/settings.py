@@ -3,11 +3,13 @@
 Declared with the connector (sources own their settings); `marketpipe.config` composes them.
 """
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class BinanceSettings(BaseModel):
     """Binance spot endpoints and the connection rules of its API documentation."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key fails at start
 
     enabled: bool = True
     ws_url: str = "wss://stream.binance.com:9443"
