@@ -39,8 +39,8 @@ test: install  ## install what the tests need, then run them
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench harness
+	$(BIN)/ruff format --check src tests bench harness
 	$(BIN)/mypy
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyspark
 from deploy.kafka.broker import KafkaBroker
 
+from harness.servers import ScriptServer, server_dir
 from marketpipe.bus.kafka import Topics, end_offsets, ensure_topics
 from marketpipe.config import load_settings
 from marketpipe.model.batch import CommitBatch
@@ -36,7 +37,6 @@ from marketpipe.roles.spark_engine import SparkSink, run_spark, spark_jars
 from marketpipe.simulator import SyntheticMarket
 from marketpipe.spark.job import JobConfig, local_session, start
 from marketpipe.storage.postgres_warm import PostgresWarehouse
-from tests.servers.scripts import ScriptServer, server_dir
 
 SYMBOLS = ["ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT"]
 REPO = Path(__file__).resolve().parents[1]

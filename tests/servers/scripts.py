@@ -1,79 +1,32 @@
-"""Run the repo's server scripts (scripts/servers/*.sh): one implementation of start/stop for
-developers and fixtures alike."""
+"""The server scripts' runner for the tests: harness/servers.py (shared with the bench), plus
+the pytest side: a failed script fails the test with its stderr alone, and the start-up times
+go into pytest's summary."""
 
-import os
-import shutil
-import subprocess
-import tempfile
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Generator
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "servers"
-STARTUPS: list[tuple[str, float]] = []  # (server, seconds): shown in pytest's summary
+from harness.servers import (
+    SCRIPTS,
+    STARTUPS,
+    ScriptServer,
+    ServerScriptError,
+    run_script,
+    server_dir,
+)
+
+__all__ = ["SCRIPTS", "STARTUPS", "ScriptServer", "ServerScriptError", "run_script", "server_dir"]
 
 
-def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run `scripts/servers/<name>.sh ARGS`; returns its stdout, fails the test with its
-    stderr (which says what to install) if it fails."""
-    result = subprocess.run(
-        ["bash", str(SCRIPTS / f"{name}.sh"), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=180,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"{name}.sh {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
-            f"\n(`make test` installs the servers: scripts/setup.d/)",
-            pytrace=False,
-        )
-    return result.stdout.strip()
-
-
-def server_dir(prefix: str) -> Path:
-    """A data dir under /tmp: PostgreSQL runs as the `postgres` user when we are root and must
-    be able to reach it (pytest's tmp dirs are private to the current user)."""
-    return Path(tempfile.mkdtemp(prefix=f"marketpipe-{prefix}-", dir="/tmp"))
-
-
-@dataclass
-class ScriptServer:
-    """A server started by `scripts/servers/<script>.sh start DIR [PORT]`; `url` is what the
-    start command printed. stop()/start() keep the data dir and port (restart scenarios)."""
-
-    script: str
-    data_dir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    url: str = ""
-    port: int = 0
-    startup_s: float = 0.0
-
-    def start(self) -> str:
-        began = time.perf_counter()
-        args = [str(self.port)] if self.port else []
-        self.url = run_script(self.script, "start", str(self.data_dir), *args, env=self.env)
-        self.startup_s = time.perf_counter() - began
-        STARTUPS.append((self.script, self.startup_s))
-        self.port = int((self.data_dir / "port").read_text())
-        return self.url
-
-    def stop(self) -> None:
-        run_script(self.script, "stop", str(self.data_dir), env=self.env)
-
-    def running(self) -> bool:
-        status = subprocess.run(
-            ["bash", str(SCRIPTS / f"{self.script}.sh"), "status", str(self.data_dir)],
-            capture_output=True,
-        )
-        return status.returncode == 0
-
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(ServerScriptError):
+        # Its stderr says what to install; a traceback through subprocess would bury it.
+        report.longrepr = str(call.excinfo.value)
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
