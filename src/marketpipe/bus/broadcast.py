@@ -48,6 +48,12 @@ class Subscription:
         if self.queue.full():
             self.queue.get_nowait()
             self.dropped += 1
+            if self.dropped == 1:  # once: a stuck listener would otherwise log every commit
+                log.warning(
+                    "a commit listener fell %d batches behind: dropping its oldest "
+                    "(counted in Subscription.dropped)",
+                    self.queue.maxsize,
+                )
         self.queue.put_nowait(item)
 
 

@@ -1,40 +1,55 @@
 """Binance-compatible WebSocket streams, pushed straight from the engine's commits.
 
-`/ws/<stream>[/<stream>...]` sends raw payloads, `/stream?streams=a/b` wraps them as
-`{"stream": ..., "data": ...}`; both accept `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`
-and the `combined` property. Streams: `<sym>@trade`, `<sym>@kline_<interval>` (`x` = final),
-`<sym>@bookTicker`, `<sym>@ticker`, plus marketpipe's own `alerts`. `?exchange=` picks another
-ingested exchange.
+Connect as to Binance: `/ws` or `/ws/` then `SUBSCRIBE`, `/ws/<stream>[/<stream>...]` (raw
+payloads), `/stream`, `/stream/` or `/stream?streams=a/b` (payloads wrapped as
+`{"stream": ..., "data": ...}`); `?timeUnit=MICROSECOND` gives microsecond times. Requests
+and replies are in `ws_protocol`. Streams: `<sym>@trade`, `<sym>@aggTrade` (one trade per
+aggregate), `<sym>@kline_<interval>` (`x` = final), `<sym>@bookTicker`, `<sym>@ticker`,
+`<sym>@miniTicker`, plus marketpipe's own `alerts`. `?exchange=` picks another ingested
+exchange. The ASGI server pings every connection (uvicorn: every 20 s, as Binance) and closes
+one that does not answer.
 
-One hub task turns each committed batch into payloads once per subscribed stream; every
-connection has a bounded outbox and its own sender, so a slow client is dropped instead of
-delaying the others.
+One hub task turns each committed batch into payloads once per subscribed stream and time
+unit; every connection has a bounded outbox and its own sender, so a slow client is dropped
+(logged once, closed with 1008) instead of delaying the others.
 """
 
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from marketpipe.bus.broadcast import CommitBroadcaster, Committed, Subscription
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.intervals import INTERVAL_US
-from marketpipe.model.symbols import normalize, to_native
+from marketpipe.model.symbols import to_native
 from marketpipe.observability.metrics import REGISTRY
 from marketpipe.serving.market import MarketView
 from marketpipe.serving.routes_binance import d, ticker_object
 from marketpipe.serving.rows import to_rows
+from marketpipe.serving.ws_protocol import (
+    Session,
+    StreamError,
+    check_stream,
+    error,
+    path_streams,
+    time_unit,
+)
 
 log = logging.getLogger(__name__)
 
 WS_CLIENTS = Gauge("api_ws_clients", "Open API WebSocket connections", registry=REGISTRY)
+WS_DROPPED = Counter(
+    "api_ws_slow_clients_dropped", "WebSocket clients dropped for a full outbox", registry=REGISTRY
+)
 WS_PUSH_SECONDS = Histogram(
     "api_ws_push_seconds",
     "Engine commit to WebSocket send, per pushed frame batch",
@@ -42,35 +57,40 @@ WS_PUSH_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
-STREAM = re.compile(r"^([a-z0-9]{2,20})@(trade|bookTicker|ticker|kline_(1m|5m|15m|1h|4h|1d))$")
 OUTBOX = 10_000
-TICKER_EVERY_S = 1.0
+TICKER_EVERY_S = 1.0  # Binance's ticker update speed
+SLOW_CLOSE_CODE = 1008
+
+__all__ = ["StreamError", "StreamHub", "check_stream", "websocket_router"]
+
+# A payload built for one time unit: `build(micros)`.
+Build = Callable[[bool], dict[str, Any]]
 
 
-class StreamError(ValueError):
-    pass
-
-
-def check_stream(name: str) -> str:
-    if name == "alerts":
-        return name
-    match = STREAM.fullmatch(name)
-    if match is None:
-        raise StreamError(f"Invalid request: unknown stream {name!r}")
-    try:
-        normalize(match.group(1))
-    except ValueError:
-        raise StreamError(f"Invalid request: unknown symbol in {name!r}") from None
-    return name
+def _encode(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 class Client:
-    def __init__(self, ws: WebSocket, exchange: str, combined: bool) -> None:
+    def __init__(
+        self, ws: WebSocket, exchange: str, session: Session, micros: bool = False
+    ) -> None:
         self.ws = ws
         self.exchange = exchange
-        self.combined = combined
-        self.streams: list[str] = []
+        self.session = session
+        self.micros = micros
         self.outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX)
+        self.dropped = False
+        self.sender: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def streams(self) -> list[str]:
+        return self.session.streams
+
+    @property
+    def combined(self) -> bool:
+        return self.session.combined
 
     def offer(self, text: str) -> bool:
         try:
@@ -78,6 +98,17 @@ class Client:
             return True
         except asyncio.QueueFull:
             return False
+
+    def close_slow(self) -> None:
+        """Stop sending and close with 1008: the unsent frames would only arrive later and
+        later."""
+        if self.sender is not None:
+            self.sender.cancel()
+        self._closing = asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
+        with contextlib.suppress(Exception):  # already gone: nothing left to close
+            await self.ws.close(SLOW_CLOSE_CODE, "slow client: outbox full")
 
 
 class StreamHub:
@@ -111,28 +142,51 @@ class StreamHub:
                 wanted[(client.exchange, stream)].append(client)
         return wanted
 
+    def drop(self, client: Client) -> None:
+        """Drop a client whose outbox is full: once, however many frames were refused."""
+        if client.dropped:
+            return
+        client.dropped = True
+        self.clients.discard(client)
+        WS_DROPPED.inc()
+        log.warning(
+            "dropping a slow websocket client (%d frames unsent, streams %s)",
+            client.outbox.qsize(),
+            ",".join(client.streams[:5]) + ("..." if len(client.streams) > 5 else ""),
+        )
+        client.close_slow()
+
     def _dispatch(self, item: Committed) -> None:
         wanted = self._wanted()
         if not wanted:
             return
-        now_ms = int(time.time() * 1000)
-        for (exchange, stream), payload in self._payloads(item.batch, wanted, now_ms):
-            text = msgspec.json.encode(payload).decode()
-            combined = f'{{"stream":"{stream}","data":{text}}}'
-            for client in wanted.get((exchange, stream), ()):
-                if not client.offer(combined if client.combined else text):
-                    log.warning("dropping a slow websocket client")
-                    self.clients.discard(client)
+        for key, build in self._payloads(item.batch, wanted):
+            texts: dict[tuple[bool, bool], str] = {}
+            data: dict[bool, str] = {}
+            for client in wanted[key]:
+                if client.dropped:
+                    continue
+                form = (client.micros, client.combined)
+                text = texts.get(form)
+                if text is None:
+                    raw = data.get(client.micros)
+                    if raw is None:
+                        raw = data[client.micros] = _encode(build(client.micros))
+                    text = f'{{"stream":"{key[1]}","data":{raw}}}' if client.combined else raw
+                    texts[form] = text
+                if not client.offer(text):
+                    self.drop(client)
         WS_PUSH_SECONDS.observe((time.perf_counter_ns() - item.committed_ns) / 1e9)
 
     def _payloads(
-        self, batch: CommitBatch, wanted: dict[tuple[str, str], list[Client]], now_ms: int
-    ) -> list[tuple[tuple[str, str], Any]]:
-        out: list[tuple[tuple[str, str], Any]] = []
-        trade_streams = {k for k in wanted if k[1].endswith("@trade")}
+        self, batch: CommitBatch, wanted: dict[tuple[str, str], list[Client]]
+    ) -> Iterator[tuple[tuple[str, str], Build]]:
+        now_us = time.time_ns() // 1000
+
+        trade_streams = {k for k in wanted if k[1].endswith(("@trade", "@aggTrade"))}
         if trade_streams and batch.trades.num_rows:
             columns = batch.trades.select(
-                ["exchange", "symbol", "trade_id", "price", "qty", "side", "ts_event"]
+                ["exchange", "symbol", "trade_id", "price", "qty", "side"]
             ).to_pydict()
             ts = batch.trades.column("ts_event").cast("int64").to_pylist()
             natives: dict[str, str] = {}
@@ -147,145 +201,145 @@ class StreamHub:
                 strict=True,
             ):
                 native = natives.get(sym) or natives.setdefault(sym, to_native(sym))
-                key = (ex, f"{native.lower()}@trade")
-                if key in trade_streams:
-                    out.append(
-                        (
-                            key,
-                            {
-                                "e": "trade",
-                                "E": now_ms,
-                                "s": native,
-                                "t": tid,
-                                "p": d(price),
-                                "q": d(qty),
-                                "T": t // 1000,
-                                "m": side == "sell",
-                                "M": True,
-                            },
-                        )
-                    )
+                lower = native.lower()
+                fields = {"p": d(price), "q": d(qty)}
+                if (ex, f"{lower}@trade") in trade_streams:
+                    yield (ex, f"{lower}@trade"), _trade(native, tid, fields, side, t, now_us)
+                if (ex, f"{lower}@aggTrade") in trade_streams:
+                    yield (ex, f"{lower}@aggTrade"), _agg(native, tid, fields, side, t, now_us)
         for c in batch.candles:
             native = to_native(c.symbol)
             key = (c.exchange, f"{native.lower()}@kline_{c.interval}")
             if key in wanted:
-                out.append((key, kline_payload(c, native, now_ms)))
+                yield key, partial(kline_payload, c, native, now_us)
         for q in batch.quotes:
-            native = to_native(q.symbol)
-            key = (q.exchange, f"{native.lower()}@bookTicker")
+            key = (q.exchange, f"{to_native(q.symbol).lower()}@bookTicker")
             if key in wanted:
                 self._book_ids[key] += 1
-                out.append(
-                    (
-                        key,
-                        {
-                            "u": self._book_ids[key],
-                            "s": native,
-                            "b": d(q.bid),
-                            "B": d(q.bid_qty),
-                            "a": d(q.ask),
-                            "A": d(q.ask_qty),
-                        },
-                    )
-                )
+                book = {
+                    "u": self._book_ids[key],
+                    "s": to_native(q.symbol),
+                    "b": d(q.bid),
+                    "B": d(q.bid_qty),
+                    "a": d(q.ask),
+                    "A": d(q.ask_qty),
+                }
+                yield key, partial(_as_is, book)
         touched = {(c.exchange, c.symbol) for c in batch.candles if c.interval == "1m"}
-        for exchange, symbol in touched:
-            key = (exchange, f"{to_native(symbol).lower()}@ticker")
-            last = self._ticker_sent.get(key, 0.0)
-            if key in wanted and time.monotonic() - last >= TICKER_EVERY_S:
+        for exchange, symbol in sorted(touched):
+            lower = to_native(symbol).lower()
+            keys = [
+                k
+                for k in ((exchange, f"{lower}@ticker"), (exchange, f"{lower}@miniTicker"))
+                if k in wanted
+                and time.monotonic() - self._ticker_sent.get(k, 0.0) >= TICKER_EVERY_S
+            ]
+            if not keys:
+                continue
+            stats = self.view.stats_24h(exchange, symbol)
+            if stats is None:
+                continue
+            for key in keys:
                 self._ticker_sent[key] = time.monotonic()
-                stats = self.view.stats_24h(exchange, symbol)
-                if stats is not None:
-                    out.append((key, ticker_payload(stats, self.view, now_ms)))
+                mini = key[1].endswith("@miniTicker")
+                yield key, partial(_ticker, stats, self.view, now_us, mini)
         for alert in batch.alerts:
             key = (alert.exchange, "alerts")
             if key in wanted:
-                out.append((key, {"e": "alert", "E": now_ms} | to_rows([alert])[0]))
-        return out
+                row = to_rows([alert])[0]
+                yield key, partial(_alert, row, now_us)
 
     # ---- connections ---------------------------------------------------------------------
 
-    async def serve(self, ws: WebSocket, streams: list[str], combined: bool) -> None:
+    async def serve(self, ws: WebSocket, segments: list[str], combined: bool) -> None:
         await ws.accept()
         self.ensure_running()
-        client = Client(ws, (ws.query_params.get("exchange") or "binance").lower(), combined)
         try:
-            client.streams = [check_stream(s) for s in streams if s]
+            micros = time_unit(ws.query_params.get("timeUnit"))
+            streams = path_streams(segments)
         except StreamError as exc:
-            await ws.send_text(
-                msgspec.json.encode({"error": {"code": 2, "msg": str(exc)}}).decode()
-            )
+            # Refused before any data: say why, then close (1008 = policy violation).
+            await ws.send_text(_encode(error(2, str(exc))))
             await ws.close(1008)
             return
+        exchange = (ws.query_params.get("exchange") or "binance").lower()
+        client = Client(ws, exchange, Session(combined, streams), micros)
         self.clients.add(client)
         WS_CLIENTS.inc()
-        sender = asyncio.create_task(self._send(client))
+        client.sender = asyncio.create_task(self._send(client))
         try:
             while True:
-                reply = self._handle(client, await ws.receive_text())
-                if reply is not None:
-                    client.offer(msgspec.json.encode(reply).decode())
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                request = message.get("text")
+                if request is None:
+                    request = message.get("bytes")
+                if request is None or client.dropped:
+                    continue
+                if not client.offer(_encode(client.session.handle(request))):
+                    self.drop(client)
         except WebSocketDisconnect:
             pass
         finally:
             self.clients.discard(client)
             WS_CLIENTS.dec()
-            sender.cancel()
+            client.sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+                await client.sender
 
     async def _send(self, client: Client) -> None:
-        while client in self.clients or not client.outbox.empty():
-            text = await client.outbox.get()
-            await client.ws.send_text(text)
-        with contextlib.suppress(Exception):
-            await client.ws.close(1008)
-
-    def _handle(self, client: Client, text: str) -> dict[str, Any] | None:
         try:
-            request = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            return {"error": {"code": 3, "msg": "Invalid JSON: malformed message"}}
-        if not isinstance(request, dict):
-            return {"error": {"code": 2, "msg": "Invalid request: not an object"}}
-        rid = request.get("id")
-        method = request.get("method")
-        params = request.get("params", [])
-        if not isinstance(params, list):
-            return {"error": {"code": 1, "msg": "Invalid value type: expected array"}, "id": rid}
-        try:
-            if method == "SUBSCRIBE":
-                for name in params:
-                    stream = check_stream(str(name))
-                    if stream not in client.streams:
-                        client.streams.append(stream)
-                return {"result": None, "id": rid}
-            if method == "UNSUBSCRIBE":
-                client.streams = [s for s in client.streams if s not in params]
-                return {"result": None, "id": rid}
-            if method == "LIST_SUBSCRIPTIONS":
-                return {"result": list(client.streams), "id": rid}
-            if method == "SET_PROPERTY" and len(params) == 2 and params[0] == "combined":
-                client.combined = bool(params[1])
-                return {"result": None, "id": rid}
-            if method == "GET_PROPERTY" and params == ["combined"]:
-                return {"result": client.combined, "id": rid}
-        except StreamError as exc:
-            return {"error": {"code": 2, "msg": str(exc)}, "id": rid}
-        return {
-            "error": {"code": 2, "msg": f"Invalid request: unknown method {method!r}"},
-            "id": rid,
-        }
+            while True:
+                await client.ws.send_text(await client.outbox.get())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer is gone; the receive loop ends the session
+            log.debug("websocket send ended: %s", exc)
 
 
-def kline_payload(c: Any, native: str, now_ms: int) -> dict[str, Any]:
+def _trade(native: str, tid: int, fields: dict[str, str], side: str, t: int, now_us: int) -> Build:
+    def build(micros: bool) -> dict[str, Any]:
+        unit = 1 if micros else 1000
+        return {"e": "trade", "E": now_us // unit, "s": native, "t": tid} | fields | {
+            "T": t // unit, "m": side == "sell", "M": True,
+        }  # fmt: skip
+
+    return build
+
+
+def _as_is(payload: dict[str, Any], micros: bool) -> dict[str, Any]:
+    return payload  # no times in it (Binance's bookTicker has none)
+
+
+def _alert(row: dict[str, Any], now_us: int, micros: bool) -> dict[str, Any]:
+    return {"e": "alert", "E": now_us if micros else now_us // 1000} | row
+
+
+def _ticker(stats: Any, view: MarketView, now_us: int, mini: bool, micros: bool) -> dict[str, Any]:
+    return ticker_payload(stats, view, now_us, micros, mini)
+
+
+def _agg(native: str, tid: int, fields: dict[str, str], side: str, t: int, now_us: int) -> Build:
+    # Every trade of ours is its own aggregate: one taker order, one fill.
+    def build(micros: bool) -> dict[str, Any]:
+        unit = 1 if micros else 1000
+        return {"e": "aggTrade", "E": now_us // unit, "s": native, "a": tid} | fields | {
+            "f": tid, "l": tid, "T": t // unit, "m": side == "sell", "M": True,
+        }  # fmt: skip
+
+    return build
+
+
+def kline_payload(c: Any, native: str, now_us: int, micros: bool = False) -> dict[str, Any]:
+    unit = 1 if micros else 1000
     return {
         "e": "kline",
-        "E": now_ms,
+        "E": now_us // unit,
         "s": native,
         "k": {
-            "t": c.open_time // 1000,
-            "T": c.open_time // 1000 + INTERVAL_US[c.interval] // 1000 - 1,
+            "t": c.open_time // unit,
+            "T": (c.open_time + INTERVAL_US[c.interval]) // unit - 1,
             "s": native,
             "i": c.interval,
             "f": c.first_trade_id,
@@ -305,11 +359,20 @@ def kline_payload(c: Any, native: str, now_ms: int) -> dict[str, Any]:
     }
 
 
-def ticker_payload(stats: Any, view: MarketView, now_ms: int) -> dict[str, Any]:
+def ticker_payload(
+    stats: Any, view: MarketView, now_us: int, micros: bool = False, mini: bool = False
+) -> dict[str, Any]:
+    unit = 1 if micros else 1000
     t = ticker_object(stats, view.quotes().get((stats.exchange, stats.symbol)))
+    if mini:
+        return {
+            "e": "24hrMiniTicker", "E": now_us // unit, "s": t["symbol"], "c": t["lastPrice"],
+            "o": t["openPrice"], "h": t["highPrice"], "l": t["lowPrice"], "v": t["volume"],
+            "q": t["quoteVolume"],
+        }  # fmt: skip
     return {
         "e": "24hrTicker",
-        "E": now_ms,
+        "E": now_us // unit,
         "s": t["symbol"],
         "p": t["priceChange"],
         "P": t["priceChangePercent"],
@@ -326,8 +389,8 @@ def ticker_payload(stats: Any, view: MarketView, now_ms: int) -> dict[str, Any]:
         "l": t["lowPrice"],
         "v": t["volume"],
         "q": t["quoteVolume"],
-        "O": t["openTime"],
-        "C": t["closeTime"],
+        "O": stats.open_time // unit,
+        "C": stats.close_time // unit - 1,
         "F": t["firstId"],
         "L": t["lastId"],
         "n": t["count"],
@@ -337,6 +400,8 @@ def ticker_payload(stats: Any, view: MarketView, now_ms: int) -> dict[str, Any]:
 def websocket_router(hub: StreamHub) -> APIRouter:
     router = APIRouter()
 
+    # Binance's paths, each with and without the trailing slash clients send: `/ws` and
+    # `/ws/` then SUBSCRIBE, `/ws/<a>/<b>`, `/stream`, `/stream/`, `/stream?streams=a/b`.
     @router.websocket("/ws")
     async def ws_plain(ws: WebSocket) -> None:
         await hub.serve(ws, [], combined=False)
@@ -347,6 +412,10 @@ def websocket_router(hub: StreamHub) -> APIRouter:
 
     @router.websocket("/stream")
     async def ws_combined(ws: WebSocket) -> None:
+        await hub.serve(ws, (ws.query_params.get("streams") or "").split("/"), combined=True)
+
+    @router.websocket("/stream/")
+    async def ws_combined_slash(ws: WebSocket) -> None:
         await hub.serve(ws, (ws.query_params.get("streams") or "").split("/"), combined=True)
 
     return router
