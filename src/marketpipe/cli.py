@@ -21,7 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from marketpipe import cli_cluster
-from marketpipe.cli_signals import StopRequest, stop_signals
+from marketpipe.cli_signals import StopRequest, run_server, stop_signals
 from marketpipe.config import Settings, load_settings
 from marketpipe.model import times
 from marketpipe.model.errors import MarketpipeError, StorageError
@@ -524,9 +524,12 @@ def serve(
         from marketpipe.cli_serve_cluster import serve_cluster
 
         try:
-            return serve_cluster(_settings(config), port)
+            request = serve_cluster(_settings(config), port)
         except MarketpipeError as exc:
             raise _fail(str(exc)) from None
+        if request.received is not None:
+            console.print("stopped")
+        return None
 
     from marketpipe.serving.app import create_app
     from marketpipe.serving.backend import embedded_backend
@@ -549,12 +552,17 @@ def serve(
 
     api = create_app(embedded_backend(store, health), settings.api)
     api.state.marts = DuckDBMarts(settings.data_dir)
-    uvicorn.run(
-        api,
-        host=settings.api.host,
-        port=port or settings.api.port,
-        log_config=None,
+    server = uvicorn.Server(
+        uvicorn.Config(api, host=settings.api.host, port=port or settings.api.port, log_config=None)
     )
+    try:
+        request = run_server(server)  # until Ctrl-C or SIGTERM
+    except MarketpipeError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+    if request.received is not None:
+        console.print("stopped")
 
 
 # Cluster roles (ingest, process, archive) and the dead-letter tools.

@@ -8,7 +8,6 @@ Each role is its own process; run as many `process --engine native` as there are
 
 import asyncio
 import json
-import signal
 import threading
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from marketpipe.cli_signals import StopRequest, stop_signals
 from marketpipe.config import Settings, load_settings
 from marketpipe.model.errors import MarketpipeError
 from marketpipe.observability.logging import configure_logging
@@ -73,19 +73,9 @@ def _settings(config: Path | None) -> Settings:
     return settings
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
-def _on_stop(stop: threading.Event, action: Any) -> None:
-    def wait() -> None:
-        stop.wait()
-        action()
-
-    threading.Thread(target=wait, daemon=True).start()
+def _stopped(request: StopRequest) -> None:
+    if request.received is not None:
+        console.print("stopped")
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -106,7 +96,7 @@ def ingest(
 ) -> None:
     """Sources -> Kafka: live Binance (default) or recorded files, keyed exchange:symbol."""
     from marketpipe.bus.kafka import Topics, ensure_topics
-    from marketpipe.roles.ingest import KafkaIngest, ingest_files, ingest_live
+    from marketpipe.roles.ingest import KafkaIngest, ingest_files
 
     settings = _settings(config)
     cluster = settings.cluster
@@ -116,18 +106,33 @@ def ingest(
         ensure_topics(bootstrap, topics, partitions=partitions or cluster.topic_partitions,
                       replication=cluster.topic_replication)  # fmt: skip
         kafka = KafkaIngest(bootstrap, topics)
-        if files:
-            totals = ingest_files(kafka, files)
-        else:
-            totals = asyncio.run(
-                ingest_live(kafka, settings.binance, settings.symbols, duration_s=duration)
-            )
+        with stop_signals() as request:  # Ctrl-C and SIGTERM: flush what was read, then stop
+            if files:
+                stop = threading.Event()
+                request.on_stop(stop.set)
+                totals = ingest_files(kafka, files, stop=stop)
+            else:
+                totals = asyncio.run(_ingest_live(kafka, settings, duration, request))
     except MarketpipeError as exc:
         raise _fail(exc) from None
     console.print(
         f"published {totals.trades} trades, {totals.quotes} quotes, "
         f"{totals.dead_letters} dead letters in {totals.seconds:.1f}s "
         f"({totals.messages_per_s:,.0f} msg/s)"
+    )
+    _stopped(request)
+
+
+async def _ingest_live(
+    kafka: Any, settings: Settings, duration: float | None, request: StopRequest
+) -> Any:
+    from marketpipe.roles.ingest import ingest_live
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    request.on_stop(lambda: loop.call_soon_threadsafe(stop.set))
+    return await ingest_live(
+        kafka, settings.binance, settings.symbols, duration_s=duration, stop=stop
     )
 
 
@@ -172,7 +177,6 @@ def process(
     bootstrap = bootstrap or cluster.kafka_bootstrap_servers
     group = group or cluster.consumer_group
     topics = Topics(topic_prefix)
-    stop = _stop_on_signals()
     engine_config = EngineConfig(
         settings.alerts,
         grace_us=int(settings.engine.grace_s * 1e6),
@@ -187,20 +191,27 @@ def process(
         store = PostgresWarehouse(dsn or cluster.postgres_dsn)
         store.migrate()
         hot = _hot(settings) if hot_tier else None
-        if engine is Engine.native:
-            totals: Any = _run_native(
-                engine_config, store, bootstrap, topics, group, hot, stop, until_idle, max_seconds
-            )
-        else:
-            totals = _run_spark(
-                engine_config, store, bootstrap, topics, hot, stop, until_idle, max_seconds,
-                SparkSettings(
-                    master=master, checkpoint_dir=checkpoint_dir, max_offsets_per_trigger=batch_max
-                ),
-            )  # fmt: skip
+        # Ctrl-C and SIGTERM: finish the batch at hand, commit it with its offsets, then stop.
+        with stop_signals() as request:
+            stop = threading.Event()
+            request.on_stop(stop.set)
+            if engine is Engine.native:
+                totals: Any = _run_native(
+                    engine_config, store, bootstrap, topics, group, hot, request, until_idle,
+                    max_seconds,
+                )  # fmt: skip
+            else:
+                totals = _run_spark(
+                    engine_config, store, bootstrap, topics, hot, stop, until_idle, max_seconds,
+                    SparkSettings(
+                        master=master, checkpoint_dir=checkpoint_dir,
+                        max_offsets_per_trigger=batch_max,
+                    ),
+                )  # fmt: skip
     except MarketpipeError as exc:
         raise _fail(exc) from None
     console.print(f"{engine.value}: {totals}")
+    _stopped(request)
 
 
 def _hot(settings: Settings) -> Any:
@@ -216,12 +227,12 @@ def _hot(settings: Settings) -> Any:
 
 def _run_native(
     config: Any, store: Any, bootstrap: str, topics: Any, group: str, hot: Any,
-    stop: threading.Event, until_idle: bool, max_seconds: float | None,
+    request: StopRequest, until_idle: bool, max_seconds: float | None,
 ) -> Any:  # fmt: skip
     from marketpipe.roles.native import NativeProcessor
 
     processor = NativeProcessor(config, store, bootstrap, topics, group, hot=hot)
-    _on_stop(stop, processor.stop)
+    request.on_stop(processor.stop)
     processor.run(until_idle=until_idle, max_seconds=max_seconds)
     return processor.totals
 
@@ -277,7 +288,6 @@ def archive(
     from marketpipe.storage.s3 import s3_lake
 
     cluster = _settings(config).cluster
-    stop = _stop_on_signals()
     try:
         store = PostgresWarehouse(dsn or cluster.postgres_dsn)
         store.migrate()
@@ -286,11 +296,13 @@ def archive(
             store, parquet, bootstrap or cluster.kafka_bootstrap_servers, Topics(topic_prefix),
             group=cluster.archive_consumer_group,
         )  # fmt: skip
-        _on_stop(stop, archiver.stop)
-        archiver.run(until_idle=until_idle, max_seconds=max_seconds)
+        with stop_signals() as request:  # Ctrl-C and SIGTERM: land the batch, then stop
+            request.on_stop(archiver.stop)
+            archiver.run(until_idle=until_idle, max_seconds=max_seconds)
     except MarketpipeError as exc:
         raise _fail(exc) from None
     console.print(f"archive: {archiver.totals}")
+    _stopped(request)
 
 
 @dlq_app.command("list")

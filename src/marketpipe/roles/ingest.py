@@ -8,6 +8,7 @@ is idempotent, so its own retries (e.g. across a broker restart) never duplicate
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -76,10 +77,15 @@ class KafkaIngest:
         self.producer.flush()
 
 
-def ingest_files(ingest: KafkaIngest, paths: Iterable[Path]) -> IngestTotals:
-    """Replay recorded files into Kafka as fast as the broker takes them."""
+def ingest_files(
+    ingest: KafkaIngest, paths: Iterable[Path], stop: threading.Event | None = None
+) -> IngestTotals:
+    """Replay recorded files into Kafka as fast as the broker takes them (until `stop`: what
+    was read by then is still flushed)."""
     started = time.perf_counter()
     for chunk in ReplayReader(list(paths)):
+        if stop is not None and stop.is_set():
+            break
         if chunk.trades.num_rows:
             ingest.trade_table(chunk.trades)
         ingest.records(chunk.quotes)
@@ -96,8 +102,10 @@ async def ingest_live(
     symbols: list[str],
     positions: dict[str, int] | None = None,
     duration_s: float | None = None,
+    stop: asyncio.Event | None = None,
 ) -> IngestTotals:
-    """The Binance connector (reconnects, back-fill, watchdog) publishing to Kafka."""
+    """The Binance connector (reconnects, back-fill, watchdog) publishing to Kafka, for
+    `duration_s` or until `stop` is set; either way the producer flushes what it holds."""
     started = time.perf_counter()
 
     async def publish(records: Sequence[Trade | Quote | DeadLetter]) -> None:
@@ -106,13 +114,15 @@ async def ingest_live(
 
     connector = BinanceConnector(binance, symbols, publish, positions or {})
     task = asyncio.create_task(connector.run(), name="binance")
+    stopped = asyncio.create_task((stop or asyncio.Event()).wait(), name="stop")
     try:
-        await asyncio.wait([task], timeout=duration_s)
+        await asyncio.wait([task, stopped], timeout=duration_s, return_when="FIRST_COMPLETED")
         if task.done():
             task.result()
     finally:
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        stopped.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
         await asyncio.to_thread(ingest.flush)
     ingest.totals.seconds = time.perf_counter() - started
     return ingest.totals
