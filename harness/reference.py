@@ -184,7 +184,7 @@ def mismatches(candle: CandleFields, ref: ReferenceCandle) -> list[str]:
     ]
 
 
-def assert_matches_reference(
+def assert_candles_match(
     candles: Sequence[CandleFields], reference: Sequence[ReferenceCandle]
 ) -> None:
     """`candles` are the reference's, window by window, in the same order."""

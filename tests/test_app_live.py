@@ -2,18 +2,17 @@
 ends with every trade id stored once and candles equal to the simulator's ground truth."""
 
 import asyncio
-import math
 import time
 
 import httpx
 import pytest
 
+from harness.reference import assert_candles_match, reference_candles
 from marketpipe.app import LiveRun, point_at
 from marketpipe.config import Settings
 from marketpipe.model.errors import StorageError
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.storage.embedded import EmbeddedStore
-from tests.reference import reference_candles
 
 pytestmark = pytest.mark.integration
 
@@ -92,20 +91,7 @@ async def test_live_run_with_faults_is_complete_and_matches_ground_truth(
             candles = store.warm.candles(
                 exchange="binance", symbol=symbol, interval="1m", start=None, end=None, limit=None
             )
-            assert len(candles) == len(reference)
-            for candle, ref in zip(candles, reference, strict=True):
-                _, open_ms, o, h, low, c, vol, qvol, n, _, first_id, last_id = ref
-                assert candle.open_time == open_ms * 1000  # type: ignore[operator]
-                assert (candle.open, candle.high, candle.low, candle.close, candle.trade_count) == (
-                    o,
-                    h,
-                    low,
-                    c,
-                    n,
-                )
-                assert (candle.first_trade_id, candle.last_trade_id) == (first_id, last_id)
-                assert math.isclose(candle.volume, vol, rel_tol=1e-9)  # type: ignore[arg-type]
-                assert math.isclose(candle.quote_volume, qvol, rel_tol=1e-9)  # type: ignore[arg-type]
+            assert_candles_match(candles, reference)
         assert dead > 0  # malformed frames were dead-lettered, not fatal
     finally:
         store.close()

@@ -1,16 +1,20 @@
 """Acceptance: replaying the two real BTCUSDT recordings gives the reference candles and
 alerts, idempotently, in any file order, with every trade stored once."""
 
-import math
 from pathlib import Path
 
 import pytest
 
+from harness.reference import (
+    ReferenceCandle,
+    assert_candles_match,
+    raw_trades,
+    reference_candles,
+)
 from marketpipe.app import replay
 from marketpipe.config import Settings
 from marketpipe.model.records import Candle
 from marketpipe.storage.embedded import EmbeddedStore
-from tests.reference import raw_trades, reference_candles
 
 pytestmark = pytest.mark.integration
 
@@ -37,22 +41,10 @@ def stored(settings: Settings) -> tuple[list[Candle], list[Candle], int, list[tu
         store.close()
 
 
-def assert_matches_reference(candles: list[Candle], reference: list[tuple[object, ...]]) -> None:
-    assert len(candles) == len(reference)
-    for candle, ref in zip(candles, reference, strict=True):
-        _, open_ms, o, h, lo, c, vol, qvol, n, buy_vol, first_id, last_id = ref
-        assert candle.open_time == open_ms * 1000  # type: ignore[operator]
-        assert (candle.open, candle.high, candle.low, candle.close) == (o, h, lo, c)
-        assert (candle.trade_count, candle.first_trade_id, candle.last_trade_id) == (
-            n,
-            first_id,
-            last_id,
-        )
-        assert math.isclose(candle.volume, vol, rel_tol=1e-9)  # type: ignore[arg-type]
-        assert math.isclose(candle.quote_volume, qvol, rel_tol=1e-9)  # type: ignore[arg-type]
-        assert math.isclose(candle.taker_buy_volume, buy_vol, rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[arg-type]
-        assert math.isclose(candle.vwap, qvol / vol, rel_tol=1e-9)  # type: ignore[operator]
-        assert candle.is_final
+def assert_matches_reference(candles: list[Candle], reference: list[ReferenceCandle]) -> None:
+    """The reference's values (harness/reference.py), and every window final."""
+    assert_candles_match(candles, reference)
+    assert all(candle.is_final for candle in candles)
 
 
 def test_replay_of_both_files_gives_the_12_reference_candles_and_alerts(

@@ -2,7 +2,6 @@
 replay killed with SIGKILL that, run again, ends exactly like an uninterrupted one."""
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -11,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from harness.reference import SUM_FIELDS, sums_agree
 
 pytestmark = pytest.mark.integration
 
@@ -48,24 +49,21 @@ def candles_json(data_dir: Path, interval: str = "1m") -> list[dict[str, object]
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-VOLUME_FIELDS = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume", "vwap")
-
-
 def assert_same_candles(left: list[dict[str, object]], right: list[dict[str, object]]) -> None:
-    """Exact on everything but sums of floats, which may differ by summation order (1e-9)."""
+    """Exact on everything but sums of floats, which may differ by summation order."""
     assert len(left) == len(right)
     for a, b in zip(left, right, strict=True):
-        assert {k: v for k, v in a.items() if k not in VOLUME_FIELDS} == {
-            k: v for k, v in b.items() if k not in VOLUME_FIELDS
+        assert {k: v for k, v in a.items() if k not in SUM_FIELDS} == {
+            k: v for k, v in b.items() if k not in SUM_FIELDS
         }
-        for name in VOLUME_FIELDS:
-            assert math.isclose(a[name], b[name], rel_tol=1e-9), name  # type: ignore[arg-type]
+        for name in SUM_FIELDS:
+            assert sums_agree(a[name], b[name]), name  # type: ignore[arg-type]
 
 
 def assert_close_values(a: object, b: object, where: str) -> None:
-    """Equal, except floats, which may differ by summation order (1e-9 relative)."""
+    """Equal, except floats, which may differ by summation order (`sums_agree`)."""
     if isinstance(a, float) or isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9), where  # type: ignore[arg-type]
+        assert sums_agree(a, b), where  # type: ignore[arg-type]
     elif isinstance(a, dict) and isinstance(b, dict):
         assert a.keys() == b.keys(), where
         for key in a:

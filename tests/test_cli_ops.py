@@ -8,6 +8,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from harness.reference import reference_candles
 from marketpipe.app import point_at
 from marketpipe.cli import app
 from marketpipe.config import Settings
@@ -15,7 +16,6 @@ from marketpipe.range_backfill import backfill_range
 from marketpipe.simulator import SimulatedExchange, SyntheticMarket
 from tests.conftest import BINANCE_08, BINANCE_09
 from tests.dbt.warehouse import replay_into
-from tests.reference import reference_candles
 
 runner = CliRunner()
 

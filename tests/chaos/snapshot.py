@@ -5,13 +5,13 @@ inconsistent store shows up here rather than being papered over by the code unde
 """
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow.dataset as ds
 
+from harness.reference import sums_agree
 from marketpipe.storage.embedded import EmbeddedStore
 
 CandleKey = tuple[str, str, int]  # symbol, interval, open_time (µs)
@@ -86,7 +86,7 @@ def snapshot(data_dir: Path, *, recover: bool = True) -> Snapshot:
 
 
 def assert_same_results(got: Snapshot, want: Snapshot) -> None:
-    """Candles, alerts and the trade set of `got` equal `want`'s (sums to 1e-9 relative)."""
+    """Candles, alerts and the trade set of `got` equal `want`'s (sums by `sums_agree`)."""
     assert got.trades == want.trades, (
         f"{len(got.trades ^ want.trades)} trades differ "
         f"(missing {len(want.trades - got.trades)}, extra {len(got.trades - want.trades)})"
@@ -98,8 +98,8 @@ def assert_same_results(got: Snapshot, want: Snapshot) -> None:
         assert (o, h, lo, c, n, first, last, final) == (
             other[0], other[1], other[2], other[3], other[6], other[7], other[8], other[9],
         ), key  # fmt: skip
-        assert math.isclose(v, other[4], rel_tol=1e-9), key
-        assert math.isclose(qv, other[5], rel_tol=1e-9), key
+        assert sums_agree(v, other[4]), key
+        assert sums_agree(qv, other[5]), key
     assert got.alerts == want.alerts
 
 

@@ -1,13 +1,12 @@
 """Checks of a live data dir against the simulated exchange's ground truth."""
 
 import json
-import math
 from pathlib import Path
 
 import duckdb
 
+from harness.reference import reference_candles, sums_agree
 from tests.chaos.snapshot import Snapshot
-from tests.reference import reference_candles
 
 TruthTrade = tuple[str, int, float, float, str, int]  # symbol, id, price, qty, side, ts_event
 
@@ -32,13 +31,13 @@ def assert_matches_truth(
     )
     minutes = {k: v for k, v in snap.candles.items() if k[1] == "1m"}
     assert len(minutes) == len(reference)
-    for symbol, open_ms, o, h, lo, c, vol, qvol, n, _, first, last in reference:
-        got = minutes[(str(symbol), "1m", int(open_ms) * 1000)]  # type: ignore[call-overload]
+    for ref in reference:
+        got = minutes[(ref.symbol, "1m", ref.open_ms * 1000)]
         assert (got[0], got[1], got[2], got[3], got[6], got[7], got[8]) == (
-            o, h, lo, c, n, first, last,
-        ), (symbol, open_ms)  # fmt: skip
-        assert math.isclose(got[4], vol, rel_tol=1e-9)  # type: ignore[arg-type]
-        assert math.isclose(got[5], qvol, rel_tol=1e-9)  # type: ignore[arg-type]
+            ref.open, ref.high, ref.low, ref.close, ref.trades, ref.first_id, ref.last_id,
+        ), (ref.symbol, ref.open_ms)  # fmt: skip
+        assert sums_agree(got[4], ref.volume), (ref.symbol, ref.open_ms)
+        assert sums_agree(got[5], ref.quote_volume), (ref.symbol, ref.open_ms)
     whales = {(s, i) for s, i, p, q, _, _ in expected_trades if p * q >= whale_notional}
     con = duckdb.connect(str(data_dir / "warm.duckdb"), read_only=True)
     try:

@@ -1,6 +1,6 @@
 """The dbt project on the duckdb target (embedded mode), over replayed real and synthetic data.
 
-Values are checked against plain SQL over the raw recorded frames (tests/reference.py parses
+Values are checked against plain SQL over the raw recorded frames (harness/reference.py parses
 them with the standard library), never against what the marts produced."""
 
 import json
@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from harness.reference import raw_trades, reference_hours
 from tests.conftest import BINANCE_08, BINANCE_09
 from tests.dbt.conftest import BuiltMarts
 from tests.dbt.warehouse import copy_data_dir, dbt, more_synthetic_trades, replay_into
-from tests.reference import raw_trades
 
 # dbt and Airflow runs take minutes when the machine is busy.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -27,23 +27,6 @@ def marts(data_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     return con
-
-
-def reference_hours() -> list[tuple[object, ...]]:
-    """Hourly OHLC, VWAP, count and completeness by SQL over the raw BTCUSDT frames."""
-    con = duckdb.connect()
-    rows = raw_trades([BINANCE_08, BINANCE_09])
-    con.execute("CREATE TABLE t (s VARCHAR, id BIGINT, p DOUBLE, q DOUBLE, m BOOLEAN, ts BIGINT)")
-    con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", rows)
-    return con.execute(
-        """
-        SELECT (ts // 3600000) * 3600 AS hour_s,
-               first(p ORDER BY ts, id), max(p), min(p), last(p ORDER BY ts, id),
-               sum(p * q) / sum(q), sum(q), count(*),
-               100.0 * count(DISTINCT id) / (max(id) - min(id) + 1)
-        FROM t GROUP BY ALL ORDER BY hour_s
-        """
-    ).fetchall()
 
 
 def test_build_passes_with_every_test_counted(built_marts: BuiltMarts) -> None:
@@ -73,7 +56,7 @@ def test_build_passes_with_every_test_counted(built_marts: BuiltMarts) -> None:
 
 
 def test_hourly_summary_equals_sql_over_raw_frames(built_marts: BuiltMarts) -> None:
-    expected = reference_hours()
+    expected = reference_hours(raw_trades([BINANCE_08, BINANCE_09]), "BTCUSDT")
     got = (
         marts(built_marts.data_dir)
         .execute(

@@ -2,7 +2,6 @@
 cluster warm store (storage/postgres_warm.py, written through its own commit path)."""
 
 import asyncio
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,12 +11,14 @@ import duckdb
 import psycopg
 import pytest
 
+from harness.reference import raw_trades, reference_hours, sums_agree
 from marketpipe.analytics.build import run_for_mode
 from marketpipe.analytics.runner import DbtResult
 from marketpipe.analytics.settings import DbtSettings
 from marketpipe.model.batch import CommitBatch
 from marketpipe.storage.postgres_warm import PostgresWarehouse
-from tests.dbt.test_dbt_duckdb import FIRST_PRICE, LAST_PRICE, reference_hours
+from tests.conftest import BINANCE_08, BINANCE_09
+from tests.dbt.test_dbt_duckdb import FIRST_PRICE, LAST_PRICE
 from tests.dbt.warehouse import build_data_dir, dbt, require_dbt
 from tests.servers.scripts import ScriptServer
 
@@ -98,7 +99,7 @@ def test_hourly_summary_on_postgres_equals_sql_over_raw_frames(
         FROM marts.trading_summary_hourly WHERE symbol = 'BTC-USDT' ORDER BY hour_start
         """,
     )
-    expected = reference_hours()
+    expected = reference_hours(raw_trades([BINANCE_08, BINANCE_09]), "BTCUSDT")
     assert len(got) == len(expected) == 2
     for mine, ref in zip(got, expected, strict=True):
         assert mine[:5] == ref[:5]
@@ -132,7 +133,7 @@ def test_postgres_and_duckdb_marts_agree_on_the_same_data(
         for a, b in zip(from_duckdb, from_postgres, strict=True):
             for name, x, y in zip(columns, a, b, strict=True):
                 if isinstance(x, float) and isinstance(y, float):
-                    assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (model, name, x, y)
+                    assert sums_agree(x, y), (model, name, x, y)
                 else:
                     assert x == y, (model, name, x, y)
 

@@ -2,17 +2,16 @@
 
 Exact: the window, open/high/low/close (chosen trades' prices), trade counts, first/last
 trade ids, finality. Sums (volumes, VWAP) are float64 additions whose order depends on how
-trades were batched, so they match to a relative 1e-9, not bit for bit. `revision` counts
-re-publications, which depends on batching too, and is not compared.
+trades were batched, so they match by `harness.reference.sums_agree` (relative 1e-9), not bit
+for bit. `revision` counts re-publications, which depends on batching too, and is not compared.
 """
 
-import math
 from collections.abc import Iterable
 
+from harness.reference import SUM_FIELDS, sums_agree
 from marketpipe.model.records import Candle
 
-SUMS = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume", "vwap")
-EXACT = tuple(f for f in Candle.__struct_fields__ if f not in SUMS and f != "revision")
+EXACT = tuple(f for f in Candle.__struct_fields__ if f not in SUM_FIELDS and f != "revision")
 
 Key = tuple[str, str, str, int]
 
@@ -29,7 +28,7 @@ def differences(ours: dict[Key, Candle], theirs: dict[Key, Candle], limit: int =
             out.append(f"{key}: only in {'theirs' if a is None else 'ours'}")
         else:
             bad = [f for f in EXACT if getattr(a, f) != getattr(b, f)] + [
-                f for f in SUMS if not math.isclose(getattr(a, f), getattr(b, f), rel_tol=1e-9)
+                f for f in SUM_FIELDS if not sums_agree(getattr(a, f), getattr(b, f))
             ]
             if bad:
                 out.append(

@@ -6,12 +6,12 @@ import pyarrow.fs as pafs
 import pytest
 from deploy.kafka.broker import KafkaBroker
 
+from harness.reference import raw_trades
 from marketpipe.bus.kafka import Topics
 from marketpipe.roles.archive import TradeArchiver, open_lake
 from marketpipe.roles.ingest import KafkaIngest, ingest_files
 from marketpipe.storage.postgres_warm import PostgresWarehouse
 from tests.conftest import BINANCE_08, BINANCE_09
-from tests.reference import raw_trades
 from tests.roles.cluster import rows_on_disk
 from tests.servers.s3 import S3Endpoint
 

@@ -15,12 +15,12 @@ import pytest
 from deploy.kafka.broker import KafkaBroker
 from pyspark.sql import SparkSession
 
+from harness.reference import raw_trades, reference_candles
 from marketpipe.bus.kafka import Topics, read_dead_letters
 from marketpipe.config import Settings
 from marketpipe.roles.ingest import KafkaIngest, ingest_files
 from marketpipe.sources.replay import ReplayReader
 from tests.conftest import BINANCE_08, BINANCE_09
-from tests.reference import raw_trades, reference_candles
 from tests.roles.cluster import (
     embedded_results,
     fresh_warehouse,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from deploy.kafka.broker import KafkaBroker
 
+from harness.reference import raw_trades, reference_candles
 from marketpipe.app import open_store, replay
 from marketpipe.bus.kafka import RecordProducer, Topics, read_dead_letters, replay_dead_letters
 from marketpipe.config import Settings
@@ -14,7 +15,6 @@ from marketpipe.model.intervals import INTERVALS
 from marketpipe.roles.ingest import KafkaIngest, ingest_files
 from marketpipe.roles.native import EngineConfig, NativeProcessor
 from marketpipe.storage.redis_hot import RedisHotTier
-from tests.reference import raw_trades, reference_candles
 from tests.roles.conformance import differences
 from tests.roles.memory_store import MemoryProcessorStore
 

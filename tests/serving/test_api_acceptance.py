@@ -4,12 +4,10 @@ its Binance-compatible and native answers against SQL over the raw trade frames.
 import re
 from typing import Any
 
-import duckdb
 import httpx
-import pyarrow as pa
 import pytest
 
-from tests.reference import raw_trades
+from harness.reference import raw_trades, reference_candles
 from tests.serving.conftest import RECORDED
 
 DECIMAL = re.compile(r"^-?\d+\.\d{8}$")
@@ -19,21 +17,13 @@ pytestmark = pytest.mark.integration
 
 
 def sql_klines(minutes: int) -> list[tuple[Any, ...]]:
-    """Binance kline fields by SQL over the raw frames (independent of the pipeline)."""
-    rows = raw_trades(RECORDED)
-    con = duckdb.connect()
-    columns = zip(*rows, strict=True)
-    con.register("t", pa.table(dict(zip(["s", "id", "p", "q", "m", "ts"], columns, strict=True))))
+    """Binance kline fields of the SQL reference candles over the raw frames."""
     width = 60_000 * minutes
-    return con.execute(
-        f"""
-        SELECT (ts // {width}) * {width} AS open_ms, first(p ORDER BY ts, id), max(p), min(p),
-               last(p ORDER BY ts, id), sum(q), (ts // {width}) * {width} + {width} - 1,
-               sum(p * q), count(*), coalesce(sum(q) FILTER (WHERE NOT m), 0),
-               coalesce(sum(p * q) FILTER (WHERE NOT m), 0)
-        FROM t GROUP BY ALL ORDER BY open_ms
-        """
-    ).fetchall()
+    return [
+        (c.open_ms, c.open, c.high, c.low, c.close, c.volume, c.open_ms + width - 1,
+         c.quote_volume, c.trades, c.taker_buy_volume, c.taker_buy_quote_volume)
+        for c in reference_candles(raw_trades(RECORDED), minutes)
+    ]  # fmt: skip
 
 
 def assert_binance_rows_match(rows: list[list[Any]], expected: list[tuple[Any, ...]]) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.reference import raw_trades, reference_candles
 from marketpipe.model.batch import CommitBatch
 from marketpipe.storage.cluster_tiers import cluster_router
 from marketpipe.storage.postgres_warm import PostgresWarehouse
@@ -12,7 +13,6 @@ from marketpipe.storage.redis_hot import RedisHotTier
 from marketpipe.storage.router import TierRouter
 from marketpipe.storage.s3 import S3Location, s3_lake
 from tests.conftest import BINANCE_08, BINANCE_09
-from tests.reference import raw_trades, reference_candles
 from tests.servers.s3 import S3Endpoint
 from tests.test_app_replay import assert_matches_reference
 

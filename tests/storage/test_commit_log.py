@@ -10,13 +10,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from harness.reference import raw_trades, reference_candles
 from marketpipe.model.batch import CommitBatch, merge_batches
 from marketpipe.model.records import Alert, Position, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.storage.commit_log import CommitLog
 from marketpipe.storage.embedded import EmbeddedStore
 from tests.conftest import BINANCE_08
-from tests.reference import raw_trades, reference_candles
 
 T0 = 1_723_161_600_000_000
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
+from harness.reference import raw_trades, reference_candles
 from marketpipe.app import replay
 from marketpipe.config import Settings, load_settings
 from marketpipe.lifecycle_job import run_lifecycle
@@ -20,7 +21,6 @@ from marketpipe.storage.postgres_warm import PostgresWarehouse
 from marketpipe.storage.redis_hot import RedisHotTier
 from marketpipe.storage.s3 import s3_lake
 from tests.conftest import BINANCE_08, BINANCE_09
-from tests.reference import raw_trades, reference_candles
 from tests.servers.s3 import S3Endpoint
 from tests.test_app_replay import assert_matches_reference
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.reference import raw_trades, reference_candles
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import StorageError
 from marketpipe.model.intervals import INTERVAL_US
@@ -17,7 +18,6 @@ from marketpipe.storage.duckdb_schema import TABLES
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
 from marketpipe.storage.postgres_warm import PostgresWarehouse
 from tests.conftest import BINANCE_08, BINANCE_09
-from tests.reference import raw_trades, reference_candles
 from tests.servers.scripts import ScriptServer
 from tests.test_app_replay import assert_matches_reference
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.reference import raw_trades, reference_candles
 from marketpipe.app import replay
 from marketpipe.config import Settings
 from marketpipe.model.batch import CommitBatch
@@ -17,7 +18,6 @@ from marketpipe.storage.embedded_tiers import (
 )
 from marketpipe.storage.router import TierRouter
 from marketpipe.storage.tiers import Series, TimeRange
-from tests.reference import raw_trades, reference_candles
 
 MIN = 60_000_000
 
