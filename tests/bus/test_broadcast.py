@@ -2,7 +2,10 @@
 in order, and a slow queue drops its oldest batches instead of blocking the committer."""
 
 import asyncio
+import logging
 import threading
+
+import pytest
 
 from marketpipe.bus.broadcast import CommitBroadcaster, Committed
 from marketpipe.model.batch import CommitBatch
@@ -56,3 +59,20 @@ async def test_a_failing_listener_does_not_stop_the_others() -> None:
     broadcaster.publish(CommitBatch(duplicates=9))
     await asyncio.sleep(0.05)
     assert seen == [9]
+
+
+async def test_a_lagging_queue_logs_once_however_many_batches_it_loses(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="marketpipe.bus.broadcast")
+    broadcaster = CommitBroadcaster(max_pending=2)
+    sub = broadcaster.subscribe()
+    for i in range(50):
+        broadcaster.publish(CommitBatch(duplicates=i))
+    await asyncio.sleep(0.05)
+    assert sub.dropped == 48
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        "a commit listener fell 2 batches behind: dropping its oldest "
+        "(counted in Subscription.dropped)"
+    ]
