@@ -32,12 +32,15 @@ from marketpipe.pipeline import CommitHook, Pipeline, Totals
 from marketpipe.scheduler import Scheduler
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.sources.binance.connector import BinanceConnector
+from marketpipe.sources.binance.settings import BinanceSettings
 from marketpipe.sources.replay import ReplayReader, read_ahead
 from marketpipe.storage.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
 
 LiveRecord = Trade | Quote | DeadLetter
+# Starts a venue given the last stored trade id per symbol; returns how to connect to it.
+StartVenue = Callable[[dict[str, int]], Awaitable[BinanceSettings]]
 
 
 def open_store(settings: Settings, *, live: bool = False) -> EmbeddedStore:
@@ -153,6 +156,9 @@ class LiveRun:
 
     settings: Settings
     on_commit: CommitHook | None = None
+    # Starts the venue once the data dir is open, from the last stored trade id per symbol,
+    # and returns where to connect (the demo's simulated exchange); None: settings.binance.
+    start_venue: StartVenue | None = None
     store: EmbeddedStore | None = None
     pipeline: Pipeline | None = None
     connector: BinanceConnector | None = None
@@ -166,6 +172,8 @@ class LiveRun:
     # bus drain) can swallow a cancel that races with a record arriving, and the run would
     # then wait for the loop forever.
     _consumer_done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Trades the connector dropped as already forwarded, as far as the totals know them.
+    _source_duplicates: int = 0
 
     async def run(
         self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None
@@ -183,11 +191,15 @@ class LiveRun:
             gc.freeze()
             bus: MemoryBus[LiveRecord] = MemoryBus()
             stored = [p for p in store.warm.positions() if p.exchange == "binance"]
+            last_ids = {p.symbol: p.last_trade_id for p in stored}
+            if self.start_venue is not None:
+                binance = await self.start_venue(last_ids)
+                settings = self.settings = settings.model_copy(update={"binance": binance})
             self.connector = BinanceConnector(
                 settings.binance,
                 settings.symbols,
                 bus.publish,
-                {p.symbol: p.last_trade_id for p in stored},
+                last_ids,
                 start_holes={p.symbol: id_holes(p.id_ranges) for p in stored},
             )
             listener = _bind(settings.api.host, settings.api.port)
@@ -220,6 +232,7 @@ class LiveRun:
             for task in (stop, *tasks[:-1]):  # the API (last) stops via should_exit
                 task.cancel()
             await asyncio.gather(stop, *tasks, return_exceptions=True)
+            self._count_source_duplicates(pipeline)  # drops of the last moments too
             failed = [t for t in done if t is not stop and not t.cancelled() and t.exception()]
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
@@ -281,6 +294,7 @@ class LiveRun:
                 await _finish_on_cancel(
                     asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead)
                 )
+            self._count_source_duplicates(pipeline)
             if (
                 engine.idle_watermark
                 and time.monotonic() - last_idle >= 0.25
@@ -292,6 +306,16 @@ class LiveRun:
                         pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6)
                     )
                 )
+
+    def _count_source_duplicates(self, pipeline: Pipeline) -> None:
+        """The connector drops live trades it has already forwarded (ids at or below the last
+        one): they count as duplicates where the user looks, like the engine's own."""
+        if self.connector is None:
+            return
+        dropped = self.connector.duplicates_dropped
+        if dropped > self._source_duplicates:
+            pipeline.count_source_duplicates(dropped - self._source_duplicates)
+            self._source_duplicates = dropped
 
     def _sources_settled(self) -> bool:
         """Advance idle watermarks only while every connection is up and no back-fill is due."""
@@ -318,14 +342,22 @@ class LiveRun:
                 "reconnects": s.reconnects,
                 "backfill_pending": s.backfill_pending,
                 "dead_letters": s.dead_letters,
+                "duplicates_dropped": sum(x.duplicates_dropped for x in s.symbols.values()),
             }
         if self.pipeline is not None:
             t = self.pipeline.totals
+            # Every stage's duplicates: the engine's, and the connector's drops, including those
+            # the totals learn of on the consumer's next pass (read here, never written: the
+            # totals are the consumer's).
+            uncounted = 0
+            if self.connector is not None:
+                uncounted = max(0, self.connector.duplicates_dropped - self._source_duplicates)
             components["engine"] = {
                 "status": "ok",
                 "batches": t.batches,
                 "trades": t.trades_stored,
-                "duplicates": t.duplicates,
+                "duplicates": t.duplicates + uncounted,
+                "duplicates_source": t.duplicates_source + uncounted,
                 "late_trades": t.late,
                 "open_windows": self.pipeline.engine.open_windows,
             }
@@ -406,18 +438,33 @@ async def demo(
     faults: FaultPlan | None = None,
     ready: Callable[[LiveRun], None] | None = None,
 ) -> LiveRun:
-    """The whole pipeline offline: the real connector against the local simulated exchange."""
-    market = SyntheticMarket(settings.symbols, trades_per_second, settings.simulator.seed)
-    exchange = SimulatedExchange(market, faults, settings.simulator.host, settings.simulator.port)
-    await exchange.start()
-    try:
-        live = LiveRun(point_at(settings, exchange))
+    """The whole pipeline offline: the real connector against the local simulated exchange.
+
+    The exchange continues each symbol's trade ids after the last one the data dir holds, as
+    a real venue would: a second demo on the same data dir stores its trades from the start
+    instead of dropping them as duplicates of the first run's."""
+    exchanges: list[SimulatedExchange] = []
+
+    async def start_venue(last_ids: dict[str, int]) -> BinanceSettings:
+        first_ids = {symbol: last + 1 for symbol, last in last_ids.items()}
+        market = SyntheticMarket(
+            settings.symbols, trades_per_second, settings.simulator.seed, first_ids=first_ids
+        )
+        simulator = settings.simulator
+        exchange = SimulatedExchange(market, faults, simulator.host, simulator.port)
+        await exchange.start()
+        exchanges.append(exchange)
         live.extra_status["simulator"] = {
             "status": "ok",
             "ws_url": exchange.ws_url,
             "faults": faults is not None and faults.any,
         }
+        return point_at(settings, exchange).binance
+
+    live = LiveRun(settings, start_venue=start_venue)
+    try:
         await live.run(duration_s, ready)
         return live
     finally:
-        await exchange.stop()
+        for exchange in exchanges:
+            await exchange.stop()

@@ -26,7 +26,9 @@ class Totals:
     batches: int = 0
     trades_in: int = 0
     trades_stored: int = 0
+    # Trades dropped as already seen, by any stage; `duplicates_source` of them by the source.
     duplicates: int = 0
+    duplicates_source: int = 0
     late: int = 0
     candles: int = 0
     alerts: int = 0
@@ -91,6 +93,11 @@ class Pipeline:
             out.alerts.extend(part.alerts)
         self._commit(out, None)
         return out
+
+    def count_source_duplicates(self, count: int) -> None:
+        """Trades the source dropped before they reached the engine (already forwarded)."""
+        self.totals.duplicates += count
+        self.totals.duplicates_source += count
 
     def flush(self) -> CommitBatch:
         batch = self.engine.flush()

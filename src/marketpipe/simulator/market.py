@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,7 +67,11 @@ class SyntheticMarket:
         trades_per_second: float,
         seed: int,
         start_us: int | None = None,
+        first_ids: Mapping[str, int] | None = None,
     ) -> None:
+        """`first_ids`: the first trade id of a symbol (any spelling), e.g. the id after the
+        last one a data dir holds, so a restarted demo continues like a real venue, whose ids
+        never go back. Other symbols start at an id drawn from the seed."""
         if not symbols:
             raise ValueError("SyntheticMarket needs at least one symbol")
         if trades_per_second <= 0:
@@ -79,6 +84,7 @@ class SyntheticMarket:
         specs = [symbol_spec(s, seed) for s in self.symbols]
         total_weight = sum(s.weight for s in specs)
         seeds = np.random.SeedSequence(seed).spawn(len(specs))
+        starts = {normalize(k): v for k, v in (first_ids or {}).items()}
         self._states: list[_SymbolState] = []
         for spec, ss in zip(specs, seeds, strict=True):
             rng, book_rng = (np.random.default_rng(s) for s in ss.spawn(2))
@@ -94,6 +100,8 @@ class SyntheticMarket:
                 last_ts_us=self.start_us,
                 book_update_id=int(rng.integers(1_000_000_000, 60_000_000_000)),
             )
+            if spec.symbol in starts:
+                state.next_id = starts[spec.symbol]
             self._states.append(state)
         self._index = {s.spec.symbol: i for i, s in enumerate(self._states)}
 

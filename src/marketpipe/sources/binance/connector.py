@@ -200,6 +200,11 @@ class BinanceConnector:
             started=bool(self._supervisors),
         )
 
+    @property
+    def duplicates_dropped(self) -> int:
+        """Live trades dropped, over all symbols, because their id was already forwarded."""
+        return sum(track.duplicates for track in self.tracker.tracks.values())
+
     # -- FeedHandler (called by the supervisors) -------------------------------------------
 
     async def on_connected(self, name: str, overlapped: bool) -> None:
