@@ -49,7 +49,7 @@ class DbtResult:
 
 
 def project_dir(settings: DbtSettings) -> Path:
-    path = settings.project_dir or _CHECKOUT / "dbt"
+    path = (settings.project_dir or _CHECKOUT / "dbt").absolute()
     if not (path / "dbt_project.yml").is_file():
         raise ConfigError(
             f"no dbt project at {path}; set dbt.project_dir (MARKETPIPE_DBT__PROJECT_DIR)"
@@ -70,7 +70,7 @@ def dbt_executable(settings: DbtSettings) -> Path:
             candidates.append(Path(found))
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
+            return candidate.absolute()
     raise ConfigError(
         "dbt is not installed: run `bash scripts/setup.d/40-dbt-venv.sh` (or `make test`), "
         "or point dbt.executable (MARKETPIPE_DBT__EXECUTABLE) at a dbt with the duckdb and "
@@ -79,8 +79,9 @@ def dbt_executable(settings: DbtSettings) -> Path:
 
 
 def work_dir(data_dir: Path) -> Path:
-    """dbt's inputs, target and logs for embedded mode; never the source checkout."""
-    return data_dir / "dbt"
+    """dbt's inputs, target and logs for embedded mode; never the source checkout. Absolute:
+    dbt runs with this as its working directory, where a relative path would apply twice."""
+    return data_dir.absolute() / "dbt"
 
 
 def dbt_environment(

@@ -64,7 +64,7 @@ def snapshot_warm(
         con.execute("COMMIT")
     finally:
         con.close()
-    lake = store.dirs.lake / "trades"
+    lake = store.dirs.lake.absolute() / "trades"  # dbt reads it from another directory
     has_files = any(lake.glob("*/*/*/part-*.parquet")) if lake.is_dir() else False
     return WarmSnapshot(
         directory=directory,
