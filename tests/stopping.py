@@ -28,7 +28,9 @@ class Command:
             if condition():
                 return
             if self.proc.poll() is not None:
-                raise AssertionError(f"exited early ({self.proc.returncode}):\n{self.stderr[-3000:]}")
+                raise AssertionError(
+                    f"exited early ({self.proc.returncode}):\n{self.stderr[-3000:]}"
+                )
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}:\n{self.stderr[-3000:]}")
 
@@ -41,7 +43,9 @@ class Command:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"still running {timeout_s} s after {sig.name}:\n{self.stderr}")
+            raise AssertionError(
+                f"still running {timeout_s} s after {sig.name}:\n{self.stderr}"
+            ) from None
 
 
 def start(

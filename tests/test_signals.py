@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from marketpipe.app import replay
+from marketpipe.app import open_store
 from marketpipe.config import Settings
+from marketpipe.pipeline import Pipeline
+from marketpipe.simulator import SyntheticMarket
 from tests.chaos.live import Exchange, live_env, start_exchange
 from tests.stopping import Command, free_port, health, start
 
@@ -86,9 +88,15 @@ def test_sigterm_during_start_up_still_removes_the_lock_file(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_signal_stops_serve_with_exit_0(
-    tmp_path: Path, settings: Settings, recorded_files: list[Path], sig: signal.Signals
+    tmp_path: Path, settings: Settings, sig: signal.Signals
 ) -> None:
-    replay(settings, recorded_files[:1])
+    store = open_store(settings)
+    try:
+        Pipeline(settings, store).ingest(
+            SyntheticMarket(["BTC-USDT"], 50, 3).generate(500).to_arrow()
+        )
+    finally:
+        store.close()
     port = free_port()
     serve = start("serve", "--data-dir", str(settings.data_dir), "--port", str(port),
                   cwd=tmp_path)  # fmt: skip
