@@ -28,7 +28,7 @@ PATHS = pytest.mark.parametrize("row_path_max", [10**9, 0], ids=["row-path", "po
 
 def engine(row_path_max: int, **alerts: float) -> CandleEngine:
     return CandleEngine(
-        AlertRules(AlertSettings(whale_notional=WHALE, **alerts)),  # type: ignore[arg-type]
+        AlertRules(AlertSettings(whale_notional=WHALE, **alerts)),
         grace_us=0,
         allowed_lateness_us=3600 * 1_000_000,
         row_path_max=row_path_max,
@@ -116,7 +116,7 @@ def rules(**overrides: float) -> AlertRules:
         "volume_spike_multiple": 4.0,
         "volume_spike_history_min": 4,
     }
-    return AlertRules(AlertSettings(**(base | overrides)))  # type: ignore[arg-type]
+    return AlertRules(AlertSettings(**(base | overrides)))
 
 
 @pytest.mark.parametrize(
