@@ -135,10 +135,15 @@ async def test_subscribe_unsubscribe_and_bad_requests_on_the_raw_endpoint(tmp_pa
             }  # fmt: skip
             bad = await ask({"method": "SUBSCRIBE", "params": ["nonsense"], "id": 10})
             assert bad["error"]["code"] == 2 and bad["id"] == 10
+            assert bad["error"]["msg"].startswith("Invalid request: invalid stream 'nonsense'")
             await ws.send("{not json")
             while "error" not in (reply := json.loads(await asyncio.wait_for(ws.recv(), 30))):
                 pass
-            assert reply["error"]["code"] == 3
+            assert reply["error"] == {
+                "code": 3,
+                "msg": "Invalid JSON: expecting property name enclosed in double quotes "
+                "at line 1 column 2",
+            }
     finally:
         live.stop()
         await asyncio.wait_for(task, 60)
