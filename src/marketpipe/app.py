@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 LiveRecord = Trade | Quote | DeadLetter
 # Starts a venue given the last stored trade id per symbol; returns how to connect to it.
 StartVenue = Callable[[dict[str, int]], Awaitable[BinanceSettings]]
+
+
+def _console_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def open_store(settings: Settings, *, live: bool = False) -> EmbeddedStore:
@@ -172,6 +177,8 @@ class LiveRun:
     # bus drain) can swallow a cancel that races with a record arriving, and the run would
     # then wait for the loop forever.
     _consumer_done: asyncio.Event = field(default_factory=asyncio.Event)
+    # One-line notices for the person at the console (the venue unreachable, and back).
+    notify: Callable[[str], None] = _console_line
     # Trades the connector dropped as already forwarded, as far as the totals know them.
     _source_duplicates: int = 0
 
@@ -208,6 +215,7 @@ class LiveRun:
             tasks = [
                 asyncio.create_task(self.connector.run(), name="binance"),
                 asyncio.create_task(self._consume(bus, pipeline), name="engine"),
+                asyncio.create_task(self._watch_venue(), name="venue-watch"),
                 asyncio.create_task(server.serve(sockets=[listener]), name="api"),
             ]
             if settings.scheduler.enabled:  # dbt builds and the daily lifecycle
@@ -307,6 +315,24 @@ class LiveRun:
                     )
                 )
 
+    async def _watch_venue(self, every_s: float = 0.5) -> None:
+        """Say plainly, once per outage, that the venue cannot be reached and what to check;
+        the structured logs have every attempt. The connector keeps retrying meanwhile."""
+        reported = False
+        while True:
+            await asyncio.sleep(every_s)
+            if self.connector is None:
+                continue
+            status = self.connector.status()
+            url = self.settings.binance.ws_url
+            errors = [c.last_error for c in status.connections if not c.connected and c.last_error]
+            if errors and not reported:
+                self.notify(venue_unreachable(url, errors[0]))
+                reported = True
+            elif reported and status.connections_open == len(status.connections) > 0:
+                self.notify(f"connected to Binance at {url}")
+                reported = False
+
     def _count_source_duplicates(self, pipeline: Pipeline) -> None:
         """The connector drops live trades it has already forwarded (ids at or below the last
         one): they count as duplicates where the user looks, like the engine's own."""
@@ -343,6 +369,7 @@ class LiveRun:
                 "backfill_pending": s.backfill_pending,
                 "dead_letters": s.dead_letters,
                 "duplicates_dropped": sum(x.duplicates_dropped for x in s.symbols.values()),
+                "last_error": next((c.last_error for c in s.connections if c.last_error), None),
             }
         if self.pipeline is not None:
             t = self.pipeline.totals
@@ -389,6 +416,16 @@ def _ingest_records(
 ) -> None:
     """On a worker thread: the record-to-Arrow conversion stays off the event loop too."""
     pipeline.ingest(to_table(trades, TRADE_SCHEMA), quotes, dead)
+
+
+def venue_unreachable(ws_url: str, error: str) -> str:
+    """The one line a user sees when Binance cannot be reached, with what to check."""
+    return (
+        f"cannot reach Binance at {ws_url} ({error}); retrying. Check the network and any "
+        "proxy or firewall, or point MARKETPIPE_BINANCE__WS_URL (and "
+        "MARKETPIPE_BINANCE__REST_URL) at a reachable endpoint. Offline? `make demo` runs the "
+        "whole pipeline against a local simulated exchange."
+    )
 
 
 def id_holes(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

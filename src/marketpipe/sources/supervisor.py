@@ -75,6 +75,8 @@ class SupervisorStatus:
     connect_failures: int = 0
     frames: int = 0
     reconnects: dict[str, int] = field(default_factory=dict)
+    # Why the last connect attempt failed, until one succeeds ("ConnectionRefusedError: ...").
+    last_error: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -184,6 +186,7 @@ class ConnectionSupervisor:
             ) as exc:
                 self._failures += 1
                 self.status.connect_failures += 1
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
                 PRODUCER_ERRORS.labels(self._exchange, "connect").inc()
                 log.warning(
                     "connect %s failed (%s: %s); attempt %d",
@@ -195,6 +198,7 @@ class ConnectionSupervisor:
                 continue
             self._current = conn
             self.status.connected = True
+            self.status.last_error = None
             self.status.connections_opened += 1
             # Until this connection delivers a frame, count it as a failure for backoff.
             self._failures += 1

@@ -35,6 +35,7 @@ from marketpipe.sources.supervisor import ConnectionSupervisor, Frame, Superviso
 log = logging.getLogger(__name__)
 
 EXCHANGE: Final = "binance"
+EXCHANGE_INFO_ATTEMPTS: Final = 2
 Emit = Callable[[list[Trade | Quote | DeadLetter]], Awaitable[None]]
 
 
@@ -57,6 +58,8 @@ class ConnectionStatus:
     connections_opened: int
     frames: int
     reconnects: dict[str, int]
+    connect_failures: int = 0
+    last_error: str | None = None  # why the last connect failed, until one succeeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +178,8 @@ class BinanceConnector:
                 connections_opened=s.status.connections_opened,
                 frames=s.status.frames,
                 reconnects=dict(s.status.reconnects),
+                connect_failures=s.status.connect_failures,
+                last_error=s.status.last_error,
             )
             for s in self._supervisors
         ]
@@ -253,13 +258,23 @@ class BinanceConnector:
 
     async def _load_symbol_map(self, rest: BinanceRestClient) -> SymbolMap:
         natives = [s.replace("-", "") for s in self.symbols]
+        # Few attempts: the WebSocket waits for this, and an unreachable venue must be told
+        # to the user within seconds; without exchangeInfo, known quotes split the symbols.
+        probe = (
+            rest
+            if self._rest is not None
+            else BinanceRestClient(self.settings, max_attempts=EXCHANGE_INFO_ATTEMPTS)
+        )
         try:
             async with asyncio.timeout(self.settings.rest_timeout_s):
-                symbol_map = await rest.symbol_map_from_exchange_info(natives)
+                symbol_map = await probe.symbol_map_from_exchange_info(natives)
         except (SourceError, TimeoutError, ValueError, KeyError) as exc:
             PRODUCER_ERRORS.labels(EXCHANGE, "exchange_info").inc()
             log.warning("exchangeInfo unavailable (%s); splitting symbols by known quotes", exc)
             return SymbolMap()
+        finally:
+            if probe is not rest:
+                await probe.aclose()
         # exchangeInfo may not know every requested symbol; they still map via `normalize`.
         return symbol_map
 
