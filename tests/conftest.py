@@ -1,5 +1,7 @@
 """Shared fixtures: the real recorded Binance files and settings pointed at a temp data dir."""
 
+import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,16 @@ def recorded_files() -> list[Path]:
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.chdir(tmp_path)  # no stray marketpipe.toml
     return load_settings(data_dir=tmp_path / "data", log_format="json")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Drop log handlers bound to pytest's capture streams (a test's configure_logging binds
+    one to the sys.stderr of that moment). Finalizers that log at interpreter exit — py4j's
+    connection __del__ — would otherwise hit a closed file and print a "Logging error"
+    traceback after the summary."""
+    root = logging.getLogger()
+    root.handlers[:] = [
+        h
+        for h in root.handlers
+        if not isinstance(h, logging.StreamHandler) or h.stream in (sys.__stderr__, sys.__stdout__)
+    ]

@@ -8,6 +8,7 @@ Each role is its own process; run as many `process --engine native` as there are
 
 import asyncio
 import json
+import logging
 import threading
 from enum import StrEnum
 from pathlib import Path
@@ -118,7 +119,8 @@ def ingest(
     console.print(
         f"published {totals.trades} trades, {totals.quotes} quotes, "
         f"{totals.dead_letters} dead letters in {totals.seconds:.1f}s "
-        f"({totals.messages_per_s:,.0f} msg/s)"
+        f"({totals.messages_per_s:,.0f} msg/s)",
+        soft_wrap=True,
     )
     _stopped(request)
 
@@ -210,7 +212,7 @@ def process(
                 )  # fmt: skip
     except MarketpipeError as exc:
         raise _fail(exc) from None
-    console.print(f"{engine.value}: {totals}")
+    console.print(f"{engine.value}: {totals}", soft_wrap=True)
     _stopped(request)
 
 
@@ -247,6 +249,9 @@ def _run_spark(
     from marketpipe.roles.spark_engine import SparkSink, run_spark, spark_jars
     from marketpipe.spark.job import JobConfig, local_session, start
 
+    # py4j's INFO lines ("Closing down clientserver connection", from finalizers at exit)
+    # are chatter, printed after the role's own last line.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     repo_cache = Path(__file__).resolve().parents[2] / ".cache" / "spark"
     jars = spark_jars(repo_cache, pyspark.__version__, Path(pyspark.__file__).parent / "jars")
     session = local_session(spark_settings.master, jars)
@@ -301,7 +306,7 @@ def archive(
             archiver.run(until_idle=until_idle, max_seconds=max_seconds)
     except MarketpipeError as exc:
         raise _fail(exc) from None
-    console.print(f"archive: {archiver.totals}")
+    console.print(f"archive: {archiver.totals}", soft_wrap=True)
     _stopped(request)
 
 
