@@ -14,10 +14,12 @@ from deploy.kafka.broker import KafkaBroker
 
 from marketpipe.bus.kafka import Topics, end_offsets
 from marketpipe.roles.ingest import KafkaIngest
+from marketpipe.storage.postgres_warm import PostgresWarehouse
 from tests.chaos.live import Exchange, live_env, start_exchange
 from tests.roles.cluster import fresh_warehouse, synthetic_trades
+from tests.servers.s3 import S3Endpoint
 from tests.servers.scripts import ScriptServer
-from tests.stopping import Command, start
+from tests.stopping import Command, free_port, health, start
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +128,25 @@ def test_sigterm_stops_the_spark_driver_after_its_batch_is_applied(
         # The batch under way when the signal came was applied (or not begun): every batch
         # this run started is in the fence.
         assert _counted(totals, "batches") == store.fence("marketpipe-candles") + 1  # type: ignore[operator]
+
+
+def test_sigterm_stops_serve_over_the_cluster_stores(
+    postgres_dsn: str, redis_url: str, s3_bucket: S3Endpoint, tmp_path: Path
+) -> None:
+    warm = PostgresWarehouse(postgres_dsn)
+    warm.migrate()
+    warm.close()
+    port = free_port()
+    serve = start(
+        "serve", "--backend", "cluster", "--port", str(port), cwd=tmp_path,
+        env={
+            "MARKETPIPE_CLUSTER__POSTGRES_DSN": postgres_dsn,
+            "MARKETPIPE_CLUSTER__REDIS_URL": redis_url,
+            "MARKETPIPE_CLUSTER__S3_ENDPOINT": s3_bucket.endpoint,
+            "MARKETPIPE_CLUSTER__S3_BUCKET": s3_bucket.bucket,
+            "MARKETPIPE_CLUSTER__S3_ACCESS_KEY": s3_bucket.access_key,
+            "MARKETPIPE_CLUSTER__S3_SECRET_KEY": s3_bucket.secret_key,
+        },
+    )  # fmt: skip
+    serve.wait_until(lambda: health(port) is not None, "the API")
+    _stopped_cleanly(serve)
