@@ -55,3 +55,17 @@ chaos: install  ## every chaos test: 20 kill -9s per run, every fault mode, disk
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Compose stacks (deploy/compose/, settings in deploy/compose/.env): docker compose when a
+# Docker engine answers, else podman-compose (with this checkout's podman config).
+COMPOSE = $(shell if docker info >/dev/null 2>&1; then echo "docker compose"; \
+  else echo ". scripts/containers/env.sh && $(BIN)/podman-compose"; fi)
+.PHONY: compose-up compose-down compose-cluster-up compose-cluster-down
+compose-up:  ## the embedded stack: marketpipe, Prometheus, Grafana (MARKETPIPE_MODE=demo: offline)
+	$(COMPOSE) -p marketpipe -f deploy/compose/embedded.yaml --env-file deploy/compose/.env up -d --build
+compose-down:
+	$(COMPOSE) -p marketpipe -f deploy/compose/embedded.yaml --env-file deploy/compose/.env down
+compose-cluster-up:  ## the cluster stack: Kafka, PostgreSQL, Redis, S3, the roles, Airflow, Prometheus, Grafana
+	$(COMPOSE) -p marketpipe-cluster -f deploy/compose/cluster.yaml --env-file deploy/compose/.env up -d --build
+compose-cluster-down:
+	$(COMPOSE) -p marketpipe-cluster -f deploy/compose/cluster.yaml --env-file deploy/compose/.env down
