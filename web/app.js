@@ -232,6 +232,33 @@ async function loadHealth() {
   document.getElementById("h-conn").textContent = h.connections;
   document.getElementById("h-complete").textContent = `${(h.completeness * 100).toFixed(3)}%`;
   document.getElementById("h-dead").textContent = h.dead_letters;
+  showProblems(h.health || { status: "ok", problems: [] });
+}
+
+// Health degraded: the strip says so and names each component, with the reason.
+function showProblems(health) {
+  const problems = health.problems || [];
+  const degraded = health.status !== "ok" || problems.length > 0;
+  const names = [...new Set(problems.map((p) => p.component))];
+  document.getElementById("h-state").classList.toggle("degraded", degraded);
+  document.getElementById("h-dot").className = `dot ${degraded ? "down" : "live"}`;
+  document.getElementById("h-status").textContent =
+    degraded ? `degraded: ${names.join(", ") || health.status}` : "ok";
+  const banner = document.getElementById("health-problems");
+  banner.replaceChildren(...problems.map((p) => {
+    const line = document.createElement("div");
+    line.dataset.component = p.component;
+    const name = document.createElement("span");
+    name.className = "component";
+    name.textContent = p.component;
+    line.append(name, document.createTextNode(p.reason));
+    return line;
+  }));
+  banner.hidden = problems.length === 0;
+  document.body.classList.toggle("troubled", !banner.hidden);
+  if (!banner.hidden) {
+    document.body.style.setProperty("--problems-h", `${banner.offsetHeight}px`);
+  }
 }
 
 // ---- live stream -----------------------------------------------------------------------

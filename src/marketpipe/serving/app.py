@@ -18,7 +18,7 @@ from marketpipe.serving.backend import Backend
 from marketpipe.serving.dashboard import dashboard_router
 from marketpipe.serving.errors import install_error_handlers
 from marketpipe.serving.market import MarketView
-from marketpipe.serving.pipeline_stats import PipelineStats
+from marketpipe.serving.pipeline_stats import PipelineStats, with_problems
 from marketpipe.serving.ratelimit import RateLimitMiddleware
 from marketpipe.serving.reuse import ResponseReuseMiddleware
 from marketpipe.serving.routes_binance import BinanceRoutes
@@ -63,7 +63,7 @@ def create_app(
         summary="Per-component status and the last commit age",
     )
     def health() -> JSONResponse:
-        return health_response(backend.status())
+        return health_response(with_problems(backend.status(), view.positions))
 
     @app.get("/metrics", tags=["system"], summary="Prometheus metrics")
     def metrics() -> Response:
