@@ -206,3 +206,19 @@ def test_the_payload_functions_use_the_symbol_map_given() -> None:
     assert trade_from_payload(payload, symbols, 9).symbol == "1000SATS-USDT"
     quote = BookTickerPayload(s="1000SATSUSDT", b="1", B="2", a="3", A="4")
     assert quote_from_payload(quote, symbols, 9).symbol == "1000SATS-USDT"
+
+
+def test_a_raw_book_ticker_of_exactly_the_five_keys_is_a_quote() -> None:
+    raw = b'{"s":"BNBUSDT","b":"1.5","B":"2","a":"1.75","A":"3"}'
+    assert parse(raw) == Quote("binance", "BNB-USDT", 1.5, 2.0, 1.75, 3.0, RECV, RECV)
+
+
+def test_a_data_key_without_a_stream_is_not_unwrapped() -> None:
+    # Only combined frames ({"stream", "data"}) carry their payload under "data".
+    inner = json.loads(trade_frame(combined=False))
+    assert error_of(json.dumps({"data": inner})) == "unrecognized frame with keys ['data']"
+
+
+def test_the_stream_kind_is_everything_after_the_first_at_sign() -> None:
+    raw = trade_frame().replace(b'"btcusdt@trade"', b'"btcusdt@kline@trade"')
+    assert error_of(raw) == "unsupported stream 'btcusdt@kline@trade'"
