@@ -185,3 +185,42 @@ def test_rolled_up_partitions_equal_the_direct_first_and_last_trade(
         last.price, last.ts_event, last.trade_id,
     )  # fmt: skip
     assert row["trade_count"] == len(trades)
+
+
+@PATHS
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [
+        # Same event time as the stored trades, ids around them: both ends move.
+        ([trade(9, T0 + 5), trade(2, T0 + 5)], (2.0, 2, 9.0, 9, 9.0, 2.0)),
+        # Same time, a higher id only: the stored open stays, the close moves.
+        ([trade(7, T0 + 5, 5.5)], (5.0, 5, 5.5, 7, 6.0, 5.0)),
+        # Earlier time, a higher id: the open moves (time first), the stored close stays.
+        ([trade(8, T0 + 4, 7.0)], (7.0, 8, 6.0, 6, 7.0, 5.0)),
+    ],
+)
+def test_a_restored_window_keeps_breaking_ties_by_trade_id(
+    new: list[Trade], expected: tuple[float, int, float, int, float, float], row_path_max: int
+) -> None:
+    # After a restart the stored 1m candle (trades 5 and 6, both at T0 + 5) comes back with
+    # the event times of its first and last trades, and merges with new trades as if it had
+    # never left memory.
+    stored = engine(row_path_max).process(
+        to_table([trade(5, T0 + 5), trade(6, T0 + 5, qty=2.0)], TRADE_SCHEMA)
+    )
+    minute = next(c for c in stored.candles if c.interval == "1m")
+    e = engine(row_path_max)
+    e.restore(stored.positions, [(minute, T0 + 5, T0 + 5)])
+    out = e.process(to_table(new, TRADE_SCHEMA))
+    (after,) = [c for c in out.candles if c.interval == "1m"]
+    assert (
+        after.open, after.first_trade_id, after.close, after.last_trade_id, after.high, after.low,
+    ) == expected  # fmt: skip
+    assert after.trade_count == 2 + len(new)
+    assert after.volume == 3.0 + sum(t.qty for t in new)
+    assert (
+        after.quote_volume
+        == after.taker_buy_quote_volume
+        == 17.0 + sum(t.price * t.qty for t in new)
+    )
+    assert after.taker_buy_volume == after.volume and (after.revision, after.is_final) == (0, False)
