@@ -11,6 +11,6 @@ lib=.cache/s3proxy/lib
 stamp=.cache/s3proxy/.installed-$(sha256sum "$pom" | cut -c1-16)
 [ -f "$stamp" ] && exit 0
 rm -rf "$lib" .cache/s3proxy/.installed-*
-mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+bash scripts/mvn-quiet.sh -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
   -DoutputDirectory="$PWD/$lib"
 touch "$stamp"

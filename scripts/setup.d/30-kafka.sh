@@ -10,6 +10,6 @@ if [ -f "$libs/.complete" ]; then
   exit 0
 fi
 rm -rf "$libs"
-mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies
+bash scripts/mvn-quiet.sh -f deploy/kafka/pom.xml dependency:copy-dependencies
 touch "$libs/.complete"
 echo "kafka $version jars in $libs"

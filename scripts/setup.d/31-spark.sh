@@ -18,6 +18,6 @@ if [ -f "$jars/.complete" ]; then
 fi
 rm -rf "$jars"
 # -U: re-check Central instead of trusting a cached "not found" from another repository.
-mvn -q -U -B -f deploy/spark/pom.xml -Dspark.version="$version" dependency:copy-dependencies
+bash scripts/mvn-quiet.sh -U -f deploy/spark/pom.xml -Dspark.version="$version" dependency:copy-dependencies
 touch "$jars/.complete"
 echo "spark-sql-kafka $version jars in $jars"
