@@ -75,15 +75,12 @@ class DemoRun:
     new_files: set[str] = field(default_factory=set)
 
 
-def make_demo(duration_s: int) -> DemoRun:
+def make_demo(duration_s: int, *, dbt_build_after_s: int = 60) -> DemoRun:
     """`make demo DEMO_ARGS="--duration N"` from the repo root, polling health meanwhile."""
     before = checkout_files()
     log_path = REPO / "data" / f".make-demo-{os.getpid()}.log"  # inside data/, like the demo
     log_path.parent.mkdir(exist_ok=True)
-    env = user_environment(
-        MARKETPIPE_SCHEDULER__DBT_FIRST_BUILD_AFTER_S="2",
-        MARKETPIPE_SCHEDULER__DBT_BUILD_EVERY_S="600",
-    )
+    env = user_environment(MARKETPIPE_SCHEDULER__DBT_FIRST_BUILD_AFTER_S=str(dbt_build_after_s))
     started = time.monotonic()
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -165,7 +162,7 @@ def repo_demo_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def first_demo(repo_demo_dir: Path) -> DemoRun:
-    return make_demo(FIRST_DEMO_S)
+    return make_demo(FIRST_DEMO_S, dbt_build_after_s=2)
 
 
 def test_make_demo_builds_the_marts_keeps_health_200_and_stays_in_data(

@@ -46,8 +46,6 @@ async def run_for_mode(
     store: EmbeddedStore | None = None,
 ) -> DbtResult:
     """Run `dbt COMMAND ARGS`; raises DbtError if dbt cannot start or times out."""
-    # Every path handed to dbt is absolute: dbt runs in `{data_dir}/dbt`.
-    data_dir = data_dir.absolute()
     try:
         if settings.target == "postgres":
             return await _run_postgres(settings, command, args, data_dir)
