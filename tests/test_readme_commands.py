@@ -222,8 +222,9 @@ def test_second_make_demo_on_the_same_data_dir_stores_trades_from_its_first_seco
     run = make_demo(SECOND_DEMO_S)
     assert run.returncode == 0, run.output
     totals = [(int(trades), int(dups)) for trades, dups in TOTALS_LINE.findall(run.output)]
-    # The console's first totals, five seconds in: hundreds of trades stored, none dropped.
-    assert totals and totals[0][0] > 300 and totals[0][1] == 0, totals
+    # The console's first totals, five seconds in: hundreds of trades stored. Duplicates are
+    # only the few the start-up catch-up over REST and the stream both delivered (stored once).
+    assert totals and totals[0][0] > 300 and totals[0][1] < totals[0][0] // 20, totals
     after = stored_ids()
     assert set(after) == set(before)
     for symbol, old in before.items():

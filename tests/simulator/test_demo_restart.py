@@ -60,7 +60,8 @@ async def test_second_demo_on_the_same_data_dir_stores_new_trades_from_its_first
     assert second.pipeline is not None
     totals = second.pipeline.totals
     assert totals.trades_stored > 150
-    assert (totals.duplicates, totals.duplicates_source) == (0, 0)
+    # Only what the start-up catch-up over REST and the stream both delivered, if anything.
+    assert totals.duplicates == totals.duplicates_source < totals.trades_stored // 20
     after = stored_ids(settings)
     for symbol in SYMBOLS:
         old, new = before[symbol], after[symbol]
