@@ -73,6 +73,9 @@ class ReplaySummary(Totals):
     skipped_frames: int = 0
     lake_trades: int = 0
     seconds: float = 0.0
+    # One line per input that broke part way (what was read before the break is committed).
+    broken: list[str] = field(default_factory=list)
+    first_dead_letter: str | None = None  # "file:line: why", for the user to look at
 
     @property
     def trades_per_s(self) -> float:
@@ -103,6 +106,11 @@ def replay(
         for chunk in read_ahead(reader):
             summary.trades_read += chunk.trades.num_rows
             summary.skipped_frames += chunk.skipped
+            if chunk.broken is not None:
+                summary.broken.append(chunk.broken)
+            elif chunk.dead_letters and summary.first_dead_letter is None:
+                first = chunk.dead_letters[0]
+                summary.first_dead_letter = f"{first.context}: {first.error}"
             m.DEAD_LETTERS.labels("replay").inc(len(chunk.dead_letters))
             extras: tuple[list[Quote], list[DeadLetter]] = (chunk.quotes, chunk.dead_letters)
             for part in _slices(chunk.trades, slice_size):
@@ -113,7 +121,8 @@ def replay(
                 pipeline.ingest(TRADE_SCHEMA.empty_table(), *extras)
             if progress is not None:
                 progress(chunk.bytes_read)
-        pipeline.flush()
+        if not summary.broken:  # a broken input has not ended: its windows stay open, as
+            pipeline.flush()  # after a crash, so replaying the repaired file completes them
         store.export_to_lake()
         summary.lake_trades = store.exported_trades
         for name in Totals.__dataclass_fields__:

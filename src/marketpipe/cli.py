@@ -82,7 +82,8 @@ def _stdout_console() -> Console:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    # One line even when piped; the message is text, never rich markup (paths may hold "[").
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -317,6 +318,18 @@ def replay(
     ):  # fmt: skip
         table.add_row(name, str(value))
     console.print(table)
+    unreadable = summary.dead_letters - len(summary.broken)
+    if unreadable and summary.first_dead_letter is not None:
+        console.print(
+            f"[yellow]warning:[/yellow] {unreadable} line(s) were not records and are stored in "
+            f"the dead_letters table of {settings.data_dir}; the first: "
+            + escape(summary.first_dead_letter),
+            soft_wrap=True,
+        )
+    for message in summary.broken:  # what was read before the break is stored
+        console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    if summary.broken:
+        raise typer.Exit(1)
 
 
 # ---- query / status ----------------------------------------------------------------------

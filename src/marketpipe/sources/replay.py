@@ -7,7 +7,9 @@ Formats, detected from content:
 
 Trade frames in Binance's canonical key order take a vectorized path (one regex over the
 block in Rust); anything else goes through the typed frame parser, and what fails there is
-dead-lettered, never fatal.
+dead-lettered, never fatal. A file that breaks part way (a `.gz` cut short, corrupt
+compressed data) keeps every whole line before the break: the break itself becomes a dead
+letter and the chunk's `broken` message, which names the file, the line and the byte.
 """
 
 import gzip
@@ -17,11 +19,12 @@ import queue
 import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 import polars as pl
@@ -37,6 +40,12 @@ log = logging.getLogger(__name__)
 
 Format = Literal["recv", "jsonl", "csv"]
 BLOCK_BYTES = 32 * 1024 * 1024
+# Reads are read1() calls of at most this: a decompressor that fails loses none of the data
+# it already returned (one read(n) call would lose everything it gathered before the error).
+READ_BYTES = 1024 * 1024
+# What a damaged file raises part way: gzip cut short (EOFError), a bad gzip header or CRC
+# (BadGzipFile, an OSError), corrupt deflate data (zlib.error), a damaged zip member.
+_READ_ERRORS = (EOFError, OSError, zlib.error, zipfile.BadZipFile)
 
 # Numbers are bounded so they fit int64 (recv ns: 19 digits below 9e18; ids 18 digits; trade
 # time 15 digits of ms, so µs fit too) and decimals must be decimals; anything else fails the
@@ -58,13 +67,20 @@ class ReplayChunk:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     skipped: int = 0  # valid frames of streams we do not process (depth, snapshots)
     bytes_read: int = 0
+    broken: str | None = None  # the file stopped being readable here: one line for the user
 
 
 def detect_format(path: Path) -> Format:
     if path.suffix == ".zip" or ".csv" in path.suffixes:
+        _open(path).close()  # a damaged archive fails here, before any work
         return "csv"
     with _open(path) as handle:
-        head = handle.readline(4096).lstrip()
+        try:
+            head = handle.readline(4096).lstrip()
+        except _READ_ERRORS as exc:
+            raise SourceError(f"{path}: cannot be read: {_reason(exc)}") from None
+    if not head:
+        raise SourceError(f"{path}: the file is empty, there is nothing to replay")
     if head[:1] == b"{":
         return "jsonl"
     first, _, rest = head.partition(b" ")
@@ -77,52 +93,132 @@ def detect_format(path: Path) -> Format:
     )
 
 
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> io.BufferedIOBase:
     if not path.is_file():
         raise SourceError(f"{path}: no such file")
     if path.suffix == ".gz":
-        return gzip.GzipFile(path, "rb")  # type: ignore[return-value]
+        return gzip.GzipFile(path, "rb")
     if path.suffix == ".zip":
-        archive = zipfile.ZipFile(path)
-        return archive.open(archive.namelist()[0])
+        try:
+            archive = zipfile.ZipFile(path)
+            names = archive.namelist()
+            if not names:
+                raise SourceError(f"{path}: the zip archive holds no file")
+            member = archive.open(names[0])  # a ZipExtFile, typed as IO[bytes]
+            assert isinstance(member, io.BufferedIOBase)
+            return member
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise SourceError(f"{path}: not a readable zip archive ({exc})") from None
     return path.open("rb")
 
 
-def _blocks(handle: IO[bytes], size: int = BLOCK_BYTES) -> Iterator[bytes]:
-    """Blocks of whole lines."""
-    carry = b""
-    while chunk := handle.read(size):
-        chunk = carry + chunk
-        cut = chunk.rfind(b"\n")
-        if cut < 0:
-            carry = chunk
-            continue
-        carry = chunk[cut + 1 :]
-        yield chunk[: cut + 1]
-    if carry.strip():
-        yield carry
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "the compressed data ends early (the file is cut short)"
+    if isinstance(exc, gzip.BadGzipFile) and str(exc).startswith("Not a gzipped file"):
+        return f"not gzip data ({exc})"
+    if isinstance(exc, zlib.error | gzip.BadGzipFile | zipfile.BadZipFile):
+        return f"the compressed data is damaged ({exc})"  # a bad CRC, corrupt deflate data
+    return str(exc) or type(exc).__name__
+
+
+@dataclass(slots=True)
+class _Break:
+    """Where a file stopped being readable: the line that could not be read whole."""
+
+    path: Path
+    line: int  # 1-based
+    offset: int  # its first byte, in the file's (decompressed) content
+    reason: str
+    partial: bytes  # what of that line was read
+
+    def message(self) -> str:
+        content = "decompressed data" if self.path.suffix in (".gz", ".zip") else "file"
+        return (
+            f"{self.path}: broken at line {self.line:,} (byte {self.offset:,} of the {content}): "
+            f"{self.reason}. Kept the {self.line - 1:,} lines before it; the break is in "
+            "dead_letters."
+        )
+
+    def dead_letter(self) -> DeadLetter:
+        return DeadLetter(
+            ts=time.time_ns() // 1000,
+            source="replay",
+            error=self.message(),
+            raw=self.partial,
+            context=f"{self.path}:{self.line}",
+        )
+
+
+class _LineBlocks:
+    """Blocks of whole lines of one file, each with the number of its first line. A read
+    error ends the blocks and is kept in `broken`, so the lines before it are still used."""
+
+    def __init__(self, path: Path, handle: io.BufferedIOBase, size: int = BLOCK_BYTES) -> None:
+        self.path, self.handle, self.size = path, handle, size
+        self.broken: _Break | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        buffer = bytearray()
+        line, offset = 1, 0  # of the first line in `buffer`
+        while True:
+            try:
+                piece = self.handle.read1(READ_BYTES)
+            except _READ_ERRORS as exc:
+                self.broken = _Break(self.path, 0, 0, _reason(exc), b"")
+                piece = b""
+            if piece:
+                buffer += piece
+                if len(buffer) < self.size:
+                    continue
+            cut = buffer.rfind(b"\n") + 1
+            if piece and not cut:  # one line longer than a block: read on
+                continue
+            if not piece and self.broken is None:
+                cut = len(buffer)  # the end: a last line without a newline is whole
+            if cut:
+                block = bytes(buffer[:cut])
+                del buffer[:cut]
+                yield line, block
+                line += block.count(b"\n") + (not block.endswith(b"\n"))
+                offset += len(block)
+            if not piece:
+                break
+        if self.broken is not None:
+            self.broken.line, self.broken.offset = line, offset
+            self.broken.partial = bytes(buffer)
+
+
+def _read_all(path: Path, handle: io.BufferedIOBase) -> tuple[bytes, _Break | None]:
+    """The whole lines of a file (for formats parsed in one go), and where it broke."""
+    lines = _LineBlocks(path, handle)
+    return b"".join(block for _, block in lines), lines.broken
 
 
 # A byte that never occurs in a frame: splitting on it gives whole lines.
 _NO_SPLIT = "\x1f"
 
 
-def _lines(block: bytes) -> pl.Series:
-    """The non-empty lines of a block, as one string column.
+def _lines(block: bytes, first_line: int = 1) -> pl.DataFrame:
+    """The non-empty lines of a block, as a string column `line` with its number `no`.
 
     Polars' CSV reader splits and decodes the block in Rust, without a Python string per
     line (the Python split cost more than the regex that follows). Undecodable bytes become
     U+FFFD, as before, so such a line fails the fast path and is dead-lettered whole.
     """
     if _NO_SPLIT.encode() in block:  # cannot happen in JSON frames; stay exact if it does
-        text = block.decode("utf-8", errors="replace").splitlines()
-        lines = pl.Series("line", text, dtype=pl.Utf8)
+        text = block.decode("utf-8", errors="replace").split("\n")
+        lines = pl.Series("line", [t.removesuffix("\r") for t in text], dtype=pl.Utf8)
     else:
         lines = pl.read_csv(
             block, has_header=False, separator=_NO_SPLIT, quote_char=None,
             new_columns=["line"], schema={"line": pl.Utf8}, encoding="utf8-lossy",
         )["line"]  # fmt: skip
-    return lines.filter(lines.is_not_null() & (lines.str.len_bytes() > 0))
+    # The reader keeps empty lines (as nulls), so a row's index is its line's offset.
+    numbered = pl.DataFrame(
+        {"line": lines, "no": pl.int_range(first_line, first_line + len(lines), eager=True)}
+    )
+    return numbered.filter(lines.is_not_null() & (lines.str.len_bytes() > 0))
 
 
 class ReplayReader:
@@ -145,43 +241,46 @@ class ReplayReader:
                 continue
             with _open(path) as handle:
                 raw_size = path.stat().st_size
-                for block in _blocks(handle):
+                blocks = _LineBlocks(path, handle)
+                for first_line, block in blocks:
                     chunk = (
-                        self._recv_block(block, path)
+                        self._recv_block(block, path, first_line)
                         if fmt == "recv"
-                        else self._jsonl_block(block, path)
+                        else self._jsonl_block(block, path, first_line)
                     )
                     # Progress in on-disk bytes, so compressed files advance proportionally.
                     chunk.bytes_read = min(raw_size, len(block)) if path.suffix != ".gz" else 0
                     yield chunk
+                if blocks.broken is not None:
+                    yield _broken_chunk(blocks.broken)
                 if path.suffix == ".gz":
                     yield ReplayChunk(TRADE_SCHEMA.empty_table(), bytes_read=raw_size)
 
     # ---- <recv_ns> <json> recordings -----------------------------------------------------
 
-    def _recv_block(self, block: bytes, path: Path) -> ReplayChunk:
-        lines = _lines(block)
-        parsed = lines.str.extract_groups(_TRADE_FRAME)
-        fast = pl.DataFrame({"line": lines, "m": parsed}).unnest("m")
-        names = fast.columns[1:]
+    def _recv_block(self, block: bytes, path: Path, first_line: int = 1) -> ReplayChunk:
+        numbered = _lines(block, first_line)
+        parsed = numbered["line"].str.extract_groups(_TRADE_FRAME)
+        fast = numbered.with_columns(m=parsed).unnest("m")
+        names = fast.columns[2:]
         fast = fast.rename(dict(zip(names, ["recv", "s", "t", "p", "q", "T", "m"], strict=True)))
         fast = fast.with_columns(pl.col("p", "q").cast(pl.Float64))
         # A zero price or quantity is valid JSON but not a trade: the parser dead-letters it.
         taken = (pl.col("t").is_not_null() & (pl.col("p") > 0) & (pl.col("q") > 0)).fill_null(False)
         matched = fast.filter(taken)
         trades = self._fast_trades(matched)
-        rest = self._classify(fast.filter(~taken).select("line"))
+        rest = self._classify(fast.filter(~taken).select("line", "no"))
         chunk = ReplayChunk(trades, skipped=int(rest["kind"].eq("skip").sum()))
         slow_trades: list[Trade] = []
         last_quotes: dict[str, Quote] = {}
-        for line in rest.filter(pl.col("kind") != "skip")["line"]:
+        for line, no in rest.filter(pl.col("kind") != "skip").select("line", "no").iter_rows():
             recv, _, frame = line.partition(" ")
             try:
                 if not recv.isdigit() or int(recv) > _MAX_RECV_NS:
                     raise FrameError("line is not '<recv_ns> <json>' with an int64 recv_ns")
                 record = parse_frame(frame, self.symbols, int(recv) // 1000)
             except FrameError as exc:
-                chunk.dead_letters.append(_dead_letter(line, exc, path))
+                chunk.dead_letters.append(_dead_letter(line, exc, path, no))
                 continue
             if isinstance(record, Trade):
                 slow_trades.append(record)
@@ -214,7 +313,7 @@ class ReplayReader:
             quotes.select("row"), on="row", how="anti"
         )
         rest = rest.join(superseded.select("row"), on="row", how="anti")
-        return rest.sort("row").select("line", "kind")
+        return rest.sort("row").select("line", "kind", "no")
 
     def _fast_trades(self, matched: pl.DataFrame) -> pa.Table:
         if not matched.height:
@@ -235,17 +334,18 @@ class ReplayReader:
 
     # ---- our capture JSONL ---------------------------------------------------------------
 
-    def _jsonl_block(self, block: bytes, path: Path) -> ReplayChunk:
+    def _jsonl_block(self, block: bytes, path: Path, first_line: int = 1) -> ReplayChunk:
         good: list[dict[str, object]] = []
         chunk = ReplayChunk(TRADE_SCHEMA.empty_table())
-        for line in block.splitlines():
+        for no, line in enumerate(block.split(b"\n"), first_line):
             if not line.strip():
                 continue
             try:
                 row = msgspec.json.decode(line, type=_CapturedTrade)
                 good.append(row.to_columns(self.symbols))
             except (msgspec.DecodeError, ValueError) as exc:
-                chunk.dead_letters.append(_dead_letter(line.decode(errors="replace"), exc, path))
+                text = line.decode(errors="replace")
+                chunk.dead_letters.append(_dead_letter(text, exc, path, no))
         if good:
             chunk.trades = _to_trade_table(pl.DataFrame(good))
         return chunk
@@ -262,7 +362,9 @@ class ReplayReader:
                 f"BTCUSDT-trades-2024-08-09.csv ({exc})"
             ) from None
         with _open(path) as handle:
-            data = handle.read()
+            data, broken = _read_all(path, handle)
+        if broken is not None and not data.strip():
+            return _broken_chunk(broken, bytes_read=path.stat().st_size)
         has_header = data[:2].lower() == b"id"
         try:
             raw = pl.read_csv(
@@ -288,7 +390,11 @@ class ReplayReader:
             ts_event=pl.col("time") * scale,
             ts_recv=pl.lit(now_us, dtype=pl.Int64),
         )
-        return ReplayChunk(_to_trade_table(frame), bytes_read=path.stat().st_size)
+        chunk = ReplayChunk(_to_trade_table(frame), bytes_read=path.stat().st_size)
+        if broken is not None:
+            chunk.dead_letters.append(broken.dead_letter())
+            chunk.broken = broken.message()
+        return chunk
 
 
 T = TypeVar("T")
@@ -374,11 +480,20 @@ def _to_trade_table(frame: pl.DataFrame) -> pa.Table:
     return frame.select(TRADE_SCHEMA.names).to_arrow().cast(TRADE_INT_SCHEMA).cast(TRADE_SCHEMA)
 
 
-def _dead_letter(line: str, exc: Exception, path: Path) -> DeadLetter:
+def _dead_letter(line: str, exc: Exception, path: Path, line_no: int) -> DeadLetter:
     return DeadLetter(
         ts=time.time_ns() // 1000,
         source="replay",
         error=str(exc),
         raw=line.encode(),
-        context=str(path),
+        context=f"{path}:{line_no}",
+    )
+
+
+def _broken_chunk(broken: _Break, bytes_read: int = 0) -> ReplayChunk:
+    return ReplayChunk(
+        TRADE_SCHEMA.empty_table(),
+        dead_letters=[broken.dead_letter()],
+        bytes_read=bytes_read,
+        broken=broken.message(),
     )
