@@ -74,6 +74,8 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, b""  # not listening (yet)
 
 
 def http_json(url: str, timeout: float = 10) -> Any:
