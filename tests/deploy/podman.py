@@ -162,6 +162,7 @@ def compose_stack(
 ) -> Iterator[ComposeStack]:
     stack = ComposeStack(project, files, env)
     stack.down()  # a crashed earlier session's leftovers
+    volumes_before = set(podman("volume", "ls", "--format", "{{.Name}}").stdout.split())
     try:
         stack.compose("up", "-d", "--no-build", *services)
         yield stack
@@ -169,8 +170,8 @@ def compose_stack(
         stack.down()
         left = stack.running()
         assert not left, f"containers left after down: {left}"
-        volumes = podman("volume", "ls", "--format", "{{.Name}}").stdout.split()
-        assert not [v for v in volumes if v.startswith(project + "_")], volumes
+        volumes = set(podman("volume", "ls", "--format", "{{.Name}}").stdout.split())
+        assert volumes <= volumes_before, f"volumes left after down: {volumes - volumes_before}"
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 2.0) -> Any:

@@ -35,6 +35,8 @@ def test_the_image_runs_as_a_non_root_user_with_a_data_volume_and_a_healthcheck(
     ls = podman(
         "run",
         "--rm",
+        "--tmpfs",
+        "/data",
         "--entrypoint",
         "sh",
         "localhost/marketpipe:ci",
