@@ -291,6 +291,7 @@ class LiveRun:
             embedded_backend(self.store, self.status, self.broadcaster), self.settings.api
         )
         app.state.marts = DuckDBMarts(self.settings.data_dir)  # dbt's marts, see analytics/
+        app.state.view.configure_symbols(self.settings.symbols)  # valid before their data
         config = uvicorn.Config(
             app, host=self.settings.api.host, port=self.settings.api.port, log_level="warning",
             log_config=None, lifespan="off",

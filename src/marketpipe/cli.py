@@ -341,7 +341,7 @@ def _parse_time(text: str | None, name: str) -> int | None:
     try:
         return times.parse_time(text, epoch_ms=False)
     except ValueError as exc:
-        raise typer.BadParameter(f"{name}: {exc}") from None
+        raise _fail(f"{name}: {exc}", 2) from None
 
 
 def _from_running(data_dir: Path, path: str, params: dict[str, Any]) -> Any:
@@ -357,8 +357,10 @@ def _from_running(data_dir: Path, path: str, params: dict[str, Any]) -> Any:
         response = httpx.get(
             url, params={k: v for k, v in params.items() if v is not None}, timeout=30
         )
+        if response.is_client_error:  # the running API refused the question: say why
+            raise _fail(str(response.json().get("detail", response.text)), 2)
         response.raise_for_status()
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, ValueError) as exc:
         raise _fail(
             f"{data_dir} is in use by pid {info['pid']}, and its API at {url} failed: {exc}"
         ) from None
@@ -368,6 +370,13 @@ def _from_running(data_dir: Path, path: str, params: dict[str, Any]) -> Any:
 def _read_rows(data_dir: Path, path: str, params: dict[str, Any], read: Any) -> Any:
     from marketpipe.storage.embedded import DataDir, EmbeddedStore
 
+    if not data_dir.exists():  # say so, rather than create an empty one
+        raise _fail(
+            f"no data in {data_dir}: the directory does not exist (check --data-dir; "
+            "`marketpipe replay` or `marketpipe demo` creates one)"
+        )
+    if not data_dir.is_dir():
+        raise _fail(f"{data_dir} is not a directory (--data-dir takes a replay's, run's or demo's)")
     if not DataDir(data_dir).warm.is_file():
         raise _fail(f"no data in {data_dir}: run `marketpipe replay` or `marketpipe demo` first")
     try:
@@ -398,24 +407,32 @@ def query(
         str | None, typer.Option("--start", help="Inclusive ISO-8601 UTC time.")
     ] = None,
     end: Annotated[str | None, typer.Option("--end", help="Exclusive ISO-8601 UTC time.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most N rows.")] = None,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", help="json (array), jsonl, csv or table.")
     ] = OutputFormat.table,
+    config: ConfigOpt = None,
 ) -> None:
-    """Read candles, trades or alerts; times are ISO-8601 UTC, candles sorted by open_time."""
+    """Read candles, trades or alerts; times are ISO-8601 UTC, candles sorted by open_time.
+
+    A symbol or exchange that is neither stored nor configured is an error; a configured
+    symbol without data yet gives no rows."""
     from marketpipe.serving.rows import to_rows
 
     if interval not in INTERVALS:
-        raise typer.BadParameter(
-            f"{interval!r}; expected one of {', '.join(INTERVALS)}", param_hint="--interval"
-        )
-    try:
-        norm_symbol = normalize(symbol) if symbol else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--symbol") from None
+        raise _fail(f"--interval {interval!r} is not one of {', '.join(INTERVALS)}", 2)
+    if limit is not None and limit < 1:
+        raise _fail(f"--limit must be 1 or more, not {limit}", 2)
     t0, t1 = _parse_time(start, "--start"), _parse_time(end, "--end")
+    if t0 is not None and t1 is not None and t0 >= t1:
+        raise _fail(f"--start ({start}) must be before --end ({end}); the end is exclusive", 2)
+    configured = _settings(config).symbols
     exch = exchange.lower() if exchange else None
+    try:  # the spelling the running API (if any) is asked with; checked against data below
+        norm_symbol = normalize(symbol) if symbol else None
+    except ValueError:  # malformed: no data needed to say so
+        _check_question([], configured, data_dir, None, symbol)  # raises, naming the symbol
+        raise
     params = {
         "exchange": exch,
         "symbol": norm_symbol,
@@ -427,6 +444,9 @@ def query(
 
     def read(store: Any) -> list[dict[str, Any]]:
         warm = store.warm
+        exch, norm_symbol = _check_question(
+            warm.positions(), configured, data_dir, exchange, symbol
+        )
         if kind is Kind.candles:
             records = warm.candles(
                 exchange=exch, symbol=norm_symbol, interval=interval, start=t0, end=t1, limit=limit
@@ -442,6 +462,53 @@ def query(
     except MarketpipeError as exc:
         raise _fail(str(exc)) from None
     _print_rows(rows, fmt)
+
+
+def _check_question(
+    positions: list[Any],
+    configured: list[str],
+    data_dir: Path,
+    exchange: str | None,
+    symbol: str | None,
+) -> tuple[str | None, str | None]:
+    """The exchange and normalized symbol of a possible question; an error naming what does
+    not exist otherwise (see SymbolDirectory for what exists)."""
+    from marketpipe.serving.market import (
+        CONFIGURED_EXCHANGE,
+        SymbolDirectory,
+        UnknownExchange,
+        UnknownSymbol,
+    )
+
+    directory = SymbolDirectory.of(positions, configured)
+    stored = ", ".join(sorted({ex for ex, _ in directory.stored})) or "no data yet"
+    exch = None
+    if exchange is not None:
+        try:
+            exch = directory.exchange(exchange)
+        except UnknownExchange:
+            raise _fail(
+                f"unknown exchange {exchange!r}: {data_dir} holds {stored}, and the configured "
+                f"venue is {CONFIGURED_EXCHANGE}; `marketpipe status --data-dir {data_dir}` "
+                "lists what is stored",
+                2,
+            ) from None
+    if symbol is None:
+        return exch, None
+    try:
+        return exch, directory.resolve(symbol, exch)
+    except UnknownSymbol:
+        try:
+            why = f"no data for {normalize(symbol)} in {data_dir}, and it is not configured"
+        except ValueError as exc:
+            why = f"{exc}; write it as BTC-USDT or BTCUSDT"
+        on = f" on {exch}" if exch is not None else ""
+        raise _fail(
+            f"unknown symbol {symbol!r}{on}: {why}; `marketpipe status --data-dir {data_dir}` "
+            "lists the stored symbols, `symbols` in marketpipe.toml (or MARKETPIPE_SYMBOLS) "
+            "the configured ones",
+            2,
+        ) from None
 
 
 def _print_rows(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
@@ -509,6 +576,8 @@ def status(
             str(row["gaps_filled"]), str(row["duplicates"]), "-" if lag is None else _human(lag),
         )  # fmt: skip
     _stdout_console().print(table)
+    if not rows:  # a valid question, no answer yet
+        console.print(f"no trades stored in {data_dir} yet", soft_wrap=True)
 
 
 def _human(seconds: float) -> str:
@@ -565,6 +634,7 @@ def serve(
 
     api = create_app(embedded_backend(store, health), settings.api)
     api.state.marts = DuckDBMarts(settings.data_dir)
+    api.state.view.configure_symbols(settings.symbols)  # valid questions before their data
     server = uvicorn.Server(
         uvicorn.Config(api, host=settings.api.host, port=port or settings.api.port, log_config=None)
     )

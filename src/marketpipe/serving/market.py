@@ -20,7 +20,64 @@ T = TypeVar("T")
 
 
 class UnknownSymbol(LookupError):
-    """No ingested exchange holds this symbol."""
+    """No ingested exchange holds this symbol, and it is not configured."""
+
+
+class UnknownExchange(LookupError):
+    """No exchange of this name has data or is configured."""
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolDirectory:
+    """Which questions are possible. A symbol exists on an exchange if data for it is stored
+    there, or if it is configured (`symbols` in the settings, ingested from Binance): a
+    configured symbol without data yet is a valid question with an empty answer. Anything
+    else is unknown, and asking for it is an error, not an empty result."""
+
+    stored: frozenset[tuple[str, str]]
+    configured: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def of(
+        cls, positions: list[Position], configured_symbols: list[str] | tuple[str, ...] = ()
+    ) -> "SymbolDirectory":
+        return cls(
+            frozenset((p.exchange, p.symbol) for p in positions),
+            frozenset((CONFIGURED_EXCHANGE, s) for s in configured_symbols),
+        )
+
+    @property
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        return self.stored | self.configured
+
+    def exchanges(self) -> list[str]:
+        return sorted({ex for ex, _ in self.pairs})
+
+    def symbols(self, exchange: str | None = None) -> list[str]:
+        return sorted({s for ex, s in self.pairs if exchange is None or ex == exchange})
+
+    def exchange(self, name: str) -> str:
+        """The lowercase name if it exists, else UnknownExchange."""
+        lowered = name.lower()
+        if lowered not in self.exchanges():
+            raise UnknownExchange(name)
+        return lowered
+
+    def resolve(self, symbol: str, exchange: str | None = None) -> str:
+        """The normalized symbol if it exists (on `exchange`, or on any), else UnknownSymbol."""
+        from marketpipe.model.symbols import normalize
+
+        try:
+            normalized = normalize(symbol)
+        except ValueError:
+            raise UnknownSymbol(symbol) from None
+        if normalized not in self.symbols(exchange):
+            raise UnknownSymbol(symbol)
+        return normalized
+
+
+# The venue the configured symbols are ingested from (`marketpipe run`, `demo`).
+CONFIGURED_EXCHANGE = "binance"
 
 
 def fill_gaps(candles: list[Candle], width: int, start: int | None = None) -> list[Candle]:
@@ -109,6 +166,11 @@ class MarketView:
         self._cache: dict[object, tuple[float, object]] = {}
         self._responses: dict[object, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
+        self.configured_symbols: tuple[str, ...] = ()  # see SymbolDirectory
+
+    def configure_symbols(self, symbols: list[str] | tuple[str, ...]) -> None:
+        """The symbols the pipeline ingests: valid questions before their first trade."""
+        self.configured_symbols = tuple(symbols)
 
     def reusable(self, key: object) -> bytes | None:
         """A response built for `key` at the current data version, if any. Never blocks, so
@@ -160,17 +222,12 @@ class MarketView:
             if exchange is None or p.exchange == exchange
         )
 
-    def resolve(self, symbol: str, exchange: str) -> str:
-        """The normalized symbol if `exchange` has it, else UnknownSymbol."""
-        from marketpipe.model.symbols import normalize
+    def directory(self) -> SymbolDirectory:
+        return SymbolDirectory.of(self.positions(), self.configured_symbols)
 
-        try:
-            normalized = normalize(symbol)
-        except ValueError:
-            raise UnknownSymbol(symbol) from None
-        if (exchange, normalized) not in set(self.symbols()):
-            raise UnknownSymbol(symbol)
-        return normalized
+    def resolve(self, symbol: str, exchange: str | None) -> str:
+        """The normalized symbol if it exists on `exchange` (None: on any), else UnknownSymbol."""
+        return self.directory().resolve(symbol, exchange)
 
     def quotes(self) -> dict[tuple[str, str], Quote]:
         return self._cached(

@@ -121,7 +121,7 @@ class BinanceRoutes:
 
     def _exchange(self, exchange: str | None) -> str:
         name = (exchange or "binance").lower()
-        if exchange is not None and name not in {ex for ex, _ in self.view.symbols()}:
+        if exchange is not None and name not in self.view.directory().exchanges():
             raise e.BinanceError(
                 e.INVALID_PARAMETER, f"Invalid data sent for a parameter: exchange {exchange!r}."
             )

@@ -14,8 +14,8 @@ from marketpipe.model import times
 from marketpipe.model.errors import QueryError
 from marketpipe.model.intervals import INTERVAL_US, INTERVALS
 from marketpipe.model.records import Alert, Candle
-from marketpipe.model.symbols import normalize, to_native
-from marketpipe.serving.market import MarketView, Stats24h, UnknownSymbol
+from marketpipe.model.symbols import to_native
+from marketpipe.serving.market import MarketView, Stats24h, UnknownExchange, UnknownSymbol
 from marketpipe.serving.pipeline_stats import PipelineStats
 from marketpipe.serving.rows import iso, position_row, to_rows
 
@@ -164,13 +164,29 @@ class NativeRoutes:
     def routers(self) -> list[APIRouter]:
         return [self.market, self.analytics, self.system, self.query]
 
-    def _symbol(self, symbol: str, exchange: str) -> str:
+    def _exchange(self, exchange: str | None) -> str | None:
+        """None stays None (every exchange); a name no exchange has is a 404 naming it."""
+        if exchange is None:
+            return None
+        directory = self.view.directory()
+        try:
+            return directory.exchange(exchange)
+        except UnknownExchange:
+            known = ", ".join(directory.exchanges()) or "none"
+            raise HTTPException(404, f"unknown exchange {exchange!r}; known: {known}") from None
+
+    def _symbol(self, symbol: str, exchange: str | None) -> str:
+        self._exchange(exchange)
         try:
             return self.view.resolve(symbol, exchange)
         except UnknownSymbol:
-            known = ", ".join(to_native(s) for _, s in self.view.symbols(exchange)[:20])
+            names = self.view.directory().symbols(exchange)
+            known = ", ".join(to_native(s) for s in names[:20]) + (", ..." * (len(names) > 20))
+            where = f" on {exchange!r}" if exchange is not None else ""
             raise HTTPException(
-                404, f"no data for symbol {symbol!r} on {exchange!r}; known: {known or 'none'}"
+                404,
+                f"unknown symbol {symbol!r}{where}: no data stored and not configured; "
+                f"GET /api/v1/query/positions lists the stored symbols (known: {known or 'none'})",
             ) from None
 
     # ---- market --------------------------------------------------------------------------
@@ -178,6 +194,7 @@ class NativeRoutes:
     def realtime(
         self, exchange: Annotated[str | None, Query(max_length=20)] = None
     ) -> list[dict[str, Any]]:
+        exchange = self._exchange(exchange)
         quotes = self.view.quotes()
         rows = []
         for s in self.view.all_stats(exchange):
@@ -268,6 +285,7 @@ class NativeRoutes:
         limit: Annotated[int, Query(ge=1, le=1000)] = 24,
         exchange: ExchangeParam = "binance",
     ) -> list[dict[str, Any]]:
+        self._exchange(exchange)
         names = (
             [self._symbol(symbol, exchange)]
             if symbol
@@ -300,12 +318,8 @@ class NativeRoutes:
         exchange: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,20}$")] = None,
     ) -> list[dict[str, Any]]:
         t0, t1 = _range(start, end)
-        name = None
-        if symbol:
-            try:
-                name = normalize(symbol)
-            except ValueError as exc:
-                raise QueryError(f"symbol: {exc}") from None
+        exchange = self._exchange(exchange)
+        name = self._symbol(symbol, exchange) if symbol else None
         routed = self.view.router.alerts(
             exchange, name, t0, t1, kind=kind, limit=limit, newest_first=True
         )
@@ -340,10 +354,10 @@ class NativeRoutes:
         ] = None,
         limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
     ) -> list[dict[str, Any]]:
-        try:
-            name = normalize(symbol) if symbol else None
-        except ValueError as exc:
-            raise QueryError(f"symbol: {exc}") from None
+        if start is not None and end is not None and start >= end:
+            raise QueryError("start must be before end")
+        exchange = self._exchange(exchange)
+        name = self._symbol(symbol, exchange) if symbol else None
         router = self.view.router
         if kind == "alerts":
             return to_rows(router.alerts(exchange, name, start, end, limit=limit).records)
