@@ -42,6 +42,7 @@ lint: install
 	$(BIN)/ruff check src tests bench harness
 	$(BIN)/ruff format --check src tests bench harness
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	bash scripts/bench-deps.sh

@@ -26,10 +26,10 @@ from websockets.asyncio.client import connect
 
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.config import load_settings
+from marketpipe.embedded.pipeline import Pipeline
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Candle, Position, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
-from marketpipe.pipeline import Pipeline
 from marketpipe.serving.app import create_app
 from marketpipe.serving.backend import embedded_backend
 from marketpipe.serving.settings import ApiSettings

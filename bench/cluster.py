@@ -29,11 +29,11 @@ from deploy.kafka.broker import KafkaBroker
 
 from harness.servers import ScriptServer, server_dir
 from marketpipe.bus.kafka import Topics, end_offsets, ensure_topics
+from marketpipe.cluster.ingest import KafkaIngest
+from marketpipe.cluster.native import EngineConfig, NativeProcessor
+from marketpipe.cluster.spark_engine import SparkSink, run_spark, spark_jars
 from marketpipe.config import load_settings
 from marketpipe.model.batch import CommitBatch
-from marketpipe.roles.ingest import KafkaIngest
-from marketpipe.roles.native import EngineConfig, NativeProcessor
-from marketpipe.roles.spark_engine import SparkSink, run_spark, spark_jars
 from marketpipe.simulator import SyntheticMarket
 from marketpipe.spark.job import JobConfig, local_session, start
 from marketpipe.storage.postgres_warm import PostgresWarehouse

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from bench.latency import CommitLog, summarize
-from marketpipe.app import LiveRun, point_at
 from marketpipe.config import load_settings
+from marketpipe.embedded.demo import point_at
+from marketpipe.embedded.live import LiveRun
 from marketpipe.simulator import SimulatedExchange, SyntheticMarket
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]

@@ -21,8 +21,9 @@ from websockets.asyncio.client import connect
 
 from bench.environment import peak_rss_mb
 from bench.latency import CommitLog, SendTimes, latencies_ms, push_latencies_ms, summarize
-from marketpipe.app import LiveRun, point_at
 from marketpipe.config import DEFAULT_SYMBOLS, Settings, load_settings
+from marketpipe.embedded.demo import point_at
+from marketpipe.embedded.live import LiveRun
 from marketpipe.model.symbols import normalize
 from marketpipe.simulator import SimulatedExchange, SyntheticMarket
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from marketpipe.app import open_store
 from marketpipe.config import load_settings
+from marketpipe.embedded.pipeline import Pipeline
+from marketpipe.embedded.stores import open_store
 from marketpipe.model.symbols import DEFAULT_SYMBOLS
-from marketpipe.pipeline import Pipeline
 from marketpipe.simulator import SyntheticMarket
 
 START_US = 1_723_161_600_000_000  # 2024-08-09 00:00 UTC

@@ -12,8 +12,8 @@ from typing import Any
 import pyarrow as pa
 
 from bench.environment import peak_rss_mb
-from marketpipe.app import replay
 from marketpipe.config import load_settings
+from marketpipe.embedded.replay import replay
 from marketpipe.observability import metrics as m
 from marketpipe.processing.alerts import AlertRules
 from marketpipe.processing.engine import CandleEngine
@@ -22,7 +22,7 @@ from marketpipe.storage.embedded import EmbeddedStore
 
 
 def full_replay(paths: list[Path], expected_trades: int, data_dir: Path) -> dict[str, Any]:
-    """`marketpipe.app.replay` into an empty data dir: DuckDB, Parquet lake, candles, alerts."""
+    """`marketpipe.embedded.replay.replay` into an empty data dir: DuckDB, lake, candles, alerts."""
     shutil.rmtree(data_dir, ignore_errors=True)
     settings = load_settings(data_dir=data_dir)
     started = time.perf_counter()

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marketpipe.config import AlertSettings, load_settings
+from marketpipe.embedded.pipeline import Pipeline
 from marketpipe.model.schemas import TRADE_SCHEMA
-from marketpipe.pipeline import Pipeline
 from marketpipe.processing.alerts import AlertRules
 from marketpipe.processing.engine import CandleEngine
 from marketpipe.sources.replay import _TRADE_FRAME, ReplayReader, _lines

@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from marketpipe.app import replay
 from marketpipe.config import load_settings
+from marketpipe.embedded.replay import replay
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from marketpipe.analytics.settings import DbtSettings, SchedulerSettings
-from marketpipe.cluster_settings import ClusterSettings
+from marketpipe.cluster.settings import ClusterSettings
 from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
 from marketpipe.serving.settings import ApiSettings
@@ -49,6 +49,11 @@ class EngineSettings(BaseModel):
     # (clock skew plus network delay), so its last windows still go final.
     idle_watermark: bool = True
     idle_lag_s: float = Field(1.0, ge=0)
+
+    @property
+    def final_after_us(self) -> int:
+        """How long after its end a window can still change: grace plus allowed lateness."""
+        return int((self.grace_s + self.allowed_lateness_s) * 1e6)
 
 
 class AlertSettings(BaseModel):
@@ -78,6 +83,10 @@ class StorageSettings(BaseModel):
     commit_log: bool = True
     # fdatasync each commit-log append: survives power loss, not only kill -9.
     fsync: bool = True
+
+    @property
+    def hot_retention_us(self) -> int:
+        return self.hot_retention_minutes * 60_000_000
 
 
 class SimulatorSettings(BaseModel):

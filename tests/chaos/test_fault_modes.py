@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from marketpipe.app import LiveRun, point_at
 from marketpipe.config import Settings
+from marketpipe.embedded.demo import point_at
+from marketpipe.embedded.live import LiveRun
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from tests.chaos.snapshot import Snapshot, assert_consistent, snapshot
 from tests.chaos.truth import assert_matches_truth

@@ -11,10 +11,10 @@ import pytest
 from marketpipe.analytics.build import run_for_mode
 from marketpipe.analytics.runner import DbtResult, dbt_executable
 from marketpipe.analytics.settings import DbtSettings
-from marketpipe.app import replay
 from marketpipe.config import load_settings
+from marketpipe.embedded.pipeline import CommitHook
+from marketpipe.embedded.replay import replay
 from marketpipe.model.errors import ConfigError
-from marketpipe.pipeline import CommitHook
 from marketpipe.simulator import SyntheticMarket, write_trade_frames
 from marketpipe.storage.embedded import EmbeddedStore
 from tests.conftest import BINANCE_08, BINANCE_09

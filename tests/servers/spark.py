@@ -20,7 +20,7 @@ def spark() -> Iterator[Any]:
         import pyspark
     except ImportError:
         pytest.fail("pyspark is missing: run `bash scripts/setup.d/31-spark.sh` (make test does)")
-    from marketpipe.roles.spark_engine import spark_jars
+    from marketpipe.cluster.spark_engine import spark_jars
     from marketpipe.spark.job import local_session
 
     started = time.perf_counter()

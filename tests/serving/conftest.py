@@ -14,8 +14,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from marketpipe.app import replay
 from marketpipe.config import load_settings
+from marketpipe.embedded.replay import replay
 from marketpipe.serving.app import create_app
 from marketpipe.serving.backend import embedded_backend
 from marketpipe.serving.settings import ApiSettings

@@ -18,8 +18,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from marketpipe.app import LiveRun, demo
 from marketpipe.config import load_settings
+from marketpipe.embedded.demo import demo
+from marketpipe.embedded.live import LiveRun
 
 pytestmark = [
     pytest.mark.integration,

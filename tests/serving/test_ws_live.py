@@ -12,8 +12,9 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from marketpipe.app import LiveRun, demo
 from marketpipe.config import load_settings
+from marketpipe.embedded.demo import demo
+from marketpipe.embedded.live import LiveRun
 from marketpipe.model.batch import CommitBatch
 
 pytestmark = pytest.mark.integration

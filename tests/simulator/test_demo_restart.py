@@ -6,8 +6,9 @@ import asyncio
 import httpx
 import pytest
 
-from marketpipe.app import LiveRun, demo, point_at
 from marketpipe.config import Settings
+from marketpipe.embedded.demo import demo, point_at
+from marketpipe.embedded.live import LiveRun
 from marketpipe.simulator import SimulatedExchange, SyntheticMarket
 from marketpipe.storage.embedded import EmbeddedStore
 

@@ -12,8 +12,8 @@ import duckdb
 import pytest
 
 from marketpipe.sources.replay import ReplayReader
+from tests.cli.test_cli import assert_same_candles, candles_json, marketpipe
 from tests.conftest import BINANCE_08, BINANCE_09
-from tests.test_cli import assert_same_candles, candles_json, marketpipe
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from marketpipe.app import replay
 from marketpipe.config import load_settings
+from marketpipe.embedded.replay import replay
 from marketpipe.model.batch import CommitBatch
 from tests.conftest import BINANCE_08, BINANCE_09
 

@@ -13,8 +13,8 @@ from marketpipe.storage.redis_hot import RedisHotTier
 from marketpipe.storage.router import TierRouter
 from marketpipe.storage.s3 import S3Location, s3_lake
 from tests.conftest import BINANCE_08, BINANCE_09
+from tests.embedded.test_replay import assert_matches_reference
 from tests.servers.s3 import S3Endpoint
-from tests.test_app_replay import assert_matches_reference
 
 pytestmark = pytest.mark.integration
 

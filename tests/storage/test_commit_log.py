@@ -102,7 +102,7 @@ _CHILD = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from marketpipe.config import load_settings
-    from marketpipe.pipeline import Pipeline
+    from marketpipe.embedded.pipeline import Pipeline
     from marketpipe.sources.replay import ReplayReader
     from marketpipe.storage.embedded import EmbeddedStore
 

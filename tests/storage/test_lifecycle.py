@@ -8,9 +8,9 @@ import pyarrow.fs as pafs
 import pytest
 
 from harness.reference import raw_trades, reference_candles
-from marketpipe.app import replay
+from marketpipe.cli.lifecycle import run_lifecycle
 from marketpipe.config import Settings, load_settings
-from marketpipe.lifecycle_job import run_lifecycle
+from marketpipe.embedded.replay import replay
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Candle, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, from_table, to_table
@@ -21,8 +21,8 @@ from marketpipe.storage.postgres_warm import PostgresWarehouse
 from marketpipe.storage.redis_hot import RedisHotTier
 from marketpipe.storage.s3 import s3_lake
 from tests.conftest import BINANCE_08, BINANCE_09
+from tests.embedded.test_replay import assert_matches_reference
 from tests.servers.s3 import S3Endpoint
-from tests.test_app_replay import assert_matches_reference
 
 pytestmark = pytest.mark.integration
 

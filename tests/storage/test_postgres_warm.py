@@ -18,8 +18,8 @@ from marketpipe.storage.duckdb_schema import TABLES
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
 from marketpipe.storage.postgres_warm import PostgresWarehouse
 from tests.conftest import BINANCE_08, BINANCE_09
+from tests.embedded.test_replay import assert_matches_reference
 from tests.servers.scripts import ScriptServer
-from tests.test_app_replay import assert_matches_reference
 
 pytestmark = pytest.mark.integration
 

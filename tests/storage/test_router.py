@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from harness.reference import raw_trades, reference_candles
-from marketpipe.app import replay
 from marketpipe.config import Settings
+from marketpipe.embedded.replay import replay
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Alert, Candle, Trade
 from marketpipe.storage.embedded import EmbeddedStore

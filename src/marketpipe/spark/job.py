@@ -4,7 +4,7 @@ Spark does the heavy, partitioned work: parse and validate the JSON values, an e
 watermark, dedup by `(exchange, symbol, trade_id)` within it, and stateful 1m windows whose
 open/close are `min_by`/`max_by` over `struct(ts_event, trade_id)` (the same total order the
 native engine uses). The query runs in update mode: every micro-batch hands the full, current
-value of each window it changed to a `foreachBatch` sink (wired in `marketpipe.roles`), which
+value of each window it changed to a `foreachBatch` sink (wired in `marketpipe.cluster`), which
 decides finality, rolls up, alerts and commits fenced by batch id.
 
 Invalid messages go to the DLQ topic by a second query (Spark's Kafka sink), with the error,

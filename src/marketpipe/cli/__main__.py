@@ -1,0 +1,5 @@
+"""`python -m marketpipe.cli ...`, as the tests and the bench start it."""
+
+from marketpipe.cli.app import main
+
+main()

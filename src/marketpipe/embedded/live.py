@@ -1,0 +1,347 @@
+"""A live run (`run`, and the heart of `demo`): venue connector, pipeline, API and scheduler
+in one event loop, with a clean stop on the first signal."""
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import uvicorn
+
+from marketpipe.bus.broadcast import CommitBroadcaster
+from marketpipe.bus.memory import MemoryBus
+from marketpipe.config import Settings
+from marketpipe.embedded.pipeline import CommitHook, Pipeline
+from marketpipe.embedded.scheduler import Scheduler
+from marketpipe.embedded.stores import open_store
+from marketpipe.model.batch import CommitBatch
+from marketpipe.model.errors import ConfigError
+from marketpipe.model.records import DeadLetter, Quote, Trade
+from marketpipe.model.schemas import TRADE_SCHEMA, to_table
+from marketpipe.sources.binance.connector import BinanceConnector
+from marketpipe.sources.binance.settings import BinanceSettings
+from marketpipe.storage.embedded import EmbeddedStore
+
+log = logging.getLogger(__name__)
+
+LiveRecord = Trade | Quote | DeadLetter
+# Starts a venue given the last stored trade id per symbol; returns how to connect to it.
+StartVenue = Callable[[dict[str, int]], Awaitable[BinanceSettings]]
+
+
+def _console_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(slots=True)
+class LiveRun:
+    """`marketpipe run`: live exchange -> bus -> engine -> storage, with the API alongside."""
+
+    settings: Settings
+    on_commit: CommitHook | None = None
+    # Starts the venue once the data dir is open, from the last stored trade id per symbol,
+    # and returns where to connect (the demo's simulated exchange); None: settings.binance.
+    start_venue: StartVenue | None = None
+    store: EmbeddedStore | None = None
+    pipeline: Pipeline | None = None
+    connector: BinanceConnector | None = None
+    api_port: int | None = None
+    scheduler: Scheduler | None = None
+    extra_status: dict[str, Any] = field(default_factory=dict)
+    # Every committed batch goes here too: the API's WebSocket pushes come from it.
+    broadcaster: CommitBroadcaster = field(default_factory=CommitBroadcaster)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Ends the engine loop even if its cancellation is lost: Python 3.11's wait_for (in the
+    # bus drain) can swallow a cancel that races with a record arriving, and the run would
+    # then wait for the loop forever.
+    _consumer_done: asyncio.Event = field(default_factory=asyncio.Event)
+    # One-line notices for the person at the console (the venue unreachable, and back).
+    notify: Callable[[str], None] = _console_line
+    # Trades the connector dropped as already forwarded, as far as the totals know them.
+    _source_duplicates: int = 0
+
+    async def run(
+        self, duration_s: float | None = None, ready: Callable[["LiveRun"], None] | None = None
+    ) -> None:
+        settings = self.settings
+        store = self.store = open_store(settings, live=True)
+        lock = store.dirs.lock
+        try:
+            pipeline = self.pipeline = await asyncio.to_thread(
+                Pipeline, settings, store, self._committed
+            )
+            # Everything loaded so far lives as long as the process: keep it out of the
+            # garbage collector's full passes, which otherwise scan it every few hundred
+            # milliseconds at live rates (seen as stalls of the event loop in profiles).
+            gc.freeze()
+            bus: MemoryBus[LiveRecord] = MemoryBus()
+            stored = [p for p in store.warm.positions() if p.exchange == "binance"]
+            last_ids = {p.symbol: p.last_trade_id for p in stored}
+            if self.start_venue is not None:
+                binance = await self.start_venue(last_ids)
+                settings = self.settings = settings.model_copy(update={"binance": binance})
+            self.connector = BinanceConnector(
+                settings.binance,
+                settings.symbols,
+                bus.publish,
+                last_ids,
+                start_holes={p.symbol: id_holes(p.id_ranges) for p in stored},
+            )
+            listener = _bind(settings.api.host, settings.api.port)
+            self.api_port = listener.getsockname()[1]
+            server = self._api_server()
+            tasks = [
+                asyncio.create_task(self.connector.run(), name="binance"),
+                asyncio.create_task(self._consume(bus, pipeline), name="engine"),
+                asyncio.create_task(self._watch_venue(), name="venue-watch"),
+                asyncio.create_task(server.serve(sockets=[listener]), name="api"),
+            ]
+            if settings.scheduler.enabled:  # dbt builds and the daily lifecycle
+                from marketpipe.embedded.jobs import embedded_jobs
+
+                self.scheduler = Scheduler(embedded_jobs(settings, store))
+                tasks.insert(2, asyncio.create_task(self.scheduler.run(), name="scheduler"))
+            lock.write_text(
+                json.dumps({"pid": os.getpid(), "host": settings.api.host, "port": self.api_port})
+            )
+            if ready is not None:
+                ready(self)
+            stop = asyncio.create_task(self._stopping.wait(), name="stop")
+            # Runs until the duration, a stop() call, or a task failing (e.g. the disk is full).
+            done, _ = await asyncio.wait(
+                [stop, *tasks], timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not any(task in done for task in tasks):  # a clean stop, not a failure
+                await self._settle(bus)
+            self._consumer_done.set()
+            server.should_exit = True
+            for task in (stop, *tasks[:-1]):  # the API (last) stops via should_exit
+                task.cancel()
+            await asyncio.gather(stop, *tasks, return_exceptions=True)
+            self._count_source_duplicates(pipeline)  # drops of the last moments too
+            failed = [t for t in done if t is not stop and not t.cancelled() and t.exception()]
+            if failed:
+                raise failed[0].exception()  # type: ignore[misc]
+            await asyncio.to_thread(store.export_to_lake)
+        finally:
+            lock.unlink(missing_ok=True)
+            store.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _settle(self, bus: MemoryBus[LiveRecord], timeout_s: float = 5.0) -> None:
+        """Before a clean stop, give gap back-fills still running, and the records queued for
+        the engine, a few seconds to commit: the stop then leaves no hole for the next start
+        to fill (the pipeline keeps up with the stream, so a gap found in the last second
+        would otherwise show as one)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self.connector.status() if self.connector is not None else None
+            if (status is None or not status.backfill_pending) and not bus.pending():
+                break
+            await asyncio.sleep(0.05)
+        # The last drained batch is on its way to a commit: one batch window and a bit.
+        await asyncio.sleep(self.settings.engine.batch_max_delay_ms / 1000 + 0.05)
+
+    def _committed(self, batch: CommitBatch, committed_ns: int) -> None:
+        self.broadcaster.publish(batch, committed_ns)
+        if self.on_commit is not None:
+            self.on_commit(batch, committed_ns)
+
+    def _api_server(self) -> uvicorn.Server:
+        assert self.store is not None
+        # The API stack loads only for live runs: replay starts without it.
+        from marketpipe.serving.app import create_app
+        from marketpipe.serving.backend import embedded_backend
+        from marketpipe.serving.routes_marts import DuckDBMarts
+
+        app = create_app(
+            embedded_backend(self.store, self.status, self.broadcaster), self.settings.api
+        )
+        app.state.marts = DuckDBMarts(self.settings.data_dir)  # dbt's marts, see analytics/
+        app.state.view.configure_symbols(self.settings.symbols)  # valid before their data
+        config = uvicorn.Config(
+            app, host=self.settings.api.host, port=self.settings.api.port, log_level="warning",
+            log_config=None, lifespan="off",
+        )  # fmt: skip
+        return _EmbeddedServer(config)
+
+    async def _consume(self, bus: MemoryBus[LiveRecord], pipeline: Pipeline) -> None:
+        engine = self.settings.engine
+        last_idle = time.monotonic()
+        while not self._consumer_done.is_set():
+            records = await bus.drain(
+                engine.batch_max_trades, engine.batch_max_delay_ms / 1000, 0.25
+            )
+            if records:
+                trades = [r for r in records if type(r) is Trade]
+                quotes = [r for r in records if type(r) is Quote]
+                dead = [r for r in records if type(r) is DeadLetter]
+                await _finish_on_cancel(
+                    asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead)
+                )
+            self._count_source_duplicates(pipeline)
+            if (
+                engine.idle_watermark
+                and time.monotonic() - last_idle >= 0.25
+                and self._sources_settled()
+            ):
+                last_idle = time.monotonic()
+                await _finish_on_cancel(
+                    asyncio.to_thread(
+                        pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6)
+                    )
+                )
+
+    async def _watch_venue(self, every_s: float = 0.5) -> None:
+        """Say plainly, once per outage, that the venue cannot be reached and what to check;
+        the structured logs have every attempt. The connector keeps retrying meanwhile."""
+        reported = False
+        while True:
+            await asyncio.sleep(every_s)
+            if self.connector is None:
+                continue
+            status = self.connector.status()
+            url = self.settings.binance.ws_url
+            errors = [c.last_error for c in status.connections if not c.connected and c.last_error]
+            if errors and not reported:
+                self.notify(venue_unreachable(url, errors[0]))
+                reported = True
+            elif reported and status.connections_open == len(status.connections) > 0:
+                self.notify(f"connected to Binance at {url}")
+                reported = False
+
+    def _count_source_duplicates(self, pipeline: Pipeline) -> None:
+        """The connector drops live trades it has already forwarded (ids at or below the last
+        one): they count as duplicates where the user looks, like the engine's own."""
+        if self.connector is None:
+            return
+        dropped = self.connector.duplicates_dropped
+        if dropped > self._source_duplicates:
+            pipeline.count_source_duplicates(dropped - self._source_duplicates)
+            self._source_duplicates = dropped
+
+    def _sources_settled(self) -> bool:
+        """Advance idle watermarks only while every connection is up and no back-fill is due."""
+        if self.connector is None:
+            return False
+        status = self.connector.status()
+        return (
+            bool(status.connections)
+            and status.connections_open == len(status.connections)
+            and not status.backfill_pending
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Per-component health for `/api/v1/system/health`."""
+        age = self.store.warm.last_commit_age_s() if self.store is not None else None
+        components: dict[str, Any] = {"storage": {"status": "ok", "last_commit_age_s": age}}
+        if self.connector is not None:
+            s = self.connector.status()
+            components["binance"] = {
+                "status": "ok"
+                if s.connections_open == len(s.connections) and s.connections
+                else "degraded",
+                "connections_open": s.connections_open,
+                "reconnects": s.reconnects,
+                "backfill_pending": s.backfill_pending,
+                "dead_letters": s.dead_letters,
+                "duplicates_dropped": sum(x.duplicates_dropped for x in s.symbols.values()),
+                "last_error": next((c.last_error for c in s.connections if c.last_error), None),
+            }
+        if self.pipeline is not None:
+            t = self.pipeline.totals
+            # Every stage's duplicates: the engine's, and the connector's drops, including those
+            # the totals learn of on the consumer's next pass (read here, never written: the
+            # totals are the consumer's).
+            uncounted = 0
+            if self.connector is not None:
+                uncounted = max(0, self.connector.duplicates_dropped - self._source_duplicates)
+            components["engine"] = {
+                "status": "ok",
+                "batches": t.batches,
+                "trades": t.trades_stored,
+                "duplicates": t.duplicates + uncounted,
+                "duplicates_source": t.duplicates_source + uncounted,
+                "late_trades": t.late,
+                "open_windows": self.pipeline.engine.open_windows,
+            }
+        if self.scheduler is not None:
+            components["scheduler"] = self.scheduler.status()
+        components.update(self.extra_status)
+        healthy = all(c.get("status") == "ok" for c in components.values())
+        return {
+            "status": "ok" if healthy else "degraded",
+            "last_commit_age_s": age,
+            "components": components,
+        }
+
+
+async def _finish_on_cancel(work: Awaitable[object]) -> None:
+    """Await `work`; if cancelled meanwhile, still let it finish before cancelling. A batch
+    being committed on a worker thread must not outlive the run, or it would commit after
+    the store closed (and be missing from it until the next start)."""
+    future = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await future
+        raise
+
+
+def _ingest_records(
+    pipeline: Pipeline, trades: list[Trade], quotes: list[Quote], dead: list[DeadLetter]
+) -> None:
+    """On a worker thread: the record-to-Arrow conversion stays off the event loop too."""
+    pipeline.ingest(to_table(trades, TRADE_SCHEMA), quotes, dead)
+
+
+def venue_unreachable(ws_url: str, error: str) -> str:
+    """The one line a user sees when Binance cannot be reached, with what to check."""
+    return (
+        f"cannot reach Binance at {ws_url} ({error}); retrying. Check the network and any "
+        "proxy or firewall, or point MARKETPIPE_BINANCE__WS_URL (and "
+        "MARKETPIPE_BINANCE__REST_URL) at a reachable endpoint. Offline? `make demo` runs the "
+        "whole pipeline against a local simulated exchange."
+    )
+
+
+def id_holes(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ids missing between stored id ranges: `[(1, 5), (9, 9)]` -> `[(6, 8)]`."""
+    ordered = sorted(ranges)
+    return [(a[1] + 1, b[0] - 1) for a, b in pairwise(ordered) if b[0] > a[1] + 1]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind the API socket up front, so a taken port is a clear error before anything runs."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise ConfigError(
+            f"cannot serve the API on {host}:{port} ({exc.strerror}); "
+            "choose another with --port or MARKETPIPE_API__PORT"
+        ) from None
+    listener.listen(128)
+    return listener
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our own event loop: signals stay with the pipeline, which stops the
+    server itself, instead of uvicorn capturing Ctrl-C and re-raising it later."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
