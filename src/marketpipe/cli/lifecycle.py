@@ -3,17 +3,16 @@ once, for embedded mode (a data dir) or cluster mode (`[cluster]`: PostgreSQL, S
 
 import time
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from marketpipe.config import Settings, load_settings
+from marketpipe.cli.common import ConfigOpt, DataDirOpt, console, settings_from
+from marketpipe.config import Settings
 from marketpipe.model import times
 from marketpipe.model.errors import MarketpipeError
-from marketpipe.observability.logging import configure_logging
 
 if TYPE_CHECKING:
     from marketpipe.storage.embedded import EmbeddedStore
@@ -24,7 +23,6 @@ app = typer.Typer(
     "lake, daily compaction of small Parquet files. Normally run daily by the scheduler.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
 
 
 class Backend(StrEnum):
@@ -38,24 +36,15 @@ def run(
         Backend,
         typer.Option("--backend", help="embedded (a data dir) or cluster (cluster settings)."),
     ] = Backend.embedded,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Embedded mode's data dir (default: data).")
-    ] = None,
+    data_dir: DataDirOpt = None,
     now: Annotated[
         str | None,
         typer.Option("--now", help="Act as if it were this ISO-8601 UTC time (default: now)."),
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="Settings file (default: ./marketpipe.toml).")
-    ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Run the lifecycle once and print what it did."""
-    try:
-        settings = load_settings(config, data_dir=data_dir)
-    except MarketpipeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format)
+    settings = settings_from(config, data_dir=data_dir)
     now_us = None
     if now is not None:
         try:
