@@ -14,7 +14,7 @@ from marketpipe.model.records import DeadLetter, Quote
 from marketpipe.observability import metrics as m
 from marketpipe.processing.alerts import AlertRules
 from marketpipe.processing.engine import CandleEngine
-from marketpipe.storage.embedded import EmbeddedStore
+from marketpipe.storage.sink import BatchSink
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Pipeline:
     """
 
     def __init__(
-        self, settings: Settings, store: EmbeddedStore, on_commit: CommitHook | None = None
+        self, settings: Settings, store: BatchSink, on_commit: CommitHook | None = None
     ) -> None:
         self.settings = settings
         self.store = store
@@ -58,12 +58,12 @@ class Pipeline:
         self._recover()
 
     def _recover(self) -> None:
-        positions = self.store.warm.positions()
+        positions = self.store.positions()
         if not positions:
             return
         grace = self.engine.grace_us
         oldest_watermark = min(p.max_ts_event for p in positions) - grace
-        windows = self.store.warm.open_windows(oldest_watermark - self.engine.allowed_lateness_us)
+        windows = self.store.open_windows(oldest_watermark - self.engine.allowed_lateness_us)
         self.engine.restore(positions, windows)
         log.info(
             "recovered state",

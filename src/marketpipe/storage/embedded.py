@@ -14,6 +14,7 @@ from pathlib import Path
 
 from marketpipe.model.batch import CommitBatch, merge_batches
 from marketpipe.model.errors import StorageError
+from marketpipe.model.records import Candle, Position
 from marketpipe.storage.commit_log import CommitLog
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
 from marketpipe.storage.hot_memory import MemoryHotTier
@@ -126,6 +127,13 @@ class EmbeddedStore:
         self.hot.apply(batch)
         self.version += 1  # last: a reader that sees the new version sees the whole batch
         return seq
+
+    def positions(self) -> list[Position]:
+        """Stored positions (a `StateSource`): the warm store's, current once it opened."""
+        return self.warm.positions()
+
+    def open_windows(self, min_close_time: int) -> list[tuple[Candle, int, int]]:
+        return self.warm.open_windows(min_close_time)
 
     def sync(self) -> None:
         """Wait until the warm store holds every committed batch (a no-op without the log)."""
