@@ -161,13 +161,8 @@ def process(
     bootstrap = bootstrap or cluster.kafka_bootstrap_servers
     group = group or cluster.consumer_group
     topics = Topics(topic_prefix)
-    engine_config = EngineConfig(
-        settings.alerts,
-        grace_us=int(settings.engine.grace_s * 1e6),
-        allowed_lateness_us=int(settings.engine.allowed_lateness_s * 1e6),
-        idle_watermark=settings.engine.idle_watermark,
-        idle_lag_us=int(settings.engine.idle_lag_s * 1e6),
-        batch_max_messages=batch_max,
+    engine_config = EngineConfig.from_sections(
+        settings.engine, settings.alerts, batch_max_messages=batch_max
     )
     try:
         ensure_topics(bootstrap, topics, partitions=partitions or cluster.topic_partitions,

@@ -39,8 +39,9 @@ from marketpipe.cluster.retry import best_effort, until_stored
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Candle, DeadLetter, Position, Quote
 from marketpipe.model.schemas import TRADE_SCHEMA
-from marketpipe.processing.alerts import AlertRules, AlertThresholds
+from marketpipe.processing.alerts import AlertThresholds
 from marketpipe.processing.engine import CandleEngine
+from marketpipe.processing.windows import EventTime, EventTimeSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,28 @@ class HotTier(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class EngineConfig:
+class EngineConfig(EventTime):
+    """The engine's event-time rules (grace, lateness, idle watermark: keywords of
+    `EventTime`) plus the alert thresholds and how the consumer polls."""
+
     rules: AlertThresholds
-    grace_us: int = 2_000_000
-    allowed_lateness_us: int = 3_600_000_000
     batch_max_messages: int = 50_000
     poll_timeout_s: float = 0.5
-    # A caught-up, idle member lets its exchanges' watermarks follow the wall clock (as in a
-    # live embedded run), so the last windows go final.
-    idle_watermark: bool = True
+    # A caught-up member idle this long lets its exchanges' watermarks follow the wall clock
+    # (as in a live embedded run), so the last windows go final.
     idle_after_s: float = 2.0
-    idle_lag_us: int = 1_000_000
+
+    @classmethod
+    def from_sections(
+        cls, engine: EventTimeSettings, alerts: AlertThresholds, *, batch_max_messages: int
+    ) -> "EngineConfig":
+        """From the settings' `engine` and `alerts` sections (and `--batch-max`)."""
+        timing = EventTime.from_settings(engine)
+        return cls(
+            alerts, batch_max_messages=batch_max_messages, grace_us=timing.grace_us,
+            allowed_lateness_us=timing.allowed_lateness_us,
+            idle_watermark=timing.idle_watermark, idle_lag_us=timing.idle_lag_us,
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -135,11 +147,7 @@ class NativeProcessor:
     # ---- state ---------------------------------------------------------------------------
 
     def _new_engine(self) -> CandleEngine:
-        return CandleEngine(
-            AlertRules(self.config.rules),
-            grace_us=self.config.grace_us,
-            allowed_lateness_us=self.config.allowed_lateness_us,
-        )
+        return CandleEngine.from_timing(self.config, self.config.rules)
 
     def _on_assigned(self, _partitions: list[tuple[str, int]]) -> None:
         # Called inside poll(): nothing polled earlier is left uncommitted, so rebuilding the
@@ -154,10 +162,9 @@ class NativeProcessor:
         positions = until_stored(self.store.positions)
         for p in positions:
             snapshot.positions[(p.exchange, p.symbol)] = p
-        if positions:
-            oldest = min(p.max_ts_event for p in positions) - self.config.grace_us
-            min_close = oldest - self.config.allowed_lateness_us
-            for window in until_stored(lambda: self.store.open_windows(min_close)):
+        horizon = self.engine.recovery_horizon(positions)
+        if horizon is not None:
+            for window in until_stored(lambda: self.store.open_windows(horizon)):
                 candle = window[0]
                 snapshot.windows.setdefault((candle.exchange, candle.symbol), []).append(window)
         self._snapshot = snapshot
@@ -243,16 +250,7 @@ class NativeProcessor:
 
     def advance_idle(self) -> bool:
         """Let quiet exchanges' watermarks follow the wall clock; True if a window changed."""
-        if not self.config.idle_watermark:
-            return False
-        now = time.time_ns() // 1000
-        out = CommitBatch()
-        for exchange in self.engine.watermarks():
-            part = self.engine.advance_watermark(
-                exchange, now - self.config.grace_us - self.config.idle_lag_us
-            )
-            out.candles.extend(part.candles)
-            out.alerts.extend(part.alerts)
+        out = self.engine.advance_idle(time.time_ns() // 1000)
         if out.is_empty:
             return False
         self._commit(out, {})

@@ -78,9 +78,7 @@ class SparkSink:
         self.hot = hot
         self.producer = RecordProducer(bootstrap, topics)
         self.totals = SparkTotals()
-        self.book = MinuteBook(
-            config.rules, grace_us=config.grace_us, allowed_lateness_us=config.allowed_lateness_us
-        )
+        self.book = MinuteBook(config.rules, config)
         self.last_batch_at = time.monotonic()
         self.last_commit_at_ns = 0
         self._lock = threading.Lock()
@@ -88,8 +86,7 @@ class SparkSink:
 
     def _restore(self) -> None:
         positions = until_stored(self.store.positions)
-        self.book.restore(positions, [])
-        start = self.book.restore_from()
+        start = self.book.restore_from(positions)
         if start is None:
             return
         candles: list[Candle] = []
@@ -101,16 +98,11 @@ class SparkSink:
                     )
                 )
             )
-        self.book = MinuteBook(
-            self.config.rules,
-            grace_us=self.config.grace_us,
-            allowed_lateness_us=self.config.allowed_lateness_us,
-        )
         self.book.restore(positions, candles)
         # At-least-once publishing of whatever the last run committed but may not have sent.
         recent = [c for c in candles if c.interval == "1m" and not c.is_final]
         self._publish(CommitBatch(candles=recent))
-        log.info("spark book restored", extra={"windows": len(self.book.windows)})
+        log.info("spark book restored", extra={"windows": self.book.open_windows})
 
     def __call__(self, frame: "DataFrame", batch_id: int) -> None:
         with self._lock:
@@ -139,14 +131,7 @@ class SparkSink:
     def advance_idle(self) -> bool:
         """Let quiet exchanges' watermarks follow the wall clock; True if a window changed."""
         with self._lock:
-            now = time.time_ns() // 1000
-            out = CommitBatch()
-            for exchange in list(self.book.watermark):
-                part = self.book.advance(
-                    exchange, now - self.config.grace_us - self.config.idle_lag_us
-                )
-                out.candles.extend(part.candles)
-                out.alerts.extend(part.alerts)
+            out = self.book.advance_idle(time.time_ns() // 1000)
             if out.is_empty:
                 return False
             until_stored(lambda: self.store.commit(out))
@@ -222,7 +207,7 @@ def run_spark(
                 and time.monotonic() - sink.last_batch_at >= sink.config.idle_after_s
                 and (end_offsets is None or caught_up(candles, end_offsets()))
             ):
-                changed = sink.advance_idle() if sink.config.idle_watermark else False
+                changed = sink.advance_idle()
                 if until_idle and not changed:
                     break
                 sink.last_batch_at = time.monotonic()

@@ -191,16 +191,11 @@ class LiveRun:
                     asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead)
                 )
             self._count_source_duplicates(pipeline)
-            if (
-                engine.idle_watermark
-                and time.monotonic() - last_idle >= 0.25
-                and self._sources_settled()
-            ):
+            # The engine decides (settings: engine.idle_watermark, idle_lag_s) what it moves.
+            if time.monotonic() - last_idle >= 0.25 and self._sources_settled():
                 last_idle = time.monotonic()
                 await _finish_on_cancel(
-                    asyncio.to_thread(
-                        pipeline.advance_idle, time.time_ns() // 1000, int(engine.idle_lag_s * 1e6)
-                    )
+                    asyncio.to_thread(pipeline.advance_idle, time.time_ns() // 1000)
                 )
 
     async def _watch_venue(self, every_s: float = 0.5) -> None:

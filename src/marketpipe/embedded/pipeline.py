@@ -12,7 +12,6 @@ from marketpipe.config import Settings
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import DeadLetter, Quote
 from marketpipe.observability import metrics as m
-from marketpipe.processing.alerts import AlertRules
 from marketpipe.processing.engine import CandleEngine
 from marketpipe.storage.sink import BatchSink
 
@@ -48,22 +47,16 @@ class Pipeline:
         self.settings = settings
         self.store = store
         self.on_commit = on_commit
-        engine_settings = settings.engine
-        self.engine = CandleEngine(
-            AlertRules(settings.alerts),
-            grace_us=int(engine_settings.grace_s * 1e6),
-            allowed_lateness_us=int(engine_settings.allowed_lateness_s * 1e6),
-        )
+        self.engine = CandleEngine.from_settings(settings.engine, settings.alerts)
         self.totals = Totals()
         self._recover()
 
     def _recover(self) -> None:
         positions = self.store.positions()
-        if not positions:
+        horizon = self.engine.recovery_horizon(positions)
+        if horizon is None:
             return
-        grace = self.engine.grace_us
-        oldest_watermark = min(p.max_ts_event for p in positions) - grace
-        windows = self.store.open_windows(oldest_watermark - self.engine.allowed_lateness_us)
+        windows = self.store.open_windows(horizon)
         self.engine.restore(positions, windows)
         log.info(
             "recovered state",
@@ -82,15 +75,10 @@ class Pipeline:
         self._commit(batch, trades)
         return batch
 
-    def advance_idle(self, now_us: int, idle_lag_us: int) -> CommitBatch:
-        """Live only: let quiet exchanges' watermarks follow the wall clock."""
-        out = CommitBatch()
-        for exchange in self.engine.watermarks():
-            part = self.engine.advance_watermark(
-                exchange, now_us - self.engine.grace_us - idle_lag_us
-            )
-            out.candles.extend(part.candles)
-            out.alerts.extend(part.alerts)
+    def advance_idle(self, now_us: int, idle_lag_us: int | None = None) -> CommitBatch:
+        """Live only: let quiet exchanges' watermarks follow the wall clock (`now_us`), less
+        grace and the idle lag (`idle_lag_us`, else the configured one)."""
+        out = self.engine.advance_idle(now_us, idle_lag_us)
         self._commit(out, None)
         return out
 

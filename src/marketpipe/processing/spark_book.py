@@ -5,10 +5,13 @@ that changed. This book applies the native engine's rules to them, with the nati
 finality by the per-exchange watermark (largest event time minus grace), revisions of final
 windows, rollups as merges of 1m candles (the `CandleAcc` monoid), eviction after allowed
 lateness, and the alert rules (`AlertRules`: whales per trade, spikes on final minutes).
+Finality, emitting, eviction and the idle watermark are the engine's own (`WindowBook`);
+what is the book's is that Spark hands over full 1m values (they replace, not merge) and
+that rollups are recomputed from the 1m values kept while their day may change.
 """
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,17 +22,15 @@ from marketpipe.model.intervals import INTERVAL_US, MINUTE_US, ROLLUP_INTERVALS
 from marketpipe.model.records import Alert, Candle, Position
 from marketpipe.processing.alerts import AlertRules, AlertThresholds
 from marketpipe.processing.candles import CandleAcc
+from marketpipe.processing.windows import (
+    EventTime,
+    SymbolKey,
+    Window,
+    WindowBook,
+    WindowKey,
+)
 
-WindowKey = tuple[str, str, str, int]
-SymbolKey = tuple[str, str]
 DAY_US = INTERVAL_US["1d"]
-
-
-@dataclass(slots=True)
-class _Window:
-    acc: CandleAcc
-    is_final: bool = False
-    revision: int = 0
 
 
 @dataclass(slots=True)
@@ -38,15 +39,11 @@ class _Seen:
     max_ts_event: int = 0
 
 
-class MinuteBook:
-    def __init__(self, rules: AlertThresholds, *, grace_us: int, allowed_lateness_us: int) -> None:
-        self.rules = AlertRules(rules)
-        self.grace_us = grace_us
-        self.allowed_lateness_us = allowed_lateness_us
-        self.windows: dict[WindowKey, _Window] = {}
+class MinuteBook(WindowBook):
+    def __init__(self, rules: AlertThresholds, timing: EventTime) -> None:
+        super().__init__(AlertRules(rules), timing)
         # 1m values per symbol, kept while a rollup window containing them may change.
         self.minutes: dict[SymbolKey, dict[int, CandleAcc]] = {}
-        self.watermark: dict[str, int] = {}
         self.seen: dict[SymbolKey, _Seen] = {}
 
     # ---- restore -------------------------------------------------------------------------
@@ -55,7 +52,7 @@ class MinuteBook:
         """State after a driver restart: watermarks from positions, windows from candles."""
         for p in positions:
             self.seen[(p.exchange, p.symbol)] = _Seen(p.last_trade_id, p.max_ts_event)
-            self._raise(p.exchange, p.max_ts_event - self.grace_us)
+            self._raise_watermark(p.exchange, p.max_ts_event - self.grace_us)
         final_minutes = []
         for c in candles:
             acc = CandleAcc.from_candle(c, c.open_time, c.close_time - 1)
@@ -63,19 +60,18 @@ class MinuteBook:
                 self.minutes.setdefault((c.exchange, c.symbol), {})[c.open_time] = acc
                 if c.is_final:
                     final_minutes.append(c)
-            key = (c.exchange, c.symbol, c.interval, c.open_time)
-            wm = self.watermark.get(c.exchange)
-            if wm is None or c.close_time + self.allowed_lateness_us > wm:
-                self.windows[key] = _Window(dataclasses.replace(acc), c.is_final, c.revision)
+            self._restore_window(c, dataclasses.replace(acc))
         for c in sorted(final_minutes, key=lambda c: c.open_time):
             self.rules.remember(c)
 
-    def restore_from(self) -> int | None:
-        """The oldest open_time of stored candles the book needs back (None: no state)."""
-        if not self.watermark:
+    def restore_from(self, positions: Sequence[Position]) -> int | None:
+        """The oldest open_time of stored candles the book needs back (None: no state): every
+        window that may still change, and every minute of the days (the widest rollup) those
+        windows are in."""
+        horizon = self.recovery_horizon(positions)
+        if horizon is None:
             return None
-        oldest = min(self.watermark.values()) - self.allowed_lateness_us
-        return oldest - oldest % DAY_US - DAY_US
+        return horizon - horizon % DAY_US - DAY_US
 
     # ---- one micro-batch -----------------------------------------------------------------
 
@@ -88,8 +84,7 @@ class MinuteBook:
         changed: set[SymbolKey] = set()
         for r in rows:
             exchange, symbol, open_time = r["exchange"], r["symbol"], r["open_time"]
-            wm = self.watermark.get(exchange)
-            if wm is not None and open_time + MINUTE_US + self.allowed_lateness_us <= wm:
+            if self._expired(exchange, open_time + MINUTE_US):
                 continue  # evicted already: the native engine calls it late too
             acc = CandleAcc.from_partial(r)
             key = (exchange, symbol, "1m", open_time)
@@ -109,26 +104,20 @@ class MinuteBook:
             self._update(key, self._rollup(key))
             touched[key] = None
         for exchange, ts in newest.items():
-            self._raise(exchange, ts - self.grace_us)
+            self._raise_watermark(exchange, ts - self.grace_us)
         if whales:
             out.alerts.extend(_unique(self.rules.whales(pl.DataFrame(whales))))
         self._settle(touched, out)
         out.positions = [self._position(k) for k in sorted(changed)]
         return out
 
-    def advance(self, exchange: str, watermark: int) -> CommitBatch:
-        """Move a quiet exchange's watermark (wall clock), finalizing what it passes."""
-        out = CommitBatch()
-        self._raise(exchange, watermark)
-        self._settle({}, out)
-        return out
-
     # ---- steps ---------------------------------------------------------------------------
 
     def _update(self, key: WindowKey, acc: CandleAcc) -> None:
-        window = self.windows.get(key)
+        """Spark's value of a window is its full current value: it replaces, never merges."""
+        window = self._windows.get(key)
         if window is None:
-            self.windows[key] = _Window(acc)
+            self._add_window(key, Window(acc), key[3] + INTERVAL_US[key[2]])
         else:
             window.acc = acc
             if window.is_final:
@@ -149,44 +138,12 @@ class MinuteBook:
         assert merged is not None
         return merged
 
-    def _raise(self, exchange: str, value: int) -> None:
-        if value > self.watermark.get(exchange, -(2**62)):
-            self.watermark[exchange] = value
-
-    def _settle(self, touched: dict[WindowKey, None], out: CommitBatch) -> None:
-        """Finalize what the watermarks passed, emit touched windows, alert, evict."""
-        for key, window in self.windows.items():
-            wm = self.watermark.get(key[0])
-            if not window.is_final and wm is not None and key[3] + INTERVAL_US[key[2]] <= wm:
-                window.is_final = True
-                touched[key] = None
-        final_minutes: list[Candle] = []
-        for key in touched:
-            exchange, symbol, interval, open_time = key
-            window = self.windows[key]
-            candle = window.acc.to_candle(
-                exchange, symbol, interval, open_time, INTERVAL_US[interval],
-                is_final=window.is_final, revision=window.revision,
-            )  # fmt: skip
-            out.candles.append(candle)
-            if interval == "1m" and window.is_final:
-                final_minutes.append(candle)
-        for candle in sorted(final_minutes, key=lambda c: (c.exchange, c.symbol, c.open_time)):
-            out.alerts.extend(self.rules.on_final_minute(candle))
-            self.rules.remember(candle)
-        self._evict()
-
-    def _evict(self) -> None:
+    def _evict(self, exchange: str) -> None:
+        super()._evict(exchange)
         lateness = self.allowed_lateness_us
-        for key in [
-            k for k in self.windows
-            if k[0] in self.watermark
-            and k[3] + INTERVAL_US[k[2]] + lateness <= self.watermark[k[0]]
-        ]:  # fmt: skip
-            del self.windows[key]
-        for (exchange, _), minutes in self.minutes.items():
-            wm = self.watermark.get(exchange)
-            if wm is None:
+        wm = self._watermark[exchange]
+        for (ex, _), minutes in self.minutes.items():
+            if ex != exchange:
                 continue
             # A minute is needed while the day (the widest rollup) holding it may change.
             for t in [t for t in minutes if t - t % DAY_US + DAY_US + lateness <= wm]:
