@@ -11,7 +11,6 @@ from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Alert, Candle, Trade
 from marketpipe.storage.embedded import EmbeddedStore
 from marketpipe.storage.embedded_tiers import (
-    HotMemoryTier,
     LakeParquetTier,
     WarmDuckDBTier,
     embedded_router,
@@ -170,7 +169,7 @@ def test_the_lake_answers_what_the_warm_store_no_longer_holds(replayed: Embedded
             full = super().coverage(series)
             return None if full is None else TimeRange(cut, full.end)
 
-    router = TierRouter([HotMemoryTier(replayed.hot), TrimmedWarm(replayed.warm), lake])
+    router = TierRouter([replayed.hot, TrimmedWarm(replayed.warm), lake])
     routed = router.candles("binance", "BTC-USDT", "1m", None, None)
     assert routed.tiers == ("lake", "warm")
     assert [_ohlcv(c) for c in routed.records] == [_ohlcv(c) for c in candles]

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import StorageError
-from marketpipe.model.records import Alert, Candle, Position, Quote, Trade
+from marketpipe.model.records import Candle, Position
 from marketpipe.model.schemas import (
     ALERT_SCHEMA,
     CANDLE_SCHEMA,
@@ -25,6 +25,7 @@ from marketpipe.model.schemas import (
 )
 from marketpipe.storage.duckdb_schema import TABLES
 from marketpipe.storage.sql_dialect import DUCKDB
+from marketpipe.storage.sql_tier import SqlReads
 
 _TRADE_COLUMNS = ", ".join(TRADE_SCHEMA.names)
 
@@ -36,12 +37,11 @@ def _run(
     return con.execute(sql, params).fetchall()
 
 
-def _ts(us: int) -> str:
-    return f"make_timestamptz({int(us)}::BIGINT)"
+class DuckDBWarehouse(SqlReads):
+    """Warm tier of embedded mode. Thread-safe: one connection behind a lock. Candles, trades,
+    alerts, quotes and counts are read as `SqlReads` says, in DuckDB's dialect."""
 
-
-class DuckDBWarehouse:
-    """Warm tier of embedded mode. Thread-safe: one connection behind a lock."""
+    dialect = DUCKDB
 
     def __init__(
         self,
@@ -159,6 +159,13 @@ class DuckDBWarehouse:
             except duckdb.Error as exc:
                 raise StorageError(f"warm store query failed: {exc}") from None
 
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return _run(self._con, sql, list(params))
+            except duckdb.Error as exc:
+                raise StorageError(f"warm store query failed: {exc}") from None
+
     def positions(self) -> list[Position]:
         table = self._arrow(
             "SELECT * EXCLUDE (updated_at) FROM positions ORDER BY exchange, symbol"
@@ -171,9 +178,10 @@ class DuckDBWarehouse:
     def open_windows(self, min_close_time: int) -> list[tuple[Candle, int, int]]:
         """Candles that may still change, with the event times of their first and last trades
         (the order keys the candle monoid needs)."""
+        oldest_close = DUCKDB.ts_from_us.format(int(min_close_time))
         table = self._arrow(
             f"""
-            WITH c AS (SELECT * FROM candles WHERE close_time > {_ts(min_close_time)}),
+            WITH c AS (SELECT * FROM candles WHERE close_time > {oldest_close}),
             t AS (
                 SELECT exchange, symbol, trade_id, epoch_us(ts_event) AS ts FROM trades_recent
                 WHERE ts_event >= (SELECT coalesce(min(open_time), now()) FROM c)
@@ -191,54 +199,6 @@ class DuckDBWarehouse:
         close_ts = table.column("close_ts").to_pylist()
         candles = from_table(table.drop_columns(["open_ts", "close_ts"]), Candle)
         return list(zip(candles, open_ts, close_ts, strict=True))
-
-    def candles(
-        self, *, exchange: str | None, symbol: str | None, interval: str,
-        start: int | None, end: int | None, limit: int | None,
-    ) -> list[Candle]:  # fmt: skip
-        where, params = DUCKDB.filters(exchange, symbol, start, end, "open_time")
-        where.append("interval = ?")
-        params.append(interval)
-        sql = f"SELECT * FROM candles WHERE {' AND '.join(where)}"
-        order = ["open_time", "exchange", "symbol"]
-        return from_table(self._arrow(*DUCKDB.ordered(sql, order, params, limit)), Candle)
-
-    def trades(
-        self, *, exchange: str | None, symbol: str | None, start: int | None,
-        end: int | None, limit: int | None,
-    ) -> list[Trade]:  # fmt: skip
-        where, params = DUCKDB.filters(exchange, symbol, start, end, "ts_event")
-        sql = f"SELECT {_TRADE_COLUMNS} FROM trades_recent WHERE {' AND '.join(where)}"
-        order = ["ts_event", "trade_id"]
-        return from_table(self._arrow(*DUCKDB.ordered(sql, order, params, limit)), Trade)
-
-    def alerts(
-        self, *, exchange: str | None, symbol: str | None, start: int | None,
-        end: int | None, limit: int | None, kind: str | None = None,
-    ) -> list[Alert]:  # fmt: skip
-        where, params = DUCKDB.filters(exchange, symbol, start, end, "ts")
-        if kind:
-            where.append("kind = ?")
-            params.append(kind)
-        sql = f"SELECT * FROM alerts WHERE {' AND '.join(where)}"
-        order = ["ts", "alert_id"]
-        return from_table(self._arrow(*DUCKDB.ordered(sql, order, params, limit)), Alert)
-
-    def quotes(self) -> list[Quote]:
-        return from_table(self._arrow("SELECT * FROM quotes ORDER BY exchange, symbol"), Quote)
-
-    def counts(self) -> dict[str, int]:
-        names = ("trades_recent", "late_trades", "candles", "alerts", "dead_letters")
-        sql = " UNION ALL ".join(f"SELECT '{n}' AS name, count(*) AS n FROM {n}" for n in names)
-        table = self._arrow(sql)
-        return dict(
-            zip(table.column("name").to_pylist(), table.column("n").to_pylist(), strict=True)
-        )
-
-    def last_commit_age_s(self) -> float | None:
-        table = self._arrow("SELECT epoch_us(max(committed_at)) AS t FROM batches")
-        value = table.column("t")[0].as_py()
-        return None if value is None else time.time() - value / 1e6
 
     # ---- lake export bookkeeping ---------------------------------------------------------
 

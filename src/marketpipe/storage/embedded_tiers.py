@@ -1,6 +1,7 @@
 """Embedded mode's tiers behind the router's `Tier` protocol: memory, DuckDB and Parquet.
 
-Thin read adapters over the stores the pipeline writes; they never write. SQL uses bound
+The memory hot tier is a `Tier` itself; the warm and lake tiers here are read adapters over
+the stores the pipeline writes, and never write. SQL uses bound
 parameters only; column lists and orderings are fixed strings chosen here, never user input.
 """
 
@@ -14,59 +15,21 @@ import pyarrow as pa
 
 from marketpipe.model.errors import StorageError
 from marketpipe.model.intervals import INTERVAL_US
-from marketpipe.model.records import Alert, Candle, Quote, Trade
-from marketpipe.model.schemas import QUOTE_SCHEMA, from_table
+from marketpipe.model.records import Alert, Candle, Trade
+from marketpipe.model.schemas import from_table
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
 from marketpipe.storage.embedded import EmbeddedStore
-from marketpipe.storage.hot_memory import MemoryHotTier
 from marketpipe.storage.lake import ParquetLake
 from marketpipe.storage.router import TierRouter
 from marketpipe.storage.sql_dialect import DUCKDB
 from marketpipe.storage.sql_tier import SqlWarmTier
-from marketpipe.storage.tiers import Series, TimeRange, matching_alerts, window
-
-
-class HotMemoryTier:
-    """The last hour in memory. Holds every candle this process committed since its first one
-    per series; no raw trades, and alerts only as a bounded feed (so no coverage for them)."""
-
-    name = "hot"
-
-    def __init__(self, hot: MemoryHotTier) -> None:
-        self.hot = hot
-
-    def coverage(self, series: Series) -> TimeRange | None:
-        if series.kind != "candles" or series.symbol is None:
-            return None
-        candles = self.hot.candles(series.exchange, series.symbol, series.interval)
-        if not candles:
-            return None
-        return TimeRange(candles[0].open_time, candles[-1].close_time)
-
-    def candles(
-        self, exchange: str, symbol: str, interval: str, start: int | None, end: int | None,
-        *, limit: int | None = None, newest_first: bool = False,
-    ) -> list[Candle]:  # fmt: skip
-        series = self.hot.candles(exchange, symbol, interval)
-        return window(series, lambda c: c.open_time, start, end, limit, newest_first)
-
-    def trades(
-        self, exchange: str, symbol: str, start: int | None, end: int | None,
-        *, limit: int | None = None, newest_first: bool = False,
-    ) -> list[Trade]:  # fmt: skip
-        return []
-
-    def alerts(
-        self, exchange: str | None, symbol: str | None, start: int | None, end: int | None,
-        *, kind: str | None = None, limit: int | None = None, newest_first: bool = False,
-    ) -> list[Alert]:  # fmt: skip
-        found = matching_alerts(self.hot.alerts(), exchange, symbol, kind)
-        return window(found, lambda a: a.ts, start, end, limit, newest_first)
+from marketpipe.storage.tiers import Series, TimeRange, window
 
 
 class WarmDuckDBTier(SqlWarmTier):
-    """The DuckDB warm store. Reads go through per-thread cursors of the store's database, so
-    API reads run in parallel with each other and never wait on the pipeline's commit lock."""
+    """The DuckDB warm store. Reads (the warehouse's own, `SqlReads`) go through per-thread
+    cursors of the store's database here, so API reads run in parallel with each other and
+    never wait on the pipeline's commit lock."""
 
     def __init__(self, warehouse: DuckDBWarehouse, coverage_ttl_s: float = 2.0) -> None:
         super().__init__(DUCKDB, coverage_ttl_s)
@@ -86,14 +49,6 @@ class WarmDuckDBTier(SqlWarmTier):
             return self._cursor().execute(sql, list(params)).fetchall()
         except duckdb.Error as exc:
             raise StorageError(f"warm store query failed: {exc}") from None
-
-    def quotes(self) -> list[Quote]:
-        """Latest best bid/ask per symbol (not part of the Tier protocol: quotes have no
-        time range to route)."""
-        rows = self._rows(
-            f"SELECT {DUCKDB.select_list(QUOTE_SCHEMA)} FROM quotes ORDER BY exchange, symbol", []
-        )
-        return [Quote(*row) for row in rows]
 
 
 class LakeParquetTier:
@@ -185,6 +140,4 @@ class LakeParquetTier:
 
 def embedded_router(store: EmbeddedStore) -> TierRouter:
     """Hot, warm and lake of one embedded data dir, hottest first."""
-    return TierRouter(
-        [HotMemoryTier(store.hot), WarmDuckDBTier(store.warm), LakeParquetTier(store.lake)]
-    )
+    return TierRouter([store.hot, WarmDuckDBTier(store.warm), LakeParquetTier(store.lake)])

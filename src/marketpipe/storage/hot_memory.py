@@ -1,14 +1,22 @@
-"""The embedded hot tier: the last hour in memory — latest quotes, recent candles and alerts."""
+"""The embedded hot tier: the last hour in memory — latest quotes, recent candles and alerts.
+
+It is a `Tier` of the router itself: it holds every candle this process committed since its
+first one per series; no raw trades, and alerts only as a bounded feed (so no coverage for
+them: the warm tier answers alert ranges, this one only what a hotter read asks of it).
+"""
 
 import threading
 from collections import deque
 
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.intervals import INTERVAL_US
-from marketpipe.model.records import Alert, Candle, Quote
+from marketpipe.model.records import Alert, Candle, Quote, Trade
+from marketpipe.storage.tiers import Series, TimeRange, matching_alerts, window
 
 
 class MemoryHotTier:
+    name = "hot"
+
     def __init__(self, retention_us: int = 3_600_000_000, max_alerts: int = 1000) -> None:
         self.retention_us = retention_us
         self._lock = threading.Lock()
@@ -42,11 +50,43 @@ class MemoryHotTier:
         with self._lock:
             return list(self._quotes.values())
 
-    def candles(self, exchange: str, symbol: str, interval: str) -> list[Candle]:
+    def _series(self, exchange: str, symbol: str, interval: str) -> list[Candle]:
         with self._lock:
             series = self._candles.get((exchange, symbol, interval), {})
             return sorted(series.values(), key=lambda c: c.open_time)
 
-    def alerts(self) -> list[Alert]:
+    # ---- the Tier protocol -----------------------------------------------------------------
+
+    def coverage(self, series: Series) -> TimeRange | None:
+        if series.kind != "candles" or series.symbol is None:
+            return None
+        candles = self._series(series.exchange, series.symbol, series.interval)
+        if not candles:
+            return None
+        return TimeRange(candles[0].open_time, candles[-1].close_time)
+
+    def candles(
+        self, exchange: str, symbol: str, interval: str,
+        start: int | None = None, end: int | None = None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Candle]:  # fmt: skip
+        """The series' candles with open time in `[start, end)`, oldest first."""
+        series = self._series(exchange, symbol, interval)
+        return window(series, lambda c: c.open_time, start, end, limit, newest_first)
+
+    def trades(
+        self, exchange: str, symbol: str, start: int | None, end: int | None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Trade]:  # fmt: skip
+        return []
+
+    def alerts(
+        self, exchange: str | None = None, symbol: str | None = None,
+        start: int | None = None, end: int | None = None,
+        *, kind: str | None = None, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Alert]:  # fmt: skip
+        """The recent alerts feed (all of it by default), ordered by (ts, alert_id)."""
         with self._lock:
-            return list(self._alerts)
+            feed = list(self._alerts)
+        found = matching_alerts(feed, exchange, symbol, kind)
+        return window(found, lambda a: a.ts, start, end, limit, newest_first)

@@ -9,7 +9,6 @@ output (`commit`), or a Spark micro-batch is applied at most once per (query, ba
 
 import logging
 import threading
-import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -25,17 +24,17 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import StorageError
-from marketpipe.model.records import Alert, Candle, Position, Quote, Trade
+from marketpipe.model.records import Candle, Position
 from marketpipe.model.schemas import (
     ALERT_SCHEMA,
     CANDLE_SCHEMA,
-    QUOTE_SCHEMA,
     TRADE_SCHEMA,
     to_table,
 )
 from marketpipe.storage import postgres_schema as schema
 from marketpipe.storage.postgres_copy import copy_in, insert_select, select_list, staging_ddl
 from marketpipe.storage.sql_dialect import POSTGRES
+from marketpipe.storage.sql_tier import SqlReads
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +65,12 @@ def describe(dsn: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(SqlReads):
     """Warm tier of cluster mode. Thread-safe: a small connection pool; a connection lost to a
-    server restart is replaced on the next call (which raises StorageError until then)."""
+    server restart is replaced on the next call (which raises StorageError until then).
+    Candles, trades, alerts, quotes and counts are read as `SqlReads` says."""
+
+    dialect = POSTGRES
 
     def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 10.0) -> None:
         self.dsn = dsn
@@ -326,51 +328,8 @@ class PostgresWarehouse:
             except psycopg.Error as exc:
                 raise StorageError(f"warm store query failed: {exc}") from exc
 
-    def candles(
-        self, *, exchange: str | None, symbol: str | None, interval: str,
-        start: int | None, end: int | None, limit: int | None,
-    ) -> list[Candle]:  # fmt: skip
-        where, params = POSTGRES.filters(exchange, symbol, start, end, "open_time")
-        where.append("interval = %s")
-        params.append(interval)
-        sql = f"SELECT {select_list(CANDLE_SCHEMA)} FROM candles WHERE {' AND '.join(where)}"
-        order = ["open_time", "exchange", "symbol"]
-        return [Candle(*row) for row in self.rows(*POSTGRES.ordered(sql, order, params, limit))]
-
-    def trades(
-        self, *, exchange: str | None, symbol: str | None, start: int | None,
-        end: int | None, limit: int | None,
-    ) -> list[Trade]:  # fmt: skip
-        where, params = POSTGRES.filters(exchange, symbol, start, end, "ts_event")
-        sql = f"SELECT {select_list(TRADE_SCHEMA)} FROM trades_recent WHERE {' AND '.join(where)}"
-        order = ["ts_event", "trade_id"]
-        return [Trade(*row) for row in self.rows(*POSTGRES.ordered(sql, order, params, limit))]
-
-    def alerts(
-        self, *, exchange: str | None, symbol: str | None, start: int | None,
-        end: int | None, limit: int | None, kind: str | None = None,
-    ) -> list[Alert]:  # fmt: skip
-        where, params = POSTGRES.filters(exchange, symbol, start, end, "ts")
-        if kind:
-            where.append("kind = %s")
-            params.append(kind)
-        sql = f"SELECT {select_list(ALERT_SCHEMA)} FROM alerts WHERE {' AND '.join(where)}"
-        order = ["ts", "alert_id"]
-        return [Alert(*row) for row in self.rows(*POSTGRES.ordered(sql, order, params, limit))]
-
-    def quotes(self) -> list[Quote]:
-        sql = f"SELECT {select_list(QUOTE_SCHEMA)} FROM quotes ORDER BY exchange, symbol"
-        return [Quote(*row) for row in self.rows(sql)]
-
-    def counts(self) -> dict[str, int]:
-        names = ("trades_recent", "late_trades", "candles", "alerts", "dead_letters")
-        sql = " UNION ALL ".join(f"SELECT '{n}', count(*) FROM {n}" for n in names)
-        return {str(name): int(n) for name, n in self.rows(sql)}
-
-    def last_commit_age_s(self) -> float | None:
-        rows = self.rows("SELECT mp_us(max(committed_at)) FROM batches")
-        value = rows[0][0]
-        return None if value is None else time.time() - value / 1e6
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self.rows(sql, params)
 
     def candle_table(self, *, interval: str | None, start: int | None, end: int | None) -> pa.Table:
         """Candles of `[start, end)` by open time as an Arrow table (lake archival)."""

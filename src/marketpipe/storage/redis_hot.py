@@ -29,6 +29,7 @@ from marketpipe.model.errors import StorageError
 from marketpipe.model.intervals import INTERVAL_US
 from marketpipe.model.records import Alert, Candle, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, from_table, to_table
+from marketpipe.storage.tiers import Series, TimeRange, matching_alerts, window
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ class LiveMessage(msgspec.Struct, frozen=True):
 
 
 class RedisHotTier:
+    """Also the router's hot `Tier`: candles of the last hour. Alerts here are a bounded feed
+    and quotes are not ranged, so it claims no coverage for them (the warm tier answers)."""
+
+    name = "hot"
+
     def __init__(
         self,
         url: str,
@@ -208,25 +214,13 @@ class RedisHotTier:
         quotes = [msgspec.json.decode(v, type=Quote) for v in values]
         return sorted(quotes, key=lambda q: (q.exchange, q.symbol))
 
-    def candles(
-        self, exchange: str, symbol: str, interval: str,
-        start: int | None = None, end: int | None = None,
-    ) -> list[Candle]:  # fmt: skip
-        """The series' candles with open time in `[start, end)`, oldest first."""
-        low = "-inf" if start is None else str(start)
-        high = "+inf" if end is None else f"({end}"
-        try:
-            values = cast(
-                list[bytes],
-                self._client.zrangebyscore(self._series_key(exchange, symbol, interval), low, high),
-            )
-        except redis.RedisError as exc:
-            raise StorageError(f"hot tier read failed: {exc}") from exc
-        return [msgspec.json.decode(v, type=Candle) for v in values]
+    # ---- the Tier protocol -----------------------------------------------------------------
 
-    def series_span(self, exchange: str, symbol: str, interval: str) -> tuple[int, int] | None:
-        """(open time of the oldest candle, close time of the newest) held for a series."""
-        key = self._series_key(exchange, symbol, interval)
+    def coverage(self, series: Series) -> TimeRange | None:
+        """From the open time of the oldest candle held to the close time of the newest."""
+        if series.kind != "candles" or series.symbol is None:
+            return None
+        key = self._series_key(series.exchange, series.symbol, series.interval)
         try:
             pipe = self._client.pipeline(transaction=False)
             pipe.zrange(key, 0, 0)
@@ -238,14 +232,44 @@ class RedisHotTier:
             return None
         first = msgspec.json.decode(oldest[0], type=Candle)
         last = msgspec.json.decode(newest[0], type=Candle)
-        return first.open_time, last.close_time
+        return TimeRange(first.open_time, last.close_time)
 
-    def alerts(self) -> list[Alert]:
-        """Recent alerts, in the order they were committed."""
+    def candles(
+        self, exchange: str, symbol: str, interval: str,
+        start: int | None = None, end: int | None = None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Candle]:  # fmt: skip
+        """The series' candles with open time in `[start, end)`, oldest first."""
+        low = "-inf" if start is None else str(start)
+        high = "+inf" if end is None else f"({end}"
         try:
-            return [alert for _, alert in self._stream_alerts()]
+            values = cast(
+                list[bytes],
+                self._client.zrangebyscore(self._series_key(exchange, symbol, interval), low, high),
+            )
         except redis.RedisError as exc:
             raise StorageError(f"hot tier read failed: {exc}") from exc
+        series = [msgspec.json.decode(v, type=Candle) for v in values]
+        return window(series, lambda c: c.open_time, None, None, limit, newest_first)
+
+    def trades(
+        self, exchange: str, symbol: str, start: int | None, end: int | None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Trade]:  # fmt: skip
+        return []
+
+    def alerts(
+        self, exchange: str | None = None, symbol: str | None = None,
+        start: int | None = None, end: int | None = None,
+        *, kind: str | None = None, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Alert]:  # fmt: skip
+        """The recent alerts feed (all of it by default), ordered by (ts, alert_id)."""
+        try:
+            feed = [alert for _, alert in self._stream_alerts()]
+        except redis.RedisError as exc:
+            raise StorageError(f"hot tier read failed: {exc}") from exc
+        found = matching_alerts(feed, exchange, symbol, kind)
+        return window(found, lambda a: a.ts, start, end, limit, newest_first)
 
     def _stream_alerts(self) -> list[tuple[bytes, Alert]]:
         entries = cast(

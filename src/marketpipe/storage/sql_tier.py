@@ -1,22 +1,85 @@
-"""The warm tier over SQL, shared by DuckDB (embedded) and PostgreSQL (cluster): the same tables,
-queries and coverage cache, spelled in each engine's dialect."""
+"""The warm tier's reads over SQL, written once for DuckDB (embedded) and PostgreSQL (cluster):
+the same tables and queries, spelled in each engine's dialect, plus the coverage cache the
+router asks of a warm tier."""
 
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from marketpipe.model.intervals import INTERVAL_US
-from marketpipe.model.records import Alert, Candle, Trade
-from marketpipe.model.schemas import ALERT_SCHEMA, CANDLE_SCHEMA, TRADE_SCHEMA
+from marketpipe.model.records import Alert, Candle, Quote, Trade
+from marketpipe.model.schemas import ALERT_SCHEMA, CANDLE_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
 from marketpipe.storage.sql_dialect import SqlDialect
 from marketpipe.storage.tiers import Series, TimeRange
 
-# kind -> (table, time column, how far past the newest record's time the coverage reaches)
+# kind -> (table, time column)
 _COVERAGE_OF = {"candles": ("candles", "open_time"), "trades": ("trades_recent", "ts_event"),
                 "alerts": ("alerts", "ts")}  # fmt: skip
+_COUNTED = ("trades_recent", "late_trades", "candles", "alerts", "dead_letters")
 
 
-class SqlWarmTier:
+class SqlReads:
+    """Reads of the warm schema, shared by the warehouses and their router tiers. Exchange or
+    symbol None (or "") means every one. Subclasses say how a query runs (`_rows`)."""
+
+    dialect: SqlDialect
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def candles(
+        self, exchange: str | None, symbol: str | None, interval: str,
+        start: int | None, end: int | None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Candle]:  # fmt: skip
+        d = self.dialect
+        where, params = d.filters(exchange, symbol, start, end, "open_time")
+        where.append(f"interval = {d.param}")
+        params.append(interval)
+        sql = f"SELECT {d.select_list(CANDLE_SCHEMA)} FROM candles WHERE {' AND '.join(where)}"
+        query = d.ordered(sql, ["open_time", "exchange", "symbol"], params, limit, newest_first)
+        return [Candle(*row) for row in self._rows(*query)]
+
+    def trades(
+        self, exchange: str | None, symbol: str | None, start: int | None, end: int | None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Trade]:  # fmt: skip
+        d = self.dialect
+        where, params = d.filters(exchange, symbol, start, end, "ts_event")
+        sql = f"SELECT {d.select_list(TRADE_SCHEMA)} FROM trades_recent WHERE {' AND '.join(where)}"
+        query = d.ordered(sql, ["ts_event", "trade_id"], params, limit, newest_first)
+        return [Trade(*row) for row in self._rows(*query)]
+
+    def alerts(
+        self, exchange: str | None, symbol: str | None, start: int | None, end: int | None,
+        *, kind: str | None = None, limit: int | None = None, newest_first: bool = False,
+    ) -> list[Alert]:  # fmt: skip
+        d = self.dialect
+        where, params = d.filters(exchange, symbol, start, end, "ts")
+        if kind:
+            where.append(f"kind = {d.param}")
+            params.append(kind)
+        sql = f"SELECT {d.select_list(ALERT_SCHEMA)} FROM alerts WHERE {' AND '.join(where)}"
+        query = d.ordered(sql, ["ts", "alert_id"], params, limit, newest_first)
+        return [Alert(*row) for row in self._rows(*query)]
+
+    def quotes(self) -> list[Quote]:
+        """Latest best bid/ask per symbol."""
+        columns = self.dialect.select_list(QUOTE_SCHEMA)
+        sql = f"SELECT {columns} FROM quotes ORDER BY exchange, symbol"
+        return [Quote(*row) for row in self._rows(sql, [])]
+
+    def counts(self) -> dict[str, int]:
+        sql = " UNION ALL ".join(f"SELECT '{n}', count(*) FROM {n}" for n in _COUNTED)
+        return {str(name): int(n) for name, n in self._rows(sql, [])}
+
+    def last_commit_age_s(self) -> float | None:
+        newest = self.dialect.us_from_ts.format("max(committed_at)")
+        value = self._rows(f"SELECT {newest} FROM batches", [])[0][0]
+        return None if value is None else time.time() - value / 1e6
+
+
+class SqlWarmTier(SqlReads):
     """A warm store behind the `Tier` protocol. Coverage is cached briefly: every API request
     asks for it. Subclasses say how a query runs (`_rows`)."""
 
@@ -26,9 +89,6 @@ class SqlWarmTier:
         self.dialect = dialect
         self.coverage_ttl_s = coverage_ttl_s
         self._coverage: dict[Series, tuple[float, TimeRange | None]] = {}
-
-    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
 
     def coverage(self, series: Series) -> TimeRange | None:
         cached = self._coverage.get(series)
@@ -52,38 +112,3 @@ class SqlWarmTier:
         found = None if low is None else TimeRange(int(low), int(high) + extra)
         self._coverage[series] = (now, found)
         return found
-
-    def candles(
-        self, exchange: str, symbol: str, interval: str, start: int | None, end: int | None,
-        *, limit: int | None = None, newest_first: bool = False,
-    ) -> list[Candle]:  # fmt: skip
-        d = self.dialect
-        where, params = d.filters(exchange, symbol, start, end, "open_time")
-        where.append(f"interval = {d.param}")
-        params.append(interval)
-        sql = f"SELECT {d.select_list(CANDLE_SCHEMA)} FROM candles WHERE {' AND '.join(where)}"
-        query = d.ordered(sql, ["open_time"], params, limit, newest_first)
-        return [Candle(*row) for row in self._rows(*query)]
-
-    def trades(
-        self, exchange: str, symbol: str, start: int | None, end: int | None,
-        *, limit: int | None = None, newest_first: bool = False,
-    ) -> list[Trade]:  # fmt: skip
-        d = self.dialect
-        where, params = d.filters(exchange, symbol, start, end, "ts_event")
-        sql = f"SELECT {d.select_list(TRADE_SCHEMA)} FROM trades_recent WHERE {' AND '.join(where)}"
-        query = d.ordered(sql, ["ts_event", "trade_id"], params, limit, newest_first)
-        return [Trade(*row) for row in self._rows(*query)]
-
-    def alerts(
-        self, exchange: str | None, symbol: str | None, start: int | None, end: int | None,
-        *, kind: str | None = None, limit: int | None = None, newest_first: bool = False,
-    ) -> list[Alert]:  # fmt: skip
-        d = self.dialect
-        where, params = d.filters(exchange, symbol, start, end, "ts")
-        if kind is not None:
-            where.append(f"kind = {d.param}")
-            params.append(kind)
-        sql = f"SELECT {d.select_list(ALERT_SCHEMA)} FROM alerts WHERE {' AND '.join(where)}"
-        query = d.ordered(sql, ["ts", "alert_id"], params, limit, newest_first)
-        return [Alert(*row) for row in self._rows(*query)]
