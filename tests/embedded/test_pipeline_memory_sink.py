@@ -60,3 +60,22 @@ def test_a_restart_on_the_same_sink_resumes_where_the_last_commit_left_off(
     assert second.totals.duplicates == 1_000
     assert len(sink.trade_map) == 19_904
     assert_candles_match(_candles(sink, "1m"), reference_candles(raw_trades(recorded_files)))
+
+
+def test_each_commit_sets_the_last_trade_time_of_its_symbols(
+    settings: Settings, recorded_files: list[Path]
+) -> None:
+    """last_trade_timestamp_seconds feeds the SymbolStale alert (deploy/prometheus/rules)."""
+    from marketpipe.observability.metrics import REGISTRY
+
+    pipeline = Pipeline(settings, MemorySink())
+    trades = _trades(recorded_files)
+    first = trades.slice(0, 1_000)
+    pipeline.ingest(first)
+    labels = {"exchange": "binance", "symbol": "BTC-USDT"}
+    newest = max(first.column("ts_event").to_pylist())
+    newest_us = newest if isinstance(newest, int) else int(newest.timestamp() * 1_000_000)
+    assert REGISTRY.get_sample_value("last_trade_timestamp_seconds", labels) == newest_us / 1e6
+    pipeline.ingest(trades.slice(1_000))
+    raw_newest = max(t[5] for t in raw_trades(recorded_files))  # trade time in ms
+    assert REGISTRY.get_sample_value("last_trade_timestamp_seconds", labels) == raw_newest / 1e3

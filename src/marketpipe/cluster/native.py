@@ -39,6 +39,7 @@ from marketpipe.cluster.retry import best_effort, until_stored
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Candle, DeadLetter, Position, Quote
 from marketpipe.model.schemas import TRADE_SCHEMA
+from marketpipe.observability import metrics as m
 from marketpipe.processing.alerts import AlertThresholds
 from marketpipe.processing.engine import CandleEngine
 from marketpipe.processing.windows import EventTime, EventTimeSettings
@@ -263,6 +264,7 @@ class NativeProcessor:
         self.totals.batches += 1
         self.totals.candles += len(batch.candles)
         self.totals.alerts += len(batch.alerts)
+        m.note_last_trades((p.exchange, p.symbol, p.max_ts_event) for p in batch.positions)
         self._publish(batch)
         self.consumer.commit_to_kafka(offsets)
         if self.on_commit is not None:

@@ -114,6 +114,7 @@ class Pipeline:
         t.dead_letters += len(batch.dead_letters)
         m.BATCH_COMMIT_SECONDS.observe(elapsed)
         m.LAST_COMMIT_TIMESTAMP.set(time.time())
+        m.note_last_trades((p.exchange, p.symbol, p.max_ts_event) for p in batch.positions)
         m.INSERTED.labels("trades_recent").inc(batch.trades.num_rows)
         m.INSERTED.labels("candles").inc(len(batch.candles))
         m.INSERTED.labels("alerts").inc(len(batch.alerts))

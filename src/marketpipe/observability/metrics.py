@@ -1,5 +1,7 @@
 """Prometheus metrics, one registry for the process. Names are part of our interface."""
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -132,3 +134,29 @@ LAST_COMMIT_TIMESTAMP = Gauge(
     "Unix time of the last committed batch",
     registry=REGISTRY,
 )
+# What an operator alerts on (deploy/prometheus/rules): a symbol gone quiet, the API failing.
+LAST_TRADE_TIMESTAMP = Gauge(
+    "last_trade_timestamp_seconds",
+    "Event time of the newest committed trade, per symbol",
+    ["exchange", "symbol"],
+    registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "api_requests_total",
+    "API requests answered, by route template and status",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+API_REQUEST_SECONDS = Histogram(
+    "api_request_duration_seconds",
+    "Time to answer an API request, by route template",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+def note_last_trades(last: Iterable[tuple[str, str, int]]) -> None:
+    """After a commit: the newest committed trade's event time (µs) per (exchange, symbol)."""
+    for exchange, symbol, ts_us in last:
+        LAST_TRADE_TIMESTAMP.labels(exchange, symbol).set(ts_us / 1e6)

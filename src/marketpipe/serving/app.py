@@ -20,6 +20,7 @@ from marketpipe.serving.errors import install_error_handlers
 from marketpipe.serving.market import MarketView
 from marketpipe.serving.pipeline_stats import PipelineStats, with_problems
 from marketpipe.serving.ratelimit import RateLimitMiddleware
+from marketpipe.serving.request_metrics import RequestMetricsMiddleware
 from marketpipe.serving.reuse import ResponseReuseMiddleware
 from marketpipe.serving.routes_binance import BinanceRoutes
 from marketpipe.serving.routes_marts import marts_router
@@ -94,6 +95,8 @@ def create_app(
     )
     if token:
         app.add_middleware(BearerTokenMiddleware, token=token)
+    # Outside the guards, so refused (401/429) requests are counted too.
+    app.add_middleware(RequestMetricsMiddleware, static_paths=REUSABLE_PATHS)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
