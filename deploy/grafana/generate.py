@@ -282,7 +282,7 @@ def system_health() -> dash.Dashboard:
         .with_panel(ts("API request latency p99 by route", "s",
                        promql("histogram_quantile(0.99, sum by (le, route) "
                               "(rate(api_request_duration_seconds_bucket[5m])))", "{{route}}"),
-                       promql('sum(rate(api_requests_total{status=~"5.."}[5m])) / '
+                       promql('(sum(rate(api_requests_total{status=~"5.."}[5m])) or vector(0)) / '
                               "sum(rate(api_requests_total[5m]))", "5xx share", "B")))
         .with_panel(ts("Scheduled jobs failing", "short",
                        promql("max by (exported_job) (scheduler_job_failing)",
