@@ -17,10 +17,19 @@ from starlette.concurrency import run_in_threadpool
 
 from marketpipe.model import times
 from marketpipe.model.intervals import INTERVAL_US
-from marketpipe.model.records import Candle, Quote, Trade
 from marketpipe.model.symbols import to_native
 from marketpipe.serving import errors as e
-from marketpipe.serving.market import MarketView, Stats24h, UnknownSymbol
+from marketpipe.serving.binance_rows import (
+    aggregate,
+    book_object,
+    d,
+    kline_row,
+    ms,
+    symbol_info,
+    ticker_object,
+    trade_object,
+)
+from marketpipe.serving.market import MarketView, UnknownSymbol
 
 SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9\-_.]{1,20}$")
 # Every interval Binance knows; the ones we build are a subset, the rest get -1120 as well.
@@ -32,15 +41,6 @@ Str = Annotated[str | None, Query()]
 
 def _json(body: Any) -> Response:
     return Response(msgspec.json.encode(body), media_type="application/json")
-
-
-def d(value: float) -> str:
-    """Binance's decimal strings: fixed 8 decimals."""
-    return f"{value:.8f}"
-
-
-def _ms(us: int) -> int:
-    return us // 1000
 
 
 def _required(name: str, value: str | None) -> str:
@@ -185,7 +185,7 @@ class BinanceRoutes:
                     },
                 ],
                 "exchangeFilters": [],
-                "symbols": [_symbol_info(name) for name in names],
+                "symbols": [symbol_info(name) for name in names],
             }
         )
 
@@ -349,7 +349,7 @@ class BinanceRoutes:
             return _json({"lastUpdateId": 0, "bids": [], "asks": []})
         return _json(
             {
-                "lastUpdateId": _ms(quote.ts_event),
+                "lastUpdateId": ms(quote.ts_event),
                 "bids": [[d(quote.bid), d(quote.bid_qty)]],
                 "asks": [[d(quote.ask), d(quote.ask_qty)]],
             }
@@ -357,148 +357,3 @@ class BinanceRoutes:
 
 
 # ---- Binance's shapes --------------------------------------------------------------------
-
-
-def kline_row(c: Candle) -> list[Any]:
-    """[open time, o, h, l, c, volume, close time, quote volume, trades, taker buy base,
-    taker buy quote, ignore] — close time is the window's last millisecond."""
-    return [
-        _ms(c.open_time),
-        d(c.open),
-        d(c.high),
-        d(c.low),
-        d(c.close),
-        d(c.volume),
-        _ms(c.close_time) - 1,
-        d(c.quote_volume),
-        c.trade_count,
-        d(c.taker_buy_volume),
-        d(c.taker_buy_quote_volume),
-        "0",
-    ]
-
-
-def trade_object(t: Trade) -> dict[str, Any]:
-    return {
-        "id": t.trade_id,
-        "price": d(t.price),
-        "qty": d(t.qty),
-        "quoteQty": d(t.price * t.qty),
-        "time": _ms(t.ts_event),
-        "isBuyerMaker": t.side == "sell",
-        "isBestMatch": True,
-    }
-
-
-def aggregate(trades: list[Trade]) -> list[dict[str, Any]]:
-    """Binance aggTrades: consecutive trades at one price, millisecond and taker side merge.
-    The aggregate id is its first trade id (unique and ascending, as Binance's are)."""
-    out: list[dict[str, Any]] = []
-    key: tuple[float, int, str] | None = None
-    qty = 0.0
-    for t in trades:
-        k = (t.price, _ms(t.ts_event), t.side)
-        if k == key and out:
-            qty += t.qty
-            out[-1]["q"] = d(qty)
-            out[-1]["l"] = t.trade_id
-            continue
-        key, qty = k, t.qty
-        out.append(
-            {
-                "a": t.trade_id,
-                "p": d(t.price),
-                "q": d(t.qty),
-                "f": t.trade_id,
-                "l": t.trade_id,
-                "T": _ms(t.ts_event),
-                "m": t.side == "sell",
-                "M": True,
-            }
-        )
-    return out
-
-
-def ticker_object(s: Stats24h, quote: Quote | None, *, mini: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {"symbol": to_native(s.symbol)}
-    if not mini:
-        body |= {
-            "priceChange": d(s.change),
-            "priceChangePercent": f"{s.change_pct:.3f}",
-            "weightedAvgPrice": d(s.weighted_avg),
-            "prevClosePrice": d(s.prev_close),
-        }
-    body["lastPrice"] = d(s.last)
-    if not mini:
-        body |= {
-            "lastQty": d(s.last_qty),
-            "bidPrice": d(quote.bid if quote else 0.0),
-            "bidQty": d(quote.bid_qty if quote else 0.0),
-            "askPrice": d(quote.ask if quote else 0.0),
-            "askQty": d(quote.ask_qty if quote else 0.0),
-        }
-    body |= {
-        "openPrice": d(s.open),
-        "highPrice": d(s.high),
-        "lowPrice": d(s.low),
-        "volume": d(s.volume),
-        "quoteVolume": d(s.quote_volume),
-        "openTime": _ms(s.open_time),
-        "closeTime": _ms(s.close_time) - 1,
-        "firstId": s.first_id,
-        "lastId": s.last_id,
-        "count": s.count,
-    }
-    return body
-
-
-def book_object(symbol: str, quote: Quote | None) -> dict[str, Any]:
-    return {
-        "symbol": to_native(symbol),
-        "bidPrice": d(quote.bid if quote else 0.0),
-        "bidQty": d(quote.bid_qty if quote else 0.0),
-        "askPrice": d(quote.ask if quote else 0.0),
-        "askQty": d(quote.ask_qty if quote else 0.0),
-    }
-
-
-def _symbol_info(symbol: str) -> dict[str, Any]:
-    base, _, quote = symbol.partition("-")
-    return {
-        "symbol": to_native(symbol),
-        "status": "TRADING",
-        "baseAsset": base,
-        "baseAssetPrecision": 8,
-        "quoteAsset": quote,
-        "quotePrecision": 8,
-        "quoteAssetPrecision": 8,
-        "baseCommissionPrecision": 8,
-        "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "MARKET"],
-        "icebergAllowed": False,
-        "ocoAllowed": False,
-        "otoAllowed": False,
-        "quoteOrderQtyMarketAllowed": False,
-        "allowTrailingStop": False,
-        "cancelReplaceAllowed": False,
-        "isSpotTradingAllowed": False,
-        "isMarginTradingAllowed": False,
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": d(0.00000001),
-                "maxPrice": d(1e9),
-                "tickSize": d(0.00000001),
-            },
-            {
-                "filterType": "LOT_SIZE",
-                "minQty": d(0.00000001),
-                "maxQty": d(1e9),
-                "stepSize": d(0.00000001),
-            },
-        ],
-        "permissions": [],
-        "permissionSets": [["SPOT"]],
-        "defaultSelfTradePreventionMode": "NONE",
-        "allowedSelfTradePreventionModes": ["NONE"],
-    }

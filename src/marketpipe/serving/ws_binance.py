@@ -32,8 +32,8 @@ from marketpipe.model.batch import CommitBatch
 from marketpipe.model.intervals import INTERVAL_US
 from marketpipe.model.symbols import to_native
 from marketpipe.observability.metrics import REGISTRY
+from marketpipe.serving.binance_rows import d, ticker_object
 from marketpipe.serving.market import MarketView
-from marketpipe.serving.routes_binance import d, ticker_object
 from marketpipe.serving.rows import to_rows
 from marketpipe.serving.ws_protocol import (
     Session,
