@@ -12,11 +12,6 @@ DASHBOARDS = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashb
 # The values a user picks in the template variables (the recorded data is BTC-USDT).
 VARIABLE_VALUES = {"exchange": "binance", "symbol": "BTC-USDT", "interval": "1m"}
 
-# Metrics the dashboards and rules use that marketpipe does not expose yet (docs/operations.md,
-# "Metrics the rules expect"). A panel on one of them must find it absent: once the metric
-# lands, the panel is held to return data like every other.
-PENDING_METRICS: set[str] = set()  # all landed: every panel must return data
-
 
 def dashboards() -> dict[str, dict[str, Any]]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}

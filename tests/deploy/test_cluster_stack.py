@@ -57,6 +57,18 @@ def cluster_stack() -> Iterator[ComposeStack]:
         yield stack
 
 
+@pytest.fixture(scope="module")
+def processed(cluster_stack: ComposeStack) -> ComposeStack:
+    """The stack once every reference window is final in PostgreSQL (waited for once: a
+    broken stack fails each test at once instead of waiting again)."""
+    want = len(reference())
+    try:
+        wait_for(lambda: len(final_minutes(cluster_stack)) >= want, 300, "final candles", 5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; process logs:\n{cluster_stack.logs('process')}") from None
+    return cluster_stack
+
+
 def pg_dsn(stack: ComposeStack) -> str:
     return (
         f"postgresql://marketpipe:{stack.env['POSTGRES_PASSWORD']}@127.0.0.1:"
@@ -85,22 +97,14 @@ def reference() -> list[tuple[Any, ...]]:
 
 
 def test_recorded_trades_come_out_as_the_reference_candles_in_postgres(
-    cluster_stack: ComposeStack,
+    processed: ComposeStack,
 ) -> None:
-    want = reference()
-    wait_for(
-        lambda: len(final_minutes(cluster_stack)) >= len(want),
-        300,
-        f"{len(want)} final 1m candles in PostgreSQL\n{cluster_stack.logs('process')}",
-        interval=5,
-    )
-    assert final_minutes(cluster_stack) == want
+    assert final_minutes(processed) == reference()
 
 
-def test_serve_answers_the_reference_klines(cluster_stack: ComposeStack) -> None:
+def test_serve_answers_the_reference_klines(processed: ComposeStack) -> None:
     want = reference()
-    wait_for(lambda: len(final_minutes(cluster_stack)) >= len(want), 300, "final candles")
-    api = f"http://127.0.0.1:{cluster_stack.env['MARKETPIPE_API_PORT']}"
+    api = f"http://127.0.0.1:{processed.env['MARKETPIPE_API_PORT']}"
     rows = http_json(
         f"{api}/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime={want[0][0]}"
         f"&endTime={want[-1][0]}&limit=100"
@@ -120,9 +124,8 @@ def test_prometheus_scrapes_serve_in_the_cluster(cluster_stack: ComposeStack) ->
     )
 
 
-def test_archive_puts_every_recorded_trade_in_trades_recent(cluster_stack: ComposeStack) -> None:
-    wait_for(lambda: len(final_minutes(cluster_stack)) >= 12, 300, "final candles")
-    with psycopg.connect(pg_dsn(cluster_stack)) as conn:
+def test_archive_puts_every_recorded_trade_in_trades_recent(processed: ComposeStack) -> None:
+    with psycopg.connect(pg_dsn(processed)) as conn:
         trades = conn.execute(
             "SELECT count(*) FROM trades_recent WHERE symbol = 'BTC-USDT'"
         ).fetchone()
@@ -135,13 +138,12 @@ def test_archive_puts_every_recorded_trade_in_trades_recent(cluster_stack: Compo
     ids=[f"{board}:{title}" for board, title, _ in SQL_TARGETS],
 )
 def test_every_sql_panel_returns_rows_from_the_cluster_postgres(
-    cluster_stack: ComposeStack, board: str, title: str, target: dict[str, Any]
+    processed: ComposeStack, board: str, title: str, target: dict[str, Any]
 ) -> None:
-    wait_for(lambda: len(final_minutes(cluster_stack)) >= 12, 300, "final candles")
     # The dashboard's time range over the recorded day (2024-08-09).
     sql = expand_sql(
         target["rawSql"], "2024-08-08T00:00:00Z", "2024-08-10T00:00:00Z", VARIABLE_VALUES
     )
-    with psycopg.connect(pg_dsn(cluster_stack)) as conn:
+    with psycopg.connect(pg_dsn(processed)) as conn:
         rows = conn.execute(sql).fetchall()
     assert rows, f"{board} / {title} returned no rows: {sql}"
