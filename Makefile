@@ -61,12 +61,14 @@ clean:
 # Docker engine answers, else podman-compose (with this checkout's podman config).
 COMPOSE = $(shell if docker info >/dev/null 2>&1; then echo "docker compose"; \
   else echo ". scripts/containers/env.sh && $(BIN)/podman-compose"; fi)
-.PHONY: compose-up compose-down compose-cluster-up compose-cluster-down
-compose-up:  ## the embedded stack: marketpipe, Prometheus, Grafana (MARKETPIPE_MODE=demo: offline)
+.PHONY: compose-up compose-down compose-cluster-up compose-cluster-down compose-env
+compose-env:  # the stacks' secrets: there are no default passwords
+	@test -f deploy/compose/.env || { echo "deploy/compose/.env is missing: cp deploy/compose/.env.example deploy/compose/.env and set its secrets" >&2; exit 2; }
+compose-up: compose-env  ## the embedded stack: marketpipe, Prometheus, Grafana (MARKETPIPE_MODE=demo: offline)
 	$(COMPOSE) -p marketpipe -f deploy/compose/embedded.yaml --env-file deploy/compose/.env up -d --build
-compose-down:
+compose-down: compose-env
 	$(COMPOSE) -p marketpipe -f deploy/compose/embedded.yaml --env-file deploy/compose/.env down
-compose-cluster-up:  ## the cluster stack: Kafka, PostgreSQL, Redis, S3, the roles, Airflow, Prometheus, Grafana
+compose-cluster-up: compose-env  ## the cluster stack: Kafka, PostgreSQL, Redis, S3, the roles, Airflow, Prometheus, Grafana
 	$(COMPOSE) -p marketpipe-cluster -f deploy/compose/cluster.yaml --env-file deploy/compose/.env up -d --build
-compose-cluster-down:
+compose-cluster-down: compose-env
 	$(COMPOSE) -p marketpipe-cluster -f deploy/compose/cluster.yaml --env-file deploy/compose/.env down

@@ -273,7 +273,7 @@ def test_run_offline_says_so_in_one_line_keeps_retrying_and_stops_on_ctrl_c(
         said_after = time.monotonic() - started
         lines = log_path.read_text().splitlines()
         assert expected in lines, "\n".join(lines)
-        assert said_after < 8  # including the interpreter's start
+        assert said_after < 15  # including the interpreter's start, on a loaded machine
         # It keeps retrying (each attempt in the structured log), and says it only once.
         time.sleep(3)
         assert process.poll() is None

@@ -65,7 +65,7 @@ def test_a_restart_on_the_same_sink_resumes_where_the_last_commit_left_off(
 def test_each_commit_sets_the_last_trade_time_of_its_symbols(
     settings: Settings, recorded_files: list[Path]
 ) -> None:
-    """last_trade_timestamp_seconds feeds the SymbolStale alert (deploy/prometheus/rules)."""
+    """last_trade_timestamp_seconds feeds the SymbolNoTrades alert (deploy/prometheus/rules)."""
     from marketpipe.observability.metrics import REGISTRY
 
     pipeline = Pipeline(settings, MemorySink())

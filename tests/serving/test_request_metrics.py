@@ -2,8 +2,14 @@
 deploy/prometheus/rules): counted per route template and status, refused requests included."""
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from marketpipe.observability.metrics import REGISTRY
+from marketpipe.serving.app import create_app
+from marketpipe.serving.backend import embedded_backend
+from marketpipe.serving.settings import ApiSettings
+from marketpipe.storage.embedded import EmbeddedStore
+from tests.serving.conftest import healthy
 
 
 def _count(route: str, status: str, method: str = "GET") -> float:
@@ -44,3 +50,16 @@ def test_a_path_no_route_matches_shares_one_label(client: TestClient) -> None:
         )
         is None
     )
+
+
+def test_requests_refused_by_the_token_check_are_counted_too(store: EmbeddedStore) -> None:
+    settings = ApiSettings(token=SecretStr("s3cret"), rate_limit="100000/minute")
+    app = TestClient(create_app(embedded_backend(store, healthy), settings))
+    before = _count("unmatched", "401") + _count("/api/v3/klines", "401")
+    params = {"symbol": "BTCUSDT", "interval": "1m"}
+    assert app.get("/api/v3/klines", params=params).status_code == 401
+    authorized = app.get(
+        "/api/v3/klines", params=params, headers={"Authorization": "Bearer s3cret"}
+    )
+    assert authorized.status_code == 200
+    assert _count("unmatched", "401") + _count("/api/v3/klines", "401") == before + 1

@@ -75,7 +75,7 @@ def from_running(data_dir: Path, path: str, params: dict[str, Any]) -> Any:
             url, params={k: v for k, v in params.items() if v is not None}, timeout=30
         )
         if response.is_client_error:  # the running API refused the question: say why
-            raise fail(str(response.json().get("detail", response.text)), 2)
+            raise fail(_refusal(response), 2)
         response.raise_for_status()
     except (httpx.HTTPError, ValueError) as exc:
         raise fail(
@@ -108,3 +108,12 @@ def read_rows(data_dir: Path, path: str, params: dict[str, Any], read: Any) -> A
         return read(store)
     finally:
         store.close()
+
+
+def _refusal(response: httpx.Response) -> str:
+    """The running API's reason for a 4xx: its JSON `detail`, else the body as text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    return str(body.get("detail", response.text)) if isinstance(body, dict) else response.text

@@ -125,6 +125,7 @@ def _run_live(coro: Any, holder: dict[str, "LiveRun"]) -> None:
                 raise
         finally:
             display.cancel()
+            await asyncio.gather(display, return_exceptions=True)
 
     with stop_signals() as request:  # Ctrl-C and SIGTERM alike
         try:

@@ -9,13 +9,15 @@ from marketpipe.storage.lifecycle import LifecycleReport, run_cycle
 def run_cluster_lifecycle(settings: Settings, now_us: int) -> LifecycleReport:
     """One lifecycle run at `now_us` over the cluster's warm store, lake and hot tier."""
     warm = open_warehouse(settings, pool_size=1)
-    hot = open_hot_tier(settings)
     try:
-        warm.migrate()
-        return run_cycle(
-            warm, open_s3_lake(settings), hot, now_us=now_us,
-            settings=settings.lifecycle, final_after_us=settings.engine.final_after_us,
-        )  # fmt: skip
+        hot = open_hot_tier(settings)
+        try:
+            warm.migrate()
+            return run_cycle(
+                warm, open_s3_lake(settings), hot, now_us=now_us,
+                settings=settings.lifecycle, final_after_us=settings.engine.final_after_us,
+            )  # fmt: skip
+        finally:
+            hot.close()
     finally:
-        hot.close()
         warm.close()

@@ -1,6 +1,7 @@
 """Counts and times every HTTP request by its route template (`/api/v3/klines`, not the raw
 path, so the label set stays bounded), for the API's 5xx and latency alerts."""
 
+import asyncio
 import time
 from typing import Any
 
@@ -35,10 +36,17 @@ class RequestMetricsMiddleware:
 
         try:
             await self.app(scope, receive, send_and_note)
-        finally:
-            route = _route_template(scope, self.static_paths)
-            m.API_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            m.API_REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+        except asyncio.CancelledError:  # the client went away: not an answer, not a 5xx
+            raise
+        except BaseException:
+            self._note(scope, status, started)
+            raise
+        self._note(scope, status, started)
+
+    def _note(self, scope: Scope, status: int, started: float) -> None:
+        route = _route_template(scope, self.static_paths)
+        m.API_REQUESTS.labels(scope["method"], route, str(status)).inc()
+        m.API_REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
 
 
 def _route_template(scope: Scope, static_paths: frozenset[str]) -> str:
