@@ -218,7 +218,7 @@ def _run_spark(
     # py4j's INFO lines ("Closing down clientserver connection", from finalizers at exit)
     # are chatter, printed after the role's own last line.
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    repo_cache = Path(__file__).resolve().parents[2] / ".cache" / "spark"
+    repo_cache = Path(__file__).resolve().parents[3] / ".cache" / "spark"
     jars = spark_jars(repo_cache, pyspark.__version__, Path(pyspark.__file__).parent / "jars")
     session = local_session(spark_settings.master, jars)
     session.sparkContext.setLogLevel("ERROR")
