@@ -19,6 +19,7 @@ from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.processing.alerts import AlertRules
 from marketpipe.processing.candles import CandleAcc, partial_candles, rollup_partials
 from marketpipe.processing.engine import CandleEngine
+from tests.processing.test_engine_properties import frame
 
 MIN = 60_000_000
 T0 = 1_723_161_600_000_000  # 2024-08-09 00:00 UTC
@@ -29,20 +30,6 @@ def trade(trade_id: int, ts: int, price: float | None = None, qty: float = 1.0) 
     """A trade whose price is its id (unless given), so a wrong pick shows in the price."""
     p = float(trade_id) if price is None else price
     return Trade("binance", "BTC-USDT", trade_id, p, qty, "buy", ts, ts)
-
-
-def frame(trades: list[Trade]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "exchange": [t.exchange for t in trades],
-            "symbol": [t.symbol for t in trades],
-            "trade_id": [t.trade_id for t in trades],
-            "price": [t.price for t in trades],
-            "qty": [t.qty for t in trades],
-            "side": [t.side for t in trades],
-            "ts_event": [t.ts_event for t in trades],
-        }
-    )
 
 
 def first_and_last(trades: list[Trade]) -> tuple[Trade, Trade]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, sync_playwright
 
 from marketpipe.config import load_settings
 from marketpipe.embedded.replay import replay
@@ -112,3 +113,21 @@ def serving(data_dir: Path, workdir: Path, **env_extra: str) -> Iterator[str]:
 def served(replayed_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serving(replayed_dir, tmp_path_factory.mktemp("serve")) as base:
         yield base
+
+
+# Headless Chromium from apt (never `playwright install`), for the dashboard tests.
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (scripts/setup.d installs chromium)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield launched
+        launched.close()

@@ -5,28 +5,16 @@ the component and the reason; `/api/v1/system/health` lists the same problems.""
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.chaos.live import live_env, start_exchange
-from tests.serving.test_dashboard_browser import ARGS, CHROMIUM
 from tests.stopping import start
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (scripts/setup.d installs chromium)")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield launched
-        launched.close()
 
 
 def _strip(page: Page) -> str:
