@@ -15,6 +15,8 @@ pytest_plugins = [
     "tests.servers.postgres",
     "tests.servers.redis",
     "tests.servers.s3",
+    "tests.servers.gcs",
+    "tests.servers.bigquery",
     "tests.storage.recorded",  # recorded_batches: a replay's committed batches
     "tests.servers.kafka",
     "tests.servers.spark",

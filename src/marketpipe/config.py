@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from marketpipe.analytics.settings import DbtSettings, SchedulerSettings
-from marketpipe.cluster.settings import ClusterSettings
+from marketpipe.cluster.settings import ClusterSettings, GcpSettings
 from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
 from marketpipe.serving.settings import ApiSettings
@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     dbt: DbtSettings = DbtSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     cluster: ClusterSettings = ClusterSettings()
+    gcp: GcpSettings = GcpSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
 
     @field_validator("symbols", mode="before")

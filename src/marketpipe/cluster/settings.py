@@ -11,6 +11,20 @@ s3_secret_key = "..."               # or MARKETPIPE_CLUSTER__S3_SECRET_KEY
 kafka_bootstrap_servers = "kafka-1:9092,kafka-2:9092"
 topic_partitions = 6
 consumer_group = "marketpipe-process"
+warehouse = "postgres"              # or "bigquery" ([gcp] below)
+lake = "s3"                         # or "gcs" ([gcp] below)
+```
+
+`[gcp]` settings: where the Google Cloud path is (BigQuery warehouse, GCS lake).
+
+```toml
+[gcp]
+project = "my-project"
+bigquery_dataset = "marketpipe"
+gcs_bucket = "my-marketpipe-lake"
+# bigquery_endpoint / gcs_endpoint: an emulator's URL; omit for Google Cloud itself.
+# Credentials: credentials_file, else Google's usual environment (GOOGLE_APPLICATION_CREDENTIALS,
+# gcloud's application-default login, the metadata server). Never logged.
 ```
 """
 
@@ -51,6 +65,9 @@ class ClusterSettings(BaseModel):
     topic_replication: int = Field(1, ge=1, le=10)
     consumer_group: str = Field("marketpipe-process", min_length=1)
     archive_consumer_group: str = Field("marketpipe-archive", min_length=1)
+    # Which warm store and lake the roles use: the self-hosted pair or Google Cloud's.
+    warehouse: Literal["postgres", "bigquery"] = "postgres"
+    lake: Literal["s3", "gcs"] = "s3"
 
     @field_validator("postgres_dsn")
     @classmethod
@@ -105,6 +122,63 @@ class ClusterSettings(BaseModel):
             secret_key=self.s3_secret_key.get_secret_value() if self.s3_secret_key else None,
             checksums=self.s3_checksums,
         )
+
+
+_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+
+
+def _emulator_url(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    assert value is not None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://, e.g. http://127.0.0.1:9050")
+    return value.rstrip("/")
+
+
+class GcpSettings(BaseModel):
+    """The Google Cloud path: BigQuery as the warm store, GCS as the lake."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str = "marketpipe"
+    bigquery_dataset: str = "marketpipe"
+    bigquery_location: str = "US"
+    bigquery_endpoint: str | None = None  # an emulator, e.g. http://127.0.0.1:9050
+    # Every BigQuery call's deadline: the client otherwise retries a 5xx for 10 minutes.
+    bigquery_timeout_s: float = Field(60.0, gt=0, le=3600)
+    gcs_bucket: str = "marketpipe"
+    gcs_prefix: str = "lake"
+    gcs_endpoint: str | None = None  # an emulator, e.g. http://127.0.0.1:4443
+    credentials_file: str | None = None  # a service-account JSON; else Google's environment
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not _PROJECT.match(value):
+            raise ValueError("must be a Google Cloud project id: 6-30 of a-z, 0-9, '-'")
+        return value
+
+    @field_validator("bigquery_dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        if not _DATASET.match(value):
+            raise ValueError("must be a BigQuery dataset id: letters, digits and '_'")
+        return value
+
+    @field_validator("gcs_bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not _GCS_BUCKET.match(value):
+            raise ValueError("must be a valid bucket name: 3-63 of a-z, 0-9, '.', '-', '_'")
+        return value
+
+    @field_validator("bigquery_endpoint", "gcs_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return _emulator_url(value)
 
 
 # Tuning defaults of the streaming roles (batch sizes, Spark master and checkpoint): the

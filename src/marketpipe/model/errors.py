@@ -21,5 +21,11 @@ class StorageError(MarketpipeError):
     """A storage tier refused a read or a write."""
 
 
+class FencedOut(MarketpipeError):
+    """A warehouse refused a commit: another consumer claimed one of its partitions since
+    (a rebalance this one missed, e.g. after a pause past its session timeout). Not a
+    StorageError, so it is never retried: the batch belongs to the new owner now."""
+
+
 class QueryError(MarketpipeError):
     """A query's parameters are invalid; the message says which and why."""

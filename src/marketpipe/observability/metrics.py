@@ -99,6 +99,12 @@ DEAD_LETTERS = Counter(
     registry=REGISTRY,
 )
 ALERTS = Counter("alerts_total", "Alerts fired", ["kind"], registry=REGISTRY)
+COMMITS_FENCED = Counter(
+    "warehouse_commits_fenced_total",
+    "Commits a warehouse refused because another consumer owns the partitions now",
+    ["warehouse", "consumer_group"],
+    registry=REGISTRY,
+)
 BATCH_COMMIT_SECONDS = Histogram(
     "batch_commit_seconds",
     "Time to commit one micro-batch",

@@ -1,0 +1,1 @@
+"""BigQuery fixtures (goccy/bigquery-emulator): filled in by the BigQuery warehouse work."""
