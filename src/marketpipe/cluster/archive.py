@@ -18,13 +18,19 @@ Duplicate deliveries (the same trade at two offsets, e.g. after an ingest restar
 out of the lake by an id ledger per exchange/symbol/date, loaded from the lake's own files on
 first use; `trades_recent` ignores them by its key (the native processor writes there too,
 which makes its restored windows exact).
+
+Fencing: on every assignment the member claims its partitions for both groups (`<group>` and
+`<group>:plan`) before it reads the stored offsets, and both commits carry those epochs, so a
+member that missed a rebalance cannot move the offsets (or a plan) back under the new owner.
+Refused (FencedOut), it drops what it holds and waits for its next assignment.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -37,6 +43,7 @@ from marketpipe.bus import serde
 from marketpipe.bus.kafka import Offsets, OffsetsInStoreConsumer, Topics
 from marketpipe.cluster.retry import until_stored
 from marketpipe.model.batch import CommitBatch
+from marketpipe.model.errors import FencedOut
 from marketpipe.processing.ledger import IdLedger
 from marketpipe.storage.lake import ParquetLake
 
@@ -46,8 +53,11 @@ log = logging.getLogger(__name__)
 class ArchiveStore(Protocol):
     def commit(
         self, batch: CommitBatch, *, consumer_group: str | None = None,
-        offsets: Offsets | None = None,
+        offsets: Offsets | None = None, fence: Mapping[tuple[str, int], int] | None = None,
     ) -> None: ...  # fmt: skip
+    def claim_partitions(
+        self, consumer_group: str, partitions: Collection[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]: ...
     def load_offsets(self, consumer_group: str, topic: str) -> dict[int, int]: ...
 
 
@@ -67,6 +77,7 @@ class ArchiveTotals:
     duplicates: int = 0
     skipped: int = 0  # undecodable (the processor dead-letters them)
     redone: int = 0
+    fenced: int = 0  # commits refused: another member owned the partition by then
 
 
 @dataclass(slots=True)
@@ -87,6 +98,7 @@ class TradeArchiver:
         range_messages: int = 50_000,
         range_max_age_s: float = 2.0,
         before_commit: Callable[[], None] | None = None,
+        consumer_config: dict[str, object] | None = None,
     ) -> None:
         self.store = store
         self.lake = lake
@@ -100,12 +112,22 @@ class TradeArchiver:
         self._pending: dict[int, _Pending] = {}
         self._plans: dict[int, int] = {}  # partition -> planned end not yet committed
         self._ledgers: dict[tuple[str, str, str], IdLedger] = {}  # in the lake already
+        self._epochs: dict[str, dict[tuple[str, int], int]] = {}  # group -> claimed epochs
+        self._fenced = False  # refused once: idle until the next assignment
         self._stop = threading.Event()
         self.consumer = OffsetsInStoreConsumer(
-            bootstrap, group, [self.topic], self._assigned_offsets
-        )
+            bootstrap, group, [self.topic], self._assigned_offsets, on_assigned=None,
+            **(consumer_config or {}),
+        )  # fmt: skip
 
     def _assigned_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        # Claim before reading: a commit of the previous owner either landed before the read
+        # below or is refused after it.
+        claimed = [(topic, p) for p in partitions]
+        self._epochs = {}
+        for group in (self.group, self.plan_group):
+            self._epochs[group] = until_stored(partial(self.store.claim_partitions, group, claimed))
+        self._fenced = False
         committed = until_stored(lambda: self.store.load_offsets(self.group, topic))
         planned = until_stored(lambda: self.store.load_offsets(self.plan_group, topic))
         self._pending = {}
@@ -126,6 +148,8 @@ class TradeArchiver:
                 if max_seconds is not None and time.monotonic() - started > max_seconds:
                     break
                 polled = self.consumer.poll(self.range_messages, 0.5)
+                if self._fenced:
+                    continue  # whatever it read belongs to the new owner now
                 for message in polled.messages:
                     partition = int(message.partition() or 0)
                     self._pending.setdefault(partition, _Pending()).messages.append(message)
@@ -158,7 +182,11 @@ class TradeArchiver:
                 else:
                     break
                 chunk, pending.messages = pending.messages[:cut], pending.messages[cut:]
-                self._archive(partition, chunk, replan=plan is None)
+                try:
+                    self._archive(partition, chunk, replan=plan is None)
+                except FencedOut as exc:
+                    self._fence_out(exc)
+                    return
                 if plan is not None:
                     self.totals.redone += 1
                     self._plans.pop(partition, None)
@@ -172,9 +200,10 @@ class TradeArchiver:
         if replan:
             until_stored(
                 lambda: self.store.commit(
-                    CommitBatch(), consumer_group=self.plan_group, offsets=offsets
+                    CommitBatch(), consumer_group=self.plan_group, offsets=offsets,
+                    fence=self._epochs.get(self.plan_group),
                 )
-            )
+            )  # fmt: skip
         trades = self._decode(messages)
         for_lake = self._not_in_lake(trades)
         if for_lake.num_rows:
@@ -184,11 +213,25 @@ class TradeArchiver:
             self.before_commit()
         until_stored(
             lambda: self.store.commit(
-                CommitBatch(trades=trades), consumer_group=self.group, offsets=offsets
+                CommitBatch(trades=trades), consumer_group=self.group, offsets=offsets,
+                fence=self._epochs.get(self.group),
             )
-        )
+        )  # fmt: skip
         self.totals.ranges += 1
         self.totals.trades += trades.num_rows
+
+    def _fence_out(self, exc: FencedOut) -> None:
+        """Another member owns the partitions now: drop what this one holds. A lake write it
+        made belongs to a range whose plan landed before the new owner's claim (a later plan
+        is refused first), and the new owner redoes that range under the same names."""
+        self.totals.fenced += 1
+        self._pending = {}
+        self._plans = {}
+        self._fenced = True
+        log.warning(
+            "fenced out: another member owns the partitions now; waiting for a new assignment",
+            extra={"error": str(exc)[:300], "group": self.group},
+        )
 
     def _decode(self, messages: list[Message]) -> pa.Table:
         """The range's trades, each (exchange, symbol, trade_id) once: first delivery wins."""

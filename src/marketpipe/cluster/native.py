@@ -15,12 +15,18 @@ recent alert is re-published), and readers upsert by key (window, alert_id).
 
 The group scales by partitions: trades are keyed `exchange:symbol`, so each symbol's trades
 are read, in order, by exactly one member.
+
+Fencing: on every assignment the member claims its partitions in the store (each epoch + 1)
+before it rebuilds, and every commit carries those epochs. A member that missed a rebalance
+(e.g. paused past max.poll.interval.ms while its partitions moved on) has stale epochs, so
+its late commit is refused (FencedOut): it publishes nothing, drops its engine state and
+waits for the fresh assignment its next poll brings, then rebuilds from the store.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +43,7 @@ from marketpipe.bus.kafka import (
 )
 from marketpipe.cluster.retry import best_effort, until_stored
 from marketpipe.model.batch import CommitBatch
+from marketpipe.model.errors import FencedOut
 from marketpipe.model.records import Candle, DeadLetter, Position, Quote
 from marketpipe.model.schemas import TRADE_SCHEMA
 from marketpipe.observability import metrics as m
@@ -52,7 +59,13 @@ SymbolKey = tuple[str, str]
 class ProcessorStore(Protocol):
     """What the processor needs from the warm store (PostgresWarehouse provides it)."""
 
-    def commit(self, batch: CommitBatch, *, consumer_group: str, offsets: Offsets) -> object: ...
+    def commit(
+        self, batch: CommitBatch, *, consumer_group: str, offsets: Offsets,
+        fence: Mapping[tuple[str, int], int] | None = None,
+    ) -> object: ...  # fmt: skip
+    def claim_partitions(
+        self, consumer_group: str, partitions: Collection[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]: ...
     def load_offsets(self, consumer_group: str, topic: str) -> dict[int, int]: ...
     def positions(self) -> list[Position]: ...
     def open_windows(self, min_close_time: int) -> list[tuple[Candle, int, int]]: ...
@@ -98,6 +111,7 @@ class ProcessorTotals:
     dead_letters: int = 0
     rebalances: int = 0
     hot_skipped: int = 0  # batches the hot tier missed (Redis down); warm has them
+    fenced: int = 0  # commits the store refused: another member owned the partitions by then
 
 
 @dataclass(slots=True)
@@ -135,6 +149,8 @@ class NativeProcessor:
         self.engine = self._new_engine()
         self._snapshot = _Snapshot()
         self._assigned = False
+        self._epochs: dict[tuple[str, int], int] = {}  # claimed at the last assignment
+        self._fenced = False  # refused once: idle until the next assignment
         self.consumer = OffsetsInStoreConsumer(
             bootstrap,
             group,
@@ -158,6 +174,11 @@ class NativeProcessor:
     def _rebuild(self) -> None:
         self._assigned = False
         self.totals.rebalances += 1
+        # Claim first: a commit of the previous owner either landed before (and is in the
+        # state read below) or is refused after.
+        assignment = sorted(self.consumer.assignment)
+        self._epochs = until_stored(lambda: self.store.claim_partitions(self.group, assignment))
+        self._fenced = False
         self.engine = self._new_engine()
         snapshot = _Snapshot()
         positions = until_stored(self.store.positions)
@@ -212,6 +233,8 @@ class NativeProcessor:
                 )
                 if self._assigned:
                     self._rebuild()
+                if self._fenced:
+                    continue  # whatever it read belongs to the new owner now
                 if polled.messages:
                     idle_since = None
                     self.process(polled.messages, polled.offsets)
@@ -241,7 +264,8 @@ class NativeProcessor:
         batch.dead_letters = dead
         if dead:
             self.producer.flush()  # dead letters are on the DLQ before their offsets move
-        self._commit(batch, offsets)
+        if not self._commit(batch, offsets):
+            return batch
         t = self.totals
         t.messages += len(messages)
         t.trades += len(trades)
@@ -254,13 +278,22 @@ class NativeProcessor:
         out = self.engine.advance_idle(time.time_ns() // 1000)
         if out.is_empty:
             return False
-        self._commit(out, {})
-        return True
+        return self._commit(out, {})
 
-    def _commit(self, batch: CommitBatch, offsets: Offsets) -> None:
+    def _commit(self, batch: CommitBatch, offsets: Offsets) -> bool:
+        """Commit, then publish; False if the store fenced this member out."""
         if batch.is_empty and not offsets:
-            return
-        until_stored(lambda: self.store.commit(batch, consumer_group=self.group, offsets=offsets))
+            return True
+        fence = dict(self._epochs)
+        try:
+            until_stored(
+                lambda: self.store.commit(
+                    batch, consumer_group=self.group, offsets=offsets, fence=fence
+                )
+            )
+        except FencedOut as exc:
+            self._fence_out(exc)
+            return False
         self.totals.batches += 1
         self.totals.candles += len(batch.candles)
         self.totals.alerts += len(batch.alerts)
@@ -269,6 +302,19 @@ class NativeProcessor:
         self.consumer.commit_to_kafka(offsets)
         if self.on_commit is not None:
             self.on_commit(batch, offsets)
+        return True
+
+    def _fence_out(self, exc: FencedOut) -> None:
+        """The partitions moved on without this member noticing: its state is stale. Nothing
+        is published or committed to Kafka; the next assignment rebuilds from the store."""
+        self.totals.fenced += 1
+        self.engine = self._new_engine()
+        self._snapshot = _Snapshot()
+        self._fenced = True  # the epochs stay: any further commit is refused as well
+        log.warning(
+            "fenced out: another member owns the partitions now; waiting for a new assignment",
+            extra={"error": str(exc)[:300], "group": self.group},
+        )
 
     def _publish(self, batch: CommitBatch) -> None:
         hot = self.hot

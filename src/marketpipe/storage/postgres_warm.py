@@ -5,6 +5,11 @@ Semantics mirror DuckDBWarehouse: raw trades insert-or-ignore (by trade key), ca
 positions replace. On top of that, a batch's Kafka offsets commit in the same transaction as its
 output (`commit`), or a Spark micro-batch is applied at most once per (query, batch_id)
 (`commit_fenced`). Re-committing a batch changes nothing.
+
+Consumers are fenced by partition epochs: `claim_partitions` bumps the epoch of each partition
+a member is assigned, and a `commit(..., fence=...)` lands only while those epochs are still
+the ones it claimed, so a member that missed a rebalance (paused past its poll interval)
+cannot overwrite what the new owner wrote.
 """
 
 import logging
@@ -23,7 +28,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from marketpipe.model.batch import CommitBatch
-from marketpipe.model.errors import StorageError
+from marketpipe.model.errors import FencedOut, StorageError
 from marketpipe.model.records import Candle, Position
 from marketpipe.model.schemas import (
     ALERT_SCHEMA,
@@ -31,6 +36,7 @@ from marketpipe.model.schemas import (
     TRADE_SCHEMA,
     to_table,
 )
+from marketpipe.observability import metrics as m
 from marketpipe.storage import postgres_schema as schema
 from marketpipe.storage.postgres_copy import copy_in, insert_select, select_list, staging_ddl
 from marketpipe.storage.sql_dialect import POSTGRES
@@ -117,27 +123,65 @@ class PostgresWarehouse(SqlReads):
 
     # ---- writes --------------------------------------------------------------------------
 
+    def claim_partitions(
+        self, consumer_group: str, partitions: Collection[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """Take ownership of `partitions` {(topic, partition)} for `consumer_group`: each one's
+        epoch goes up by one (the first claim gives 1), in one transaction; returns the new
+        epochs. A consumer calls it on every assignment, before it reads."""
+        wanted = sorted(set(partitions))  # one lock order for every claimer: no deadlock
+        if not wanted:
+            return {}
+        with self._conn() as conn:
+            try:
+                with conn.transaction():
+                    rows = conn.execute(
+                        "INSERT INTO partition_epochs "
+                        "SELECT %s, t.topic, t.partition, 1, now() "
+                        "FROM unnest(%s::text[], %s::int[]) WITH ORDINALITY "
+                        "AS t(topic, partition, n) ORDER BY t.n "
+                        "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
+                        "epoch = partition_epochs.epoch + 1, claimed_at = EXCLUDED.claimed_at "
+                        "RETURNING topic, partition, epoch",
+                        [consumer_group, [t for t, _ in wanted], [p for _, p in wanted]],
+                    ).fetchall()
+            except psycopg.Error as exc:
+                raise StorageError(f"claiming partitions failed: {exc}") from exc
+        return {(str(t), int(p)): int(e) for t, p, e in rows}
+
     def commit(
         self,
         batch: CommitBatch,
         *,
         consumer_group: str | None = None,
         offsets: Mapping[tuple[str, int], int] | None = None,
+        fence: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
         """Write the whole batch and the Kafka offsets `{(topic, partition): next_offset}` of
-        `consumer_group` in one transaction: both land, or neither."""
-        if offsets and consumer_group is None:
-            raise ValueError("offsets need a consumer_group")
+        `consumer_group` in one transaction: both land, or neither.
+
+        With `fence` {(topic, partition): epoch}, the same transaction first locks those
+        partitions' epoch rows and checks that each still holds the given epoch; if one was
+        claimed since (or was never claimed), everything rolls back, the refusal is counted
+        and FencedOut is raised (not retried: the partition belongs to another member)."""
+        if (offsets or fence) and consumer_group is None:
+            raise ValueError("offsets and fence need a consumer_group")
         if batch.is_empty and not offsets:
             return
         with self._conn() as conn:
             self._ensure_partitions(conn, batch.trades)
             try:
                 with conn.transaction(), conn.cursor() as cur:
+                    if fence:
+                        assert consumer_group is not None
+                        _check_fence(cur, consumer_group, fence)
                     self._write(cur, batch)
                     if offsets:
                         assert consumer_group is not None
                         _store_offsets(cur, consumer_group, offsets)
+            except FencedOut:
+                m.COMMITS_FENCED.labels("postgres", consumer_group).inc()
+                raise
             except Exception as exc:
                 raise StorageError(f"batch commit failed and was rolled back: {exc}") from exc
 
@@ -400,6 +444,30 @@ class PostgresWarehouse(SqlReads):
     def partitions(self) -> list[str]:
         with self._conn() as conn:
             return sorted(schema.existing_partitions(conn).values())
+
+
+def _check_fence(
+    cur: Cursor[TupleRow], consumer_group: str, fence: Mapping[tuple[str, int], int]
+) -> None:
+    """Lock the fenced partitions' epoch rows (shared: members never hold the same partition,
+    and a claim must wait for a commit already past this check) and refuse a stale epoch."""
+    wanted = sorted(fence)
+    rows = cur.execute(
+        "SELECT e.topic, e.partition, e.epoch FROM partition_epochs e "
+        "JOIN unnest(%s::text[], %s::int[]) AS t(topic, partition) "
+        "ON (e.topic, e.partition) = (t.topic, t.partition) "
+        "WHERE e.consumer_group = %s ORDER BY e.topic, e.partition FOR SHARE OF e",
+        [[t for t, _ in wanted], [p for _, p in wanted], consumer_group],
+    ).fetchall()
+    stored = {(str(t), int(p)): int(e) for t, p, e in rows}
+    # A partition never claimed has no owner to prove: refused like a stale one.
+    stale = {k: (e, stored.get(k)) for k, e in fence.items() if stored.get(k) != e}
+    if stale:
+        detail = ", ".join(
+            f"{t}[{p}] epoch {mine} (now {'unclaimed' if now is None else now})"
+            for (t, p), (mine, now) in sorted(stale.items())
+        )
+        raise FencedOut(f"{consumer_group}: partitions claimed by another member: {detail}")
 
 
 def _store_offsets(
