@@ -1,5 +1,5 @@
 """The lake: raw trades and archived candles as Parquet, on any `pyarrow.fs` filesystem — a
-local directory (embedded mode) or an S3-compatible bucket (cluster mode), same layout:
+local directory (embedded mode) or an S3 or GCS bucket (cluster mode), same layout:
 
 `{root}/trades/exchange=binance/symbol=BTC-USDT/date=2024-08-09/part-{first_id}-{last_id}.parquet`
 `{root}/candles/interval=1m/exchange=binance/symbol=BTC-USDT/date=2024-08-09/part-{first}-{last}.parquet`
@@ -7,7 +7,7 @@ local directory (embedded mode) or an S3-compatible bucket (cluster mode), same 
 (trade parts are named by their first and last trade id, candle parts by their first and last
 open time in µs). Names are deterministic, so writing the same rows again replaces a file with
 identical content. A reader never sees half a file: locally a file is written to a temporary
-name and renamed; on S3 an object becomes visible only once its upload completes, so parts
+name and renamed; on S3 and GCS an object becomes visible only once its upload completes, so parts
 are written to their final key directly (a copy-and-delete "rename" would double the I/O for
 no gain). Readers drop duplicate keys, which makes compaction crash-safe (lake_compaction.py).
 """
@@ -70,7 +70,7 @@ class ParquetLake:
         self.filesystem = filesystem or pafs.LocalFileSystem()
         self.root = str(root).rstrip("/")
         # Object stores publish an object atomically when its upload completes.
-        self.rename_to_publish = self.filesystem.type_name != "s3"
+        self.rename_to_publish = self.filesystem.type_name not in ("s3", "gcs")
 
     def __repr__(self) -> str:
         return f"ParquetLake({self.filesystem.type_name}:{self.root})"

@@ -1,4 +1,4 @@
-"""The few places DuckDB (embedded) and PostgreSQL (cluster) spell SQL differently, so the warm
+"""The few places DuckDB (embedded), PostgreSQL and BigQuery (cluster) spell SQL differently, so the warm
 stores and their router tiers build their read queries with one set of helpers.
 
 Every value is a bound parameter; column names and orderings are fixed strings of the caller.
@@ -16,6 +16,7 @@ class SqlDialect:
     param: str  # a bound parameter's placeholder
     ts_from_us: str  # a µs parameter as timestamptz; `{}` is the placeholder
     us_from_ts: str  # a timestamptz column as integer µs; `{}` is the column
+    interval: str = "interval"  # the candles' interval column (a reserved word in BigQuery)
 
     def filters(
         self, exchange: str | None, symbol: str | None, start: int | None, end: int | None,
@@ -52,13 +53,21 @@ class SqlDialect:
     def select_list(self, schema: pa.Schema, alias: str = "") -> str:
         """Columns of `schema`, timestamps as integer µs (the records' form)."""
         prefix = f"{alias}." if alias else ""
+        names = [self.interval if f.name == "interval" else f.name for f in schema]
         return ", ".join(
-            f"{self.us_from_ts.format(prefix + f.name)} AS {f.name}"
-            if pa.types.is_timestamp(f.type) else f"{prefix}{f.name}"
-            for f in schema
+            f"{self.us_from_ts.format(prefix + name)} AS {name}"
+            if pa.types.is_timestamp(f.type) else f"{prefix}{name}"
+            for f, name in zip(schema, names, strict=True)
         )  # fmt: skip
 
 
 DUCKDB = SqlDialect(param="?", ts_from_us="make_timestamptz({}::BIGINT)", us_from_ts="epoch_us({})")
 # mp_ts()/mp_us() are the exact µs conversions our PostgreSQL migrations define.
 POSTGRES = SqlDialect(param="%s", ts_from_us="mp_ts({})", us_from_ts="mp_us({})")
+# Positional parameters; BigQuery keeps timestamps at µs precision, so these are exact.
+BIGQUERY = SqlDialect(
+    param="?",
+    ts_from_us="TIMESTAMP_MICROS({})",
+    us_from_ts="UNIX_MICROS({})",
+    interval="`interval`",
+)

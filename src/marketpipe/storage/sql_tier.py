@@ -34,7 +34,7 @@ class SqlReads:
     ) -> list[Candle]:  # fmt: skip
         d = self.dialect
         where, params = d.filters(exchange, symbol, start, end, "open_time")
-        where.append(f"interval = {d.param}")
+        where.append(f"{d.interval} = {d.param}")
         params.append(interval)
         sql = f"SELECT {d.select_list(CANDLE_SCHEMA)} FROM candles WHERE {' AND '.join(where)}"
         query = d.ordered(sql, ["open_time", "exchange", "symbol"], params, limit, newest_first)
@@ -100,7 +100,7 @@ class SqlWarmTier(SqlReads):
         where, params = self.dialect.filters(exchange, series.symbol, None, None, column)
         extra = 1
         if series.kind == "candles":
-            where.append(f"interval = {self.dialect.param}")
+            where.append(f"{self.dialect.interval} = {self.dialect.param}")
             params.append(series.interval)
             extra = INTERVAL_US.get(series.interval, 0)
         us = self.dialect.us_from_ts

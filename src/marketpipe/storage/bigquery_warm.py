@@ -1,0 +1,507 @@
+"""The cluster warm store on BigQuery: batches loaded, not streamed row by row; exactly once
+with Kafka offsets; fenced against consumers that lost their partitions.
+
+BigQuery has no multi-table transaction we can rely on (nor does its emulator), so a commit is
+a small write-ahead protocol in which exactly one statement decides:
+
+1. stage: each kind of row in the batch is loaded (one Parquet load job each, atomic) into
+   `_stage_<batch>_<kind>`, every row tagged with the Kafka partition its symbol lives on;
+2. commit point: one MERGE into `consumer_offsets` moves the batch's offsets and stamps its
+   id on those partition rows, each row only if its stored epoch still equals the epoch the
+   committer claimed (fencing). The stamped rows are the partitions that committed;
+3. apply: the staged rows of the committed partitions are merged into the tables (trades and
+   alerts insert-or-ignore, candles, quotes and positions replace, but never by an older
+   value), then a `batches` row marks the batch applied, and the staging is dropped.
+
+A crash after 2 leaves a batch stamped on offset rows but absent from `batches`; whoever next
+reads the group's offsets (every consumer on assignment) applies it first (`recover`). Apply is
+idempotent, so a zombie finishing its own apply late changes nothing. A partition another
+member claimed since is refused at 2: its rows are never applied, the refusal is counted and
+FencedOut raised.
+"""
+
+import logging
+import re
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from marketpipe.model.batch import CommitBatch
+from marketpipe.model.errors import FencedOut
+from marketpipe.model.records import Candle, Position
+from marketpipe.model.schemas import (
+    ALERT_SCHEMA,
+    CANDLE_SCHEMA,
+    QUOTE_SCHEMA,
+    TRADE_SCHEMA,
+    to_table,
+)
+from marketpipe.observability import metrics as m
+from marketpipe.storage import bigquery_schema as schema
+from marketpipe.storage.bigquery_client import BigQueryLocation, Dataset
+from marketpipe.storage.sql_dialect import BIGQUERY
+from marketpipe.storage.sql_tier import SqlReads
+
+log = logging.getLogger(__name__)
+
+# symbol -> the Kafka partition of its trades (and quotes): which rows a partition's commit owns
+Route = Callable[[str, str], int]
+Offsets = Mapping[tuple[str, int], int]
+UNROUTED = -1  # rows no partition owns (dead letters without a Kafka context)
+# kind -> (staging table, its rows when in memory; None when recovering)
+Staged = dict[str, tuple[str, pa.Table | None]]
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
+_ROW = "(consumer_group, topic, kafka_partition, next_offset, epoch, batch_id, updated_at)"
+_OFFSET_COLUMNS = {"topic": "STRING", "kafka_partition": "INT64", "next_offset": "INT64",
+                   "epoch": "INT64"}  # fmt: skip
+
+
+class _Kind:
+    """One staged kind of row: its target table, columns, key and how a match is resolved."""
+
+    def __init__(
+        self, table: str, columns: dict[str, str], key: tuple[str, ...],
+        replace_when: str | None = None, kept_unless_given: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
+        self.table = table
+        self.columns = columns
+        self.key = key
+        self.replace_when = replace_when  # None: insert-or-ignore
+        self.kept_unless_given = kept_unless_given  # a NULL in the new value keeps the old
+
+    def merge(self, stage: str) -> str:
+        on = " AND ".join(f"T.`{k}` = S.`{k}`" for k in self.key)
+        names = ", ".join(f"`{c}`" for c in self.columns)
+        values = ", ".join(f"S.`{c}`" for c in self.columns)
+        sql = f"MERGE `{self.table}` T USING `{stage}` S ON {on} "
+        if self.replace_when is not None:
+            updates = ", ".join(
+                f"`{c}` = COALESCE(S.`{c}`, T.`{c}`)" if c in self.kept_unless_given
+                else f"`{c}` = S.`{c}`"
+                for c in self.columns if c not in self.key
+            )  # fmt: skip
+            sql += f"WHEN MATCHED AND ({self.replace_when}) THEN UPDATE SET {updates} "
+        return sql + f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+
+
+# A value replaces the stored one only if it is not older: a candle only grows (trades are
+# only added), then goes final, then revises; a position's counters only grow.
+_CANDLE_NEWER = (
+    "S.trade_count > T.trade_count OR (S.trade_count = T.trade_count AND "
+    "(CAST(S.is_final AS INT64) > CAST(T.is_final AS INT64) OR "
+    "(S.is_final = T.is_final AND S.revision >= T.revision)))"
+)
+_KINDS = {
+    "trades": _Kind("trades_recent", schema.columns_of(TRADE_SCHEMA),
+                    ("exchange", "symbol", "trade_id")),
+    "late": _Kind("late_trades", schema.columns_of(TRADE_SCHEMA),
+                  ("exchange", "symbol", "trade_id")),
+    "candles": _Kind("candles", schema.CANDLE_COLUMNS,
+                     ("exchange", "symbol", "interval", "open_time"), _CANDLE_NEWER,
+                     kept_unless_given=schema.CANDLE_ORDER_KEYS),
+    "alerts": _Kind("alerts", schema.columns_of(ALERT_SCHEMA), ("alert_id",)),
+    "quotes": _Kind("quotes", schema.columns_of(QUOTE_SCHEMA), ("exchange", "symbol"),
+                    "S.ts_event >= T.ts_event"),
+    "positions": _Kind("positions", schema.POSITION_COLUMNS, ("exchange", "symbol"),
+                       "S.trades_seen + S.duplicates >= T.trades_seen + T.duplicates"),
+    "dead": _Kind("dead_letters", schema.DEAD_LETTER_COLUMNS, ("ts", "source", "context", "raw")),
+}  # fmt: skip
+
+
+class BigQueryWarehouse(SqlReads):
+    """Warm tier of cluster mode on BigQuery. Candles, trades, alerts, quotes and counts are
+    read as `SqlReads` says; `route` maps a symbol to its Kafka partition (needed to fence)."""
+
+    dialect = BIGQUERY
+
+    def __init__(
+        self, location: BigQueryLocation, *, route: Route | None = None,
+        writes_trades: bool = True,
+    ) -> None:  # fmt: skip
+        self.dataset = Dataset(location)
+        self.where = location.where
+        self.route = route
+        # False for the candle processor when the archive role stores the raw trades: a
+        # table has one writer (see _insert_new_trades).
+        self.writes_trades = writes_trades
+
+    def close(self) -> None:
+        self.dataset.close()
+
+    def migrate(self) -> None:
+        """Create the dataset and apply every migration not yet applied (idempotent)."""
+        ds = self.dataset
+        ds.ensure()
+        ds.query(
+            f"CREATE TABLE IF NOT EXISTS `{ds.ref}.schema_migrations` "
+            "(version INT64, name STRING, applied_at TIMESTAMP)"
+        )
+        done = {int(r[0]) for r in ds.query("SELECT version FROM schema_migrations")}
+        for migration in schema.migrations(ds.ref):
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                ds.query(statement)
+            ds.query(
+                "INSERT INTO schema_migrations VALUES (?, ?, CURRENT_TIMESTAMP())",
+                [migration.version, migration.name],
+            )
+            log.info("warm store migrated", extra={"version": migration.version,
+                                                   "at": self.where})  # fmt: skip
+
+    # ---- writes --------------------------------------------------------------------------
+
+    def commit(
+        self, batch: CommitBatch, *, consumer_group: str | None = None,
+        offsets: Offsets | None = None, fence: Offsets | None = None,
+    ) -> None:  # fmt: skip
+        """Write the batch and the Kafka offsets `{(topic, partition): next_offset}` of
+        `consumer_group` as one outcome. With `fence` `{(topic, partition): epoch}` (from
+        `claim_partitions`), a partition whose epoch moved on is refused: its share of the
+        batch is not written, and FencedOut is raised after the rest is."""
+        if (offsets or fence) and consumer_group is None:
+            raise ValueError("offsets and fences need a consumer_group")
+        if fence and self.route is None:
+            raise ValueError("a fenced commit needs the warehouse's route (symbol -> partition)")
+        if batch.is_empty and not offsets and not fence:
+            return
+        batch_id = uuid.uuid4().hex
+        staged = self._stage(batch_id, batch)
+        if consumer_group is None:  # no Kafka position to move: nothing to decide
+            self._apply(batch_id, staged, None)
+            return
+        committed = self._commit_point(batch_id, consumer_group, offsets or {}, fence)
+        refused = set(fence or {}) - committed
+        # A symbol's rows belong to partition number p (its trades and quotes topics are
+        # keyed alike): they are written only if every fenced (topic, p) committed.
+        owned = {p for _, p in committed} - {p for _, p in refused}
+        self._apply(batch_id, staged, owned if refused else None)
+        if refused:
+            m.COMMITS_FENCED.labels("bigquery", consumer_group).inc()
+            raise FencedOut(
+                f"consumer group {consumer_group!r} no longer owns {sorted(refused)} in "
+                f"{self.where}: another member claimed them; their share was not written"
+            )
+
+    def claim_partitions(
+        self, consumer_group: str, partitions: Collection[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """Take ownership of `partitions` for `consumer_group`: each one's epoch goes up by
+        one (in one MERGE); returns the new epochs. Committed-but-unapplied batches are
+        applied first, so the new owner reads the state they left."""
+        if not partitions:
+            return {}
+        self.recover(consumer_group)
+        ds = self.dataset
+        stage = f"_claim_{uuid.uuid4().hex}"
+        g = _literal(consumer_group)
+        rows = sorted(set(partitions))
+        claims = pa.table({
+            "topic": [t for t, _ in rows], "kafka_partition": [p for _, p in rows],
+            "next_offset": pa.nulls(len(rows), pa.int64()),
+            "epoch": pa.nulls(len(rows), pa.int64()),
+        })  # fmt: skip
+        ds.load(stage, claims, _OFFSET_COLUMNS)
+        try:
+            ds.query(
+                f"MERGE consumer_offsets T USING `{stage}` S ON T.consumer_group = {g} "
+                "AND T.topic = S.topic AND T.kafka_partition = S.kafka_partition "
+                "WHEN MATCHED THEN UPDATE SET epoch = T.epoch + 1, "
+                "updated_at = CURRENT_TIMESTAMP() "
+                f"WHEN NOT MATCHED THEN INSERT {_ROW} VALUES "
+                f"({g}, S.topic, S.kafka_partition, NULL, 1, NULL, CURRENT_TIMESTAMP())",
+            )
+        finally:
+            ds.drop(stage)
+        wanted = set(rows)
+        return {
+            (str(t), int(p)): int(e)
+            for t, p, e in ds.query(
+                "SELECT topic, kafka_partition, epoch FROM consumer_offsets "
+                "WHERE consumer_group = ?",
+                [consumer_group],
+            )
+            if (t, p) in wanted
+        }
+
+    def _stage(self, batch_id: str, batch: CommitBatch) -> Staged:
+        """Load each non-empty kind of row into its staging table; returns kind -> table."""
+        tables = {
+            "trades": batch.trades.select(TRADE_SCHEMA.names)
+            if self.writes_trades
+            else TRADE_SCHEMA.empty_table(),
+            "late": batch.late_trades.select(TRADE_SCHEMA.names),
+            "candles": _candles_table(batch),
+            "alerts": to_table(list({a.alert_id: a for a in batch.alerts}.values()),
+                               ALERT_SCHEMA),
+            "quotes": to_table(list({(q.exchange, q.symbol): q for q in batch.quotes}.values()),
+                               QUOTE_SCHEMA),
+            "positions": _positions_table(batch.positions),
+            "dead": _dead_letters_table(batch),
+        }  # fmt: skip
+        staged: Staged = {}
+        for kind, table in tables.items():
+            if not table.num_rows:
+                continue
+            name = f"_stage_{batch_id}_{kind}"
+            rows = table.append_column("_p", self._partitions_of(kind, table))
+            self.dataset.load(name, rows, {**_KINDS[kind].columns, "_p": "INT64"})
+            staged[kind] = (name, rows)
+        return staged
+
+    def _partitions_of(self, kind: str, table: pa.Table) -> pa.Array:
+        route = self.route
+        if route is None or kind == "dead":
+            return pa.array([UNROUTED] * table.num_rows, pa.int64())
+        pairs = zip(table.column("exchange").to_pylist(), table.column("symbol").to_pylist(),
+                    strict=True)  # fmt: skip
+        return pa.array([route(e, s) for e, s in pairs], pa.int64())
+
+    def _commit_point(
+        self, batch_id: str, group: str, offsets: Offsets, fence: Offsets | None
+    ) -> set[tuple[str, int]]:
+        """The one statement that decides; returns the (topic, partition)s stamped with the
+        batch, i.e. the partitions that committed."""
+        ds = self.dataset
+        keys = sorted(set(offsets) | set(fence or {}))
+        stage = f"_stage_{batch_id}_offsets"
+        ds.load(stage, pa.table({
+            "topic": pa.array([t for t, _ in keys], pa.string()),
+            "kafka_partition": pa.array([p for _, p in keys], pa.int64()),
+            "next_offset": pa.array([offsets.get(k) for k in keys], pa.int64()),
+            "epoch": pa.array([(fence or {}).get(k) for k in keys], pa.int64()),
+        }), _OFFSET_COLUMNS)  # fmt: skip
+        stamp = (
+            "UPDATE SET next_offset = COALESCE(S.next_offset, T.next_offset), "
+            f"batch_id = {_literal(batch_id)}, updated_at = CURRENT_TIMESTAMP()"
+        )
+        on = (
+            f"ON T.consumer_group = {_literal(group)} AND T.topic = S.topic "
+            "AND T.kafka_partition = S.kafka_partition"
+        )
+        if fence is None:
+            sql = (
+                f"MERGE consumer_offsets T USING `{stage}` S {on} WHEN MATCHED THEN {stamp} "
+                f"WHEN NOT MATCHED THEN INSERT {_ROW} VALUES "
+                f"({_literal(group)}, S.topic, S.kafka_partition, S.next_offset, 0, "
+                f"{_literal(batch_id)}, CURRENT_TIMESTAMP())"
+            )
+        else:  # an unclaimed partition has no row to match: refused too
+            sql = (
+                f"MERGE consumer_offsets T USING `{stage}` S {on} "
+                f"WHEN MATCHED AND T.epoch = S.epoch THEN {stamp}"
+            )
+        try:
+            if keys:
+                ds.query(sql)
+        finally:
+            ds.drop(stage)
+        return {
+            (str(t), int(p))
+            for t, p in ds.query(
+                "SELECT topic, kafka_partition FROM consumer_offsets "
+                "WHERE consumer_group = ? AND batch_id = ?",
+                [group, batch_id],
+            )
+        }
+
+    def _apply(self, batch_id: str, staged: Staged, partitions: set[int] | None) -> None:
+        """Merge the staged rows (of `partitions` only, if given) into the tables; idempotent.
+        Staged rows come from memory at commit, or are read back when recovering."""
+        ds = self.dataset
+        counts: dict[str, int] = {}
+        for kind, (stage, rows) in staged.items():
+            columns = {**_KINDS[kind].columns, "_p": "INT64"}
+            if partitions is not None:
+                if rows is None:
+                    rows = ds.read(f"SELECT * FROM `{stage}`")
+                kept = pa.array(sorted(partitions | {UNROUTED}), pa.int64())
+                rows = rows.filter(pc.is_in(rows.column("_p"), kept))
+                ds.load(stage, rows, columns)
+            if kind in ("trades", "late"):
+                self._insert_new_trades(stage, _KINDS[kind], rows)
+            else:
+                ds.query(_KINDS[kind].merge(stage))
+            if kind in ("trades", "candles"):
+                counts[kind] = (
+                    rows.num_rows if rows is not None
+                    else int(ds.query(f"SELECT count(*) FROM `{stage}`")[0][0])
+                )  # fmt: skip
+        ds.query(
+            "INSERT INTO batches VALUES (?, CURRENT_TIMESTAMP(), ?, ?)",
+            [batch_id, counts.get("trades", 0), counts.get("candles", 0)],
+        )
+        for stage, _ in staged.values():
+            ds.drop(stage)
+
+    def _insert_new_trades(self, stage: str, kind: _Kind, rows: pa.Table | None) -> None:
+        """Insert-or-ignore by trade key, without a join (joins are quadratic on the
+        emulator): the stored ids within the staged id and time range of each series are
+        read, the staging is rewritten without them, and the rest is appended. Trades have
+        one writer per deployment (the archive role): BigQuery has no unique keys, so two
+        concurrent writers could both insert a trade."""
+        ds = self.dataset
+        stored: set[tuple[str, str, int]] = set()
+        for exchange, symbol, lo, hi, t0, t1 in ds.query(
+            f"SELECT exchange, symbol, MIN(trade_id), MAX(trade_id), UNIX_MICROS(MIN(ts_event)), "
+            f"UNIX_MICROS(MAX(ts_event)) FROM `{stage}` GROUP BY exchange, symbol"
+        ):
+            stored |= {
+                (exchange, symbol, int(i))
+                for (i,) in ds.query(
+                    f"SELECT trade_id FROM `{kind.table}` WHERE exchange = ? AND symbol = ? "
+                    "AND trade_id BETWEEN ? AND ? "
+                    "AND ts_event BETWEEN TIMESTAMP_MICROS(?) AND TIMESTAMP_MICROS(?)",
+                    [exchange, symbol, lo, hi, t0, t1],
+                )
+            }
+        if stored:
+            if rows is None:
+                rows = ds.read(f"SELECT * FROM `{stage}`")
+            keys = zip(rows.column("exchange").to_pylist(), rows.column("symbol").to_pylist(),
+                       rows.column("trade_id").to_pylist(), strict=True)  # fmt: skip
+            fresh = rows.filter(pa.array([k not in stored for k in keys], pa.bool_()))
+            if not fresh.num_rows:
+                return
+            ds.load(stage, fresh, {**kind.columns, "_p": "INT64"})
+        names = ", ".join(f"`{c}`" for c in kind.columns)
+        ds.query(f"INSERT INTO `{kind.table}` ({names}) SELECT {names} FROM `{stage}`")
+
+    def recover(self, consumer_group: str) -> int:
+        """Apply the group's batches that committed but were not applied (a crash between
+        commit point and apply); returns how many."""
+        ds = self.dataset
+        pending = ds.query(
+            "SELECT batch_id, kafka_partition FROM consumer_offsets WHERE consumer_group = ? "
+            "AND batch_id IS NOT NULL AND batch_id NOT IN (SELECT batch_id FROM batches)",
+            [consumer_group],
+        )
+        by_batch: dict[str, set[int]] = {}
+        for batch_id, partition in pending:
+            by_batch.setdefault(str(batch_id), set()).add(int(partition))
+        for batch_id, partitions in by_batch.items():
+            prefix = f"_stage_{batch_id}_"
+            staged: Staged = {t.removeprefix(prefix): (t, None) for t in ds.tables(prefix)
+                              if t.removeprefix(prefix) in _KINDS}  # fmt: skip
+            log.warning("applying a batch committed before a crash",
+                        extra={"batch_id": batch_id, "kinds": sorted(staged)})  # fmt: skip
+            self._apply(batch_id, staged, partitions if self.route is not None else None)
+        return len(by_batch)
+
+    # ---- offsets and restore ------------------------------------------------------------
+
+    def load_offsets(self, consumer_group: str, topic: str) -> dict[int, int]:
+        """{partition: next offset to consume} stored by `consumer_group` for `topic` (after
+        applying any batch a crash left committed but unapplied)."""
+        self.recover(consumer_group)
+        rows = self.dataset.query(
+            "SELECT kafka_partition, next_offset FROM consumer_offsets "
+            "WHERE consumer_group = ? AND topic = ? AND next_offset IS NOT NULL",
+            [consumer_group, topic],
+        )
+        return {int(p): int(o) for p, o in rows}
+
+    def positions(self) -> list[Position]:
+        columns = ", ".join(schema.POSITION_COLUMNS)
+        rows = self.dataset.query(f"SELECT {columns} FROM positions ORDER BY exchange, symbol")
+        return [
+            Position(
+                exchange=r[0], symbol=r[1], last_trade_id=r[2], max_ts_event=r[3],
+                id_ranges=[tuple(x) for x in msgspec.json.decode(r[4])], gaps_found=r[5],
+                gaps_filled=r[6], trades_seen=r[7], duplicates=r[8],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def open_windows(self, min_close_time: int) -> list[tuple[Candle, int, int]]:
+        """Candles closing after `min_close_time`, with the event times of their first and
+        last trades (kept on the candle row: see `_candles_table`)."""
+        rows = self.dataset.query(
+            f"SELECT {BIGQUERY.select_list(CANDLE_SCHEMA)}, "
+            "COALESCE(first_ts_event, UNIX_MICROS(open_time)), "
+            "COALESCE(last_ts_event, UNIX_MICROS(close_time) - 1) FROM candles "
+            "WHERE close_time > TIMESTAMP_MICROS(?)",
+            [min_close_time],
+        )
+        return [(Candle(*row[:-2]), int(row[-2]), int(row[-1])) for row in rows]
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read query (positional `?` parameters) in the dataset."""
+        return self.dataset.query(sql, params)
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self.dataset.query(sql, params)
+
+
+def _literal(name: str) -> str:
+    """A consumer group or batch id as a SQL string literal. In MERGE conditions the emulator
+    ignores query parameters (a MERGE on `T.consumer_group = ?` matches nothing), so these
+    are spelled in the statement, and only safe names are accepted."""
+    if not _SAFE_NAME.match(name):
+        raise ValueError(f"{name!r}: consumer groups may hold only letters, digits and ._:-")
+    return f"'{name}'"
+
+
+def _candles_table(batch: CommitBatch) -> pa.Table:
+    """The batch's candles (the last value per key), each with the event times of its first
+    and last trades where those trades are in this batch; NULL keeps the stored time (a
+    candle's first or last trade changes only to a trade of the batch that changes it)."""
+    latest = list({(c.exchange, c.symbol, c.interval, c.open_time): c
+                   for c in batch.candles}.values())  # fmt: skip
+    wanted = {(c.exchange, c.symbol, i) for c in latest
+              for i in (c.first_trade_id, c.last_trade_id)}  # fmt: skip
+    trades = batch.trades
+    times: dict[tuple[str, str, int], int] = {}
+    if wanted and trades.num_rows:
+        ts = trades.column("ts_event").cast(pa.int64()).to_pylist()
+        for e, s, i, t in zip(trades.column("exchange").to_pylist(),
+                              trades.column("symbol").to_pylist(),
+                              trades.column("trade_id").to_pylist(), ts, strict=True):  # fmt: skip
+            if (e, s, i) in wanted:
+                times[(e, s, i)] = t
+    table = to_table(latest, CANDLE_SCHEMA)
+    first = [times.get((c.exchange, c.symbol, c.first_trade_id)) for c in latest]
+    last = [times.get((c.exchange, c.symbol, c.last_trade_id)) for c in latest]
+    return table.append_column("first_ts_event", pa.array(first, pa.int64())).append_column(
+        "last_ts_event", pa.array(last, pa.int64())
+    )
+
+
+def _positions_table(positions: Sequence[Position]) -> pa.Table:
+    latest = list({(p.exchange, p.symbol): p for p in positions}.values())
+    return pa.table(
+        {
+            "exchange": pa.array([p.exchange for p in latest], pa.string()),
+            "symbol": pa.array([p.symbol for p in latest], pa.string()),
+            "last_trade_id": pa.array([p.last_trade_id for p in latest], pa.int64()),
+            "max_ts_event": pa.array([p.max_ts_event for p in latest], pa.int64()),
+            "id_ranges": pa.array(
+                [msgspec.json.encode(p.id_ranges).decode() for p in latest], pa.string()
+            ),
+            "gaps_found": pa.array([p.gaps_found for p in latest], pa.int64()),
+            "gaps_filled": pa.array([p.gaps_filled for p in latest], pa.int64()),
+            "trades_seen": pa.array([p.trades_seen for p in latest], pa.int64()),
+            "duplicates": pa.array([p.duplicates for p in latest], pa.int64()),
+        }
+    )
+
+
+def _dead_letters_table(batch: CommitBatch) -> pa.Table:
+    unique = {(d.ts, d.source, d.context, d.raw): d for d in batch.dead_letters}
+    dead = list(unique.values())
+    return pa.table(
+        {
+            "ts": pa.array([d.ts for d in dead], pa.int64()).cast(pa.timestamp("us", "UTC")),
+            "source": pa.array([d.source for d in dead], pa.string()),
+            "error": pa.array([d.error for d in dead], pa.string()),
+            "raw": pa.array([d.raw for d in dead], pa.binary()),
+            "context": pa.array([d.context for d in dead], pa.string()),
+        }
+    )
