@@ -156,14 +156,16 @@ def test_compaction_on_gcs_leaves_one_part_a_day_and_the_same_trades(
     assert lake.read_trades().equals(before)
 
 
-def test_parts_can_be_uploaded_straight_to_their_final_name(
+def test_parts_are_uploaded_straight_to_their_final_name(
     gcs_bucket: GcsEndpoint, recorded_batches: list[CommitBatch]
 ) -> None:
-    """What the lake does on S3 (an upload is visible only once complete), on GCS: the same
-    objects and rows as temp-then-move, in half the requests, and no directory markers."""
-    moved = gcs_lake(location(gcs_bucket, prefix="moved"))
+    """On GCS, as on S3, an upload is visible only once complete, so the lake writes each part
+    to its final name: the same objects and rows as temp-then-move, in half the requests,
+    and no directory markers."""
     direct = gcs_lake(location(gcs_bucket, prefix="direct"))
-    direct.rename_to_publish = False
+    assert direct.rename_to_publish is False
+    moved = gcs_lake(location(gcs_bucket, prefix="moved"))
+    moved.rename_to_publish = True  # what a local directory does
     for lake in (moved, direct):
         lake.write_trades(first_trades(recorded_batches))
     assert objects(direct) == objects(moved)
