@@ -64,6 +64,9 @@ class CommitClock:
         if kw.get("offsets"):
             self.last_data_commit = time.time()
 
+    def claim_partitions(self, *args: Any, **kw: Any) -> Any:
+        return self.store.claim_partitions(*args, **kw)
+
     def commit_fenced(self, batch: CommitBatch, *, fence: tuple[str, int]) -> bool:
         done = self.store.commit_fenced(batch, fence=fence)
         if done:

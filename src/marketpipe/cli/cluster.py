@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from marketpipe.cli.common import ConfigOpt, console, fail, settings_from
 from marketpipe.cli.signals import StopRequest, stop_signals
-from marketpipe.cluster.settings import KafkaSettings, SparkSettings
+from marketpipe.cluster.settings import ClusterSettings, KafkaSettings, SparkSettings
 from marketpipe.config import Settings, load_settings
 from marketpipe.model.errors import MarketpipeError
 
@@ -50,6 +51,13 @@ UntilIdle = Annotated[
     typer.Option("--until-idle", help="Stop once caught up and every window is final."),
 ]
 MaxSeconds = Annotated[float | None, typer.Option("--max-seconds", help="Stop after this.")]
+Warehouse = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse",
+        help="postgres or bigquery (default: cluster.warehouse; BigQuery from [gcp]).",
+    ),
+]
 
 
 class Engine(StrEnum):
@@ -59,6 +67,27 @@ class Engine(StrEnum):
 
 class Bus(StrEnum):
     kafka = "kafka"
+
+
+def _with_stores(settings: Settings, *, warehouse: str | None, lake: str | None = None) -> Settings:
+    """The settings with the command line's store choices, validated like the config's."""
+    changes = {k: v for k, v in (("warehouse", warehouse), ("lake", lake)) if v is not None}
+    if not changes:
+        return settings
+    try:
+        cluster = ClusterSettings.model_validate({**settings.cluster.model_dump(), **changes})
+    except ValidationError as exc:
+        raise fail(f"invalid store choice: {exc.errors()[0]['msg']} ({changes})") from None
+    return settings.model_copy(update={"cluster": cluster})
+
+
+def _route(settings: Settings, bootstrap: str, topics: Any) -> Any:
+    """BigQuery fences by partition and must know which partition a symbol is on."""
+    if settings.cluster.warehouse != "bigquery":
+        return None
+    from marketpipe.cluster.stores import kafka_route
+
+    return kafka_route(bootstrap, topics.trades)
 
 
 def _stopped(request: StopRequest) -> None:
@@ -149,14 +178,18 @@ def process(
     ] = _KAFKA.batch_max_messages,
     until_idle: UntilIdle = False,
     max_seconds: MaxSeconds = None,
+    warehouse: Warehouse = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Kafka -> candles and alerts -> PostgreSQL, Redis and the candles/alerts topics."""
+    """Kafka -> candles and alerts -> the warm store (PostgreSQL or BigQuery), Redis and the
+    candles/alerts topics."""
     from marketpipe.bus.kafka import Topics, ensure_topics
     from marketpipe.cluster.native import EngineConfig
-    from marketpipe.cluster.stores import open_hot_tier, open_warehouse
+    from marketpipe.cluster.stores import open_hot_tier, open_warm_store
 
-    settings = settings_from(config)
+    settings = _with_stores(settings_from(config), warehouse=warehouse)
+    if engine is Engine.spark and settings.cluster.warehouse == "bigquery":
+        raise fail("--engine spark writes to PostgreSQL only; use --engine native with BigQuery")
     cluster = settings.cluster
     bootstrap = bootstrap or cluster.kafka_bootstrap_servers
     group = group or cluster.consumer_group
@@ -167,7 +200,9 @@ def process(
     try:
         ensure_topics(bootstrap, topics, partitions=partitions or cluster.topic_partitions,
                       replication=cluster.topic_replication)  # fmt: skip
-        store = open_warehouse(settings, dsn=dsn)
+        # With BigQuery the archive role is the one writer of raw trades (no unique keys).
+        store = open_warm_store(settings, dsn=dsn, route=_route(settings, bootstrap, topics),
+                                writes_trades=False)  # fmt: skip
         store.migrate()
         hot = open_hot_tier(settings) if hot_tier else None
         # Ctrl-C and SIGTERM: finish the batch at hand, commit it with its offsets, then stop.
@@ -245,28 +280,35 @@ def archive(
     dsn: Dsn = None,
     lake: Annotated[
         str | None,
-        typer.Option("--lake", help="Lake directory (default: the cluster S3 bucket and prefix)."),
+        typer.Option(
+            "--lake",
+            help="s3, gcs or a lake directory (default: cluster.lake; buckets from [cluster] "
+            "and [gcp]).",
+        ),
     ] = None,
     until_idle: UntilIdle = False,
     max_seconds: MaxSeconds = None,
+    warehouse: Warehouse = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Kafka trades -> Parquet lake + PostgreSQL trades_recent; offsets move only when both
-    writes landed."""
+    """Kafka trades -> Parquet lake (S3, GCS or a directory) + the warm store's trades_recent
+    (PostgreSQL or BigQuery); offsets move only when both writes landed."""
     from marketpipe.bus.kafka import Topics
     from marketpipe.cluster.archive import TradeArchiver, open_lake
-    from marketpipe.cluster.stores import open_s3_lake, open_warehouse
+    from marketpipe.cluster.stores import open_cluster_lake, open_warm_store
 
-    settings = settings_from(config)
+    store_lake = lake if lake in ("s3", "gcs") else None
+    settings = _with_stores(settings_from(config), warehouse=warehouse, lake=store_lake)
     cluster = settings.cluster
+    bootstrap = bootstrap or cluster.kafka_bootstrap_servers
     try:
-        store = open_warehouse(settings, dsn=dsn)
+        topics = Topics(topic_prefix)
+        store = open_warm_store(settings, dsn=dsn, route=_route(settings, bootstrap, topics))
         store.migrate()
-        parquet = open_lake(lake) if lake else open_s3_lake(settings)
+        parquet = open_lake(lake) if lake and not store_lake else open_cluster_lake(settings)
         archiver = TradeArchiver(
-            store, parquet, bootstrap or cluster.kafka_bootstrap_servers, Topics(topic_prefix),
-            group=cluster.archive_consumer_group,
-        )  # fmt: skip
+            store, parquet, bootstrap, topics, group=cluster.archive_consumer_group
+        )
         with stop_signals() as request:  # Ctrl-C and SIGTERM: land the batch, then stop
             request.on_stop(archiver.stop)
             archiver.run(until_idle=until_idle, max_seconds=max_seconds)

@@ -1,23 +1,34 @@
-"""The API's backend in cluster mode: Redis, PostgreSQL and the S3 lake behind the tier router,
-live pushes from Redis pub/sub. Any number of API instances can serve from the same servers."""
+"""The API's backend in cluster mode: Redis, the warm store (PostgreSQL or BigQuery) and the
+lake (S3 or GCS) behind the tier router, live pushes from Redis pub/sub. Any number of API
+instances can serve from the same servers."""
 
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from marketpipe.bus.broadcast import CommitBroadcaster
-from marketpipe.cluster.stores import open_hot_tier, open_s3_lake, open_warehouse
+from marketpipe.cluster.stores import open_cluster_lake, open_hot_tier, open_warm_store
 from marketpipe.config import Settings
 from marketpipe.model.errors import MarketpipeError
-from marketpipe.model.records import Quote
+from marketpipe.model.records import Position, Quote
 from marketpipe.serving.backend import Backend
-from marketpipe.storage.cluster_tiers import cluster_router
-from marketpipe.storage.postgres_warm import PostgresWarehouse
+from marketpipe.storage.cluster_tiers import SqlWarehouse, cluster_router
 from marketpipe.storage.redis_hot import RedisHotTier, RedisLiveFeed
 
 log = logging.getLogger(__name__)
+
+
+class WarmStore(SqlWarehouse, Protocol):
+    """What serving needs of a warm store beyond its reads."""
+
+    def quotes(self) -> list[Quote]: ...
+    def positions(self) -> list[Position]: ...
+    def counts(self) -> dict[str, int]: ...
+    def last_commit_age_s(self) -> float | None: ...
+    def migrate(self) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -25,7 +36,7 @@ class ClusterServing:
     """The backend plus what must be stopped on shutdown."""
 
     backend: Backend
-    warm: PostgresWarehouse
+    warm: WarmStore
     hot: RedisHotTier
     _stop: threading.Event = field(default_factory=threading.Event)
     _feed: threading.Thread | None = None
@@ -53,10 +64,10 @@ class ClusterServing:
 def cluster_serving(settings: Settings, *, live: bool = True) -> ClusterServing:
     """Connect to the cluster's stores (fails fast with a StorageError naming the server)."""
     cluster = settings.cluster
-    warm = open_warehouse(settings)
+    warm = open_warm_store(settings)
     try:
         warm.migrate()
-        lake = open_s3_lake(settings)
+        lake = open_cluster_lake(settings)
     except MarketpipeError:
         warm.close()
         raise
@@ -71,7 +82,7 @@ def cluster_serving(settings: Settings, *, live: bool = True) -> ClusterServing:
         router=cluster_router(hot, warm, lake),
         quotes=quotes,
         positions=warm.positions,
-        status=_status(warm, hot),
+        status=_status(warm, hot, settings.cluster.warehouse),
         broadcaster=CommitBroadcaster() if live else None,
         dead_letters=lambda: warm.counts().get("dead_letters", 0),
     )
@@ -81,15 +92,15 @@ def cluster_serving(settings: Settings, *, live: bool = True) -> ClusterServing:
     return serving
 
 
-def _status(warm: PostgresWarehouse, hot: RedisHotTier) -> Callable[[], dict[str, Any]]:
+def _status(warm: WarmStore, hot: RedisHotTier, name: str) -> Callable[[], dict[str, Any]]:
     def status() -> dict[str, Any]:
         components: dict[str, Any] = {}
         age = None
         try:
             age = warm.last_commit_age_s()
-            components["postgres"] = {"status": "ok"}
+            components[name] = {"status": "ok"}
         except MarketpipeError as exc:
-            components["postgres"] = {"status": "down", "error": str(exc)}
+            components[name] = {"status": "down", "error": str(exc)}
         try:
             hot.quotes()
             components["redis"] = {"status": "ok"}
