@@ -1,6 +1,6 @@
-"""`marketpipe serve --backend cluster` (a real subprocess over real PostgreSQL, Redis and S3)
-answers /api/v3/klines with the same rows as embedded mode, and pushes live klines it reads
-from Redis pub/sub to WebSocket clients."""
+"""`marketpipe serve --backend cluster` (a real subprocess over real PostgreSQL, Redis and S3,
+or BigQuery and GCS emulators) answers /api/v3/klines with the same rows as embedded mode,
+and pushes live klines it reads from Redis pub/sub to WebSocket clients."""
 
 import asyncio
 import contextlib
@@ -16,11 +16,15 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from marketpipe.model.batch import CommitBatch
+from marketpipe.model.batch import CommitBatch, merge_batches
 from marketpipe.model.records import Candle
+from marketpipe.storage.bigquery_client import BigQueryLocation
+from marketpipe.storage.bigquery_warm import BigQueryWarehouse
+from marketpipe.storage.gcs import GcsLocation, gcs_lake
 from marketpipe.storage.postgres_warm import PostgresWarehouse
 from marketpipe.storage.redis_hot import RedisHotTier
 from marketpipe.storage.s3 import S3Location, s3_lake
+from tests.servers.gcs import GcsEndpoint
 from tests.servers.s3 import S3Endpoint
 from tests.serving.conftest import free_port
 from tests.storage.test_redis_hot import wait_for_subscriber
@@ -142,3 +146,52 @@ async def test_live_klines_reach_websocket_clients_through_redis(
     assert isinstance(kline, dict)
     assert kline["t"] == open_time // 1000 and kline["c"] == "61005.50000000"
     assert kline["x"] is False and kline["n"] == 3
+
+
+@pytest.fixture
+def bigquery_served(
+    recorded_batches: list[CommitBatch],
+    bigquery_location: BigQueryLocation,
+    gcs_bucket: GcsEndpoint,
+    redis_url: str,
+    tmp_path: Path,
+) -> Iterator[str]:
+    """The same, with the Google Cloud stores: BigQuery warm, GCS lake (and Redis hot)."""
+    warm = BigQueryWarehouse(bigquery_location)
+    warm.migrate()
+    hot = RedisHotTier(redis_url, prefix="bq", candles_per_series=4)
+    lake = gcs_lake(GcsLocation(gcs_bucket.bucket, "lake", gcs_bucket.endpoint))
+    size = -(-len(recorded_batches) // 4)  # four commits: the emulator is slow per statement
+    for start in range(0, len(recorded_batches), size):
+        batch = merge_batches(recorded_batches[start : start + size])
+        warm.commit(batch)
+        hot.apply(batch)
+        lake.write_trades(batch.trades)
+    warm.close()
+    env = {
+        "MARKETPIPE_CLUSTER__WAREHOUSE": "bigquery",
+        "MARKETPIPE_CLUSTER__LAKE": "gcs",
+        "MARKETPIPE_CLUSTER__REDIS_URL": redis_url,
+        "MARKETPIPE_CLUSTER__REDIS_PREFIX": "bq",
+        "MARKETPIPE_GCP__PROJECT": bigquery_location.project,
+        "MARKETPIPE_GCP__BIGQUERY_DATASET": bigquery_location.dataset,
+        "MARKETPIPE_GCP__BIGQUERY_ENDPOINT": bigquery_location.endpoint or "",
+        "MARKETPIPE_GCP__BIGQUERY_TIMEOUT_S": "20",
+        "MARKETPIPE_GCP__GCS_ENDPOINT": gcs_bucket.endpoint,
+        "MARKETPIPE_GCP__GCS_BUCKET": gcs_bucket.bucket,
+    }
+    with serving_cluster(tmp_path, env) as base:
+        yield base
+    hot.close()
+
+
+def test_klines_over_bigquery_equal_embedded_mode(bigquery_served: str, served: str) -> None:
+    for params in KLINE_QUERIES:
+        cloud = httpx.get(f"{bigquery_served}/api/v3/klines", params=params)  # type: ignore[arg-type]
+        embedded = httpx.get(f"{served}/api/v3/klines", params=params)  # type: ignore[arg-type]
+        assert cloud.status_code == embedded.status_code == 200
+        assert cloud.json() == embedded.json(), params
+    full = httpx.get(f"{bigquery_served}/api/v3/klines", params=KLINE_QUERIES[0]).json()  # type: ignore[arg-type]
+    assert len(full) == 12 and sum(r[8] for r in full) == 19_904
+    health = httpx.get(f"{bigquery_served}/api/v1/system/health").json()
+    assert health["components"]["bigquery"]["status"] == "ok"
