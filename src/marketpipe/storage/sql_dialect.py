@@ -1,5 +1,5 @@
-"""The few places DuckDB (embedded), PostgreSQL and BigQuery (cluster) spell SQL differently, so the warm
-stores and their router tiers build their read queries with one set of helpers.
+"""The few places DuckDB (embedded), PostgreSQL and BigQuery (cluster) spell SQL differently,
+so the warm stores and their router tiers build their read queries with one set of helpers.
 
 Every value is a bound parameter; column names and orderings are fixed strings of the caller.
 """
