@@ -144,7 +144,7 @@ def test_environment_variable_of_an_unknown_section_fails_naming_it(tmp_path: Pa
     assert result.stderr == (
         "error: invalid configuration:\n"
         "  MARKETPIPE_ENGINX__GRACE_S: unknown section 'enginx' (environment); did you mean "
-        "MARKETPIPE_ENGINE__...? Known sections: alerts, api, binance, cluster, dbt, engine, "
+        "MARKETPIPE_ENGINE__...? Known sections: alerts, api, binance, cluster, dbt, engine, gcp, "
         "lifecycle, scheduler, simulator, storage\n"
     )
 
