@@ -2,8 +2,6 @@
 embedded mode, poison messages dead-lettered without stopping, and exactly-once restarts."""
 
 import socket
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,8 +14,6 @@ from marketpipe.cluster.native import EngineConfig, NativeProcessor
 from marketpipe.config import Settings
 from marketpipe.embedded.replay import replay
 from marketpipe.embedded.stores import open_store
-from marketpipe.model.batch import CommitBatch
-from marketpipe.model.errors import FencedOut
 from marketpipe.model.intervals import INTERVALS
 from marketpipe.storage.memory_sink import MemorySink
 from marketpipe.storage.redis_hot import RedisHotTier
@@ -26,38 +22,9 @@ from tests.cluster.conformance import differences
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class FencingSink(MemorySink):
-    """MemorySink plus the warehouses' partition fencing (claims bump epochs, a commit with a
-    stale or unclaimed epoch is refused), which the processor needs from its store."""
-
-    epochs: dict[tuple[str | None, str, int], int] = field(default_factory=dict)
-
-    def claim_partitions(
-        self, consumer_group: str, partitions: Collection[tuple[str, int]]
-    ) -> dict[tuple[str, int], int]:
-        for topic, partition in set(partitions):
-            key = (consumer_group, topic, partition)
-            self.epochs[key] = self.epochs.get(key, 0) + 1
-        return {(t, p): self.epochs[(consumer_group, t, p)] for t, p in partitions}
-
-    def commit(
-        self,
-        batch: CommitBatch,
-        *,
-        consumer_group: str | None = None,
-        offsets: Mapping[tuple[str, int], int] | None = None,
-        fence: Mapping[tuple[str, int], int] | None = None,
-    ) -> int:
-        stale = [k for k, e in (fence or {}).items() if self.epochs.get((consumer_group, *k)) != e]
-        if stale:
-            raise FencedOut(f"partitions claimed by another member: {stale}")
-        return super().commit(batch, consumer_group=consumer_group, offsets=offsets)
-
-
 def _processor(
     settings: Settings,
-    store: FencingSink,
+    store: MemorySink,
     broker: KafkaBroker,
     topics: Topics,
     hot: RedisHotTier | None = None,
@@ -88,7 +55,7 @@ def test_recorded_files_through_kafka_equal_embedded_and_sql_reference(
 ) -> None:
     totals = ingest_files(KafkaIngest(kafka_broker.bootstrap, kafka_topics), recorded_files)
     assert totals.trades > 0
-    store = FencingSink()
+    store = MemorySink()
     processor = _processor(settings, store, kafka_broker, kafka_topics)
     processor.run(until_idle=True, max_seconds=240)
     embedded_candles, embedded_alerts = _embedded(settings, recorded_files)
@@ -111,7 +78,7 @@ def test_a_restart_with_nothing_new_to_read_still_finalizes_the_open_windows(
     """The first member stops with the last windows open (no idle watermark); the next one has
     no message to read for that symbol, yet must restore its windows and finalize them."""
     ingest_files(KafkaIngest(kafka_broker.bootstrap, kafka_topics), recorded_files)
-    store = FencingSink()
+    store = MemorySink()
     first = _processor(settings, store, kafka_broker, kafka_topics, idle_watermark=False)
     first.run(until_idle=True, max_seconds=120)  # stops once caught up
     assert store.offsets and not all(c.is_final for c in store.candle_map.values())
@@ -135,7 +102,7 @@ def test_a_dead_redis_does_not_stop_processing(
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
     hot = RedisHotTier(f"redis://127.0.0.1:{dead_port}/0")
-    store = FencingSink()
+    store = MemorySink()
     processor = _processor(settings, store, kafka_broker, kafka_topics, hot=hot)
     processor.run(until_idle=True, max_seconds=240)
     minutes = [c for k, c in sorted(store.candle_map.items()) if k[2] == "1m"]
@@ -159,7 +126,7 @@ def test_poison_message_goes_to_dlq_and_processing_continues_then_replays(
     producer.produce(kafka_topics.trades, b"binance:BTC-USDT", poison)
     producer.produce(kafka_topics.trades, b"binance:BTC-USDT", good % (3, t0 + 2000, t0 + 2000))
     producer.flush()
-    store = FencingSink()
+    store = MemorySink()
     first = _processor(settings, store, kafka_broker, kafka_topics)
     first.run(until_idle=True, max_seconds=120)
     [entry] = read_dead_letters(kafka_broker.bootstrap, kafka_topics)

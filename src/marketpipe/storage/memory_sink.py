@@ -1,19 +1,28 @@
 """A batch sink in memory: the whole store of a test, in either mode.
 
 It keeps what the warm stores keep, with their semantics (candles replace by window, alerts
-and trades insert-or-ignore by key, positions replace), and the Kafka offsets and Spark fences
-of cluster mode, so the embedded `Pipeline` and the cluster's native processor run on it
-unchanged. A commit is trivially atomic. Nothing is persisted.
+and trades insert-or-ignore by key, positions replace), and the Kafka offsets, partition
+epochs and Spark fences of cluster mode, so the embedded `Pipeline` and the cluster's native
+processor run on it unchanged. A commit is trivially atomic. Nothing is persisted.
+
+Partition fencing is the PostgreSQL warehouse's: `claim_partitions` bumps each partition's
+epoch, and a `commit(fence=...)` naming a partition claimed since (or never claimed) is
+refused as a whole: nothing is written, the refusal is counted (warehouse "memory") and
+FencedOut raised.
 """
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from marketpipe.model.batch import CommitBatch
+from marketpipe.model.errors import FencedOut
 from marketpipe.model.records import Alert, Candle, DeadLetter, Position, Trade
 from marketpipe.model.schemas import from_table
+from marketpipe.observability import metrics as m
 from marketpipe.storage.tiers import window
+
+Partitions = Mapping[tuple[str, int], int]  # (topic, partition) -> next offset, or epoch
 
 CandleKey = tuple[str, str, str, int]  # (exchange, symbol, interval, open_time)
 TradeKey = tuple[str, str, int]  # (exchange, symbol, trade_id)
@@ -29,7 +38,9 @@ class MemorySink:
     offsets: dict[tuple[str | None, str, int], int] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     commits: int = 0
-    fences: dict[str, int] = field(default_factory=dict)
+    fences: dict[str, int] = field(default_factory=dict)  # Spark query -> last batch id
+    # (consumer group, topic, partition) -> epoch of its last claim
+    epochs: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
     # ---- writes --------------------------------------------------------------------------
 
@@ -38,9 +49,16 @@ class MemorySink:
         batch: CommitBatch,
         *,
         consumer_group: str | None = None,
-        offsets: Mapping[tuple[str, int], int] | None = None,
+        offsets: Partitions | None = None,
+        fence: Partitions | None = None,
     ) -> int:
-        """Store the batch (and the Kafka offsets that produced it); returns its sequence."""
+        """Store the batch (and the Kafka offsets that produced it); returns its sequence.
+        With `fence` {(topic, partition): epoch} (from `claim_partitions`), the whole commit
+        is refused if one of those partitions was claimed since or never claimed."""
+        if (offsets or fence) and consumer_group is None:
+            raise ValueError("offsets and fence need a consumer_group")
+        if fence and consumer_group is not None:
+            self._check_fence(consumer_group, fence)
         for t in from_table(batch.trades, Trade):
             self.trade_map.setdefault((t.exchange, t.symbol, t.trade_id), t)
         for c in batch.candles:
@@ -54,6 +72,26 @@ class MemorySink:
         self.dead_letters.extend(batch.dead_letters)
         self.commits += 1
         return self.commits
+
+    def claim_partitions(
+        self, consumer_group: str, partitions: Collection[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """Take ownership of `partitions`: each one's epoch goes up by one (the first claim
+        gives 1); returns the new epochs."""
+        claimed = {}
+        for topic, partition in sorted(set(partitions)):
+            key = (consumer_group, topic, partition)
+            self.epochs[key] = claimed[(topic, partition)] = self.epochs.get(key, 0) + 1
+        return claimed
+
+    def _check_fence(self, consumer_group: str, fence: Partitions) -> None:
+        stale = {k: e for k, e in fence.items() if self.epochs.get((consumer_group, *k)) != e}
+        if stale:
+            m.COMMITS_FENCED.labels("memory", consumer_group).inc()
+            raise FencedOut(
+                f"{consumer_group}: partitions claimed by another member (or never claimed): "
+                f"{sorted(stale)}"
+            )
 
     def commit_fenced(self, batch: CommitBatch, *, fence: tuple[str, int]) -> bool:
         """Apply a Spark micro-batch at most once per (query, batch id); False if skipped."""
