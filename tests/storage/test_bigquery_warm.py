@@ -176,7 +176,11 @@ def test_migrations_run_once_and_create_every_warm_table(warm: BigQueryWarehouse
     tables = set(warm.dataset.tables(""))
     assert {"trades_recent", "late_trades", "candles", "alerts", "quotes", "positions",
             "dead_letters", "batches", "consumer_offsets"} <= tables  # fmt: skip
-    assert not [t for t in tables if t.startswith(("_stage_", "_claim_"))]
+    # Staging is this committer's own, reused batch after batch.
+    warm.commit(small_batch(), consumer_group="g", offsets={(TRADES, 0): 1})
+    warm.commit(small_batch(), consumer_group="g", offsets={(TRADES, 0): 2})
+    kinds = ("trades", "candles", "alerts", "quotes", "positions", "offsets")
+    assert set(warm.dataset.tables("_")) == {f"_stage_{warm.member}_{k}" for k in kinds}
 
 
 def test_a_dead_server_is_a_storage_error_within_the_deadline() -> None:

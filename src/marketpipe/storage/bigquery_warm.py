@@ -5,13 +5,15 @@ BigQuery has no multi-table transaction we can rely on (nor does its emulator), 
 a small write-ahead protocol in which exactly one statement decides:
 
 1. stage: each kind of row in the batch is loaded (one Parquet load job each, atomic) into
-   `_stage_<batch>_<kind>`, every row tagged with the Kafka partition its symbol lives on;
+   the committer's `_stage_<member>_<kind>` (replaced by its next batch: no table churn, and
+   the emulator's engine grows with every statement), every row tagged with its batch id and
+   the Kafka partition its symbol lives on;
 2. commit point: one MERGE into `consumer_offsets` moves the batch's offsets and stamps its
    id on those partition rows, each row only if its stored epoch still equals the epoch the
    committer claimed (fencing). The stamped rows are the partitions that committed;
 3. apply: the staged rows of the committed partitions are merged into the tables (trades and
    alerts insert-or-ignore, candles, quotes and positions replace, but never by an older
-   value), then a `batches` row marks the batch applied, and the staging is dropped.
+   value), then a `batches` row marks the batch applied.
 
 A crash after 2 leaves a batch stamped on offset rows but absent from `batches`; whoever next
 reads the group's offsets (every consumer on assignment) applies it first (`recover`). Apply is
@@ -20,6 +22,7 @@ member claimed since is refused at 2: its rows are never applied, the refusal is
 FencedOut raised.
 """
 
+import itertools
 import logging
 import re
 import uuid
@@ -52,8 +55,8 @@ log = logging.getLogger(__name__)
 Route = Callable[[str, str], int]
 Offsets = Mapping[tuple[str, int], int]
 UNROUTED = -1  # rows no partition owns (dead letters without a Kafka context)
-# kind -> (staging table, its rows when in memory; None when recovering)
-Staged = dict[str, tuple[str, pa.Table | None]]
+# kind -> (staging table, its rows)
+Staged = dict[str, tuple[str, pa.Table]]
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 _ROW = "(consumer_group, topic, kafka_partition, next_offset, epoch, batch_id, updated_at)"
@@ -129,6 +132,10 @@ class BigQueryWarehouse(SqlReads):
         # False for the candle processor when the archive role stores the raw trades: a
         # table has one writer (see _insert_new_trades).
         self.writes_trades = writes_trades
+        # This committer's staging tables; a member stages its next batch only once the last
+        # one is applied, so they hold at most one batch that recovery may still need.
+        self.member = uuid.uuid4().hex[:16]
+        self._batches = itertools.count()
 
     def close(self) -> None:
         self.dataset.close()
@@ -170,7 +177,7 @@ class BigQueryWarehouse(SqlReads):
             raise ValueError("a fenced commit needs the warehouse's route (symbol -> partition)")
         if batch.is_empty and not offsets and not fence:
             return
-        batch_id = uuid.uuid4().hex
+        batch_id = f"{self.member}-{next(self._batches)}"
         staged = self._stage(batch_id, batch)
         if consumer_group is None:  # no Kafka position to move: nothing to decide
             self._apply(batch_id, staged, None)
@@ -198,7 +205,7 @@ class BigQueryWarehouse(SqlReads):
             return {}
         self.recover(consumer_group)
         ds = self.dataset
-        stage = f"_claim_{uuid.uuid4().hex}"
+        stage = f"_claim_{self.member}"
         g = _literal(consumer_group)
         rows = sorted(set(partitions))
         claims = pa.table({
@@ -207,17 +214,14 @@ class BigQueryWarehouse(SqlReads):
             "epoch": pa.nulls(len(rows), pa.int64()),
         })  # fmt: skip
         ds.load(stage, claims, _OFFSET_COLUMNS)
-        try:
-            ds.query(
-                f"MERGE consumer_offsets T USING `{stage}` S ON T.consumer_group = {g} "
-                "AND T.topic = S.topic AND T.kafka_partition = S.kafka_partition "
-                "WHEN MATCHED THEN UPDATE SET epoch = T.epoch + 1, "
-                "updated_at = CURRENT_TIMESTAMP() "
-                f"WHEN NOT MATCHED THEN INSERT {_ROW} VALUES "
-                f"({g}, S.topic, S.kafka_partition, NULL, 1, NULL, CURRENT_TIMESTAMP())",
-            )
-        finally:
-            ds.drop(stage)
+        ds.query(
+            f"MERGE consumer_offsets T USING `{stage}` S ON T.consumer_group = {g} "
+            "AND T.topic = S.topic AND T.kafka_partition = S.kafka_partition "
+            "WHEN MATCHED THEN UPDATE SET epoch = T.epoch + 1, "
+            "updated_at = CURRENT_TIMESTAMP() "
+            f"WHEN NOT MATCHED THEN INSERT {_ROW} VALUES "
+            f"({g}, S.topic, S.kafka_partition, NULL, 1, NULL, CURRENT_TIMESTAMP())",
+        )
         wanted = set(rows)
         return {
             (str(t), int(p)): int(e)
@@ -248,9 +252,11 @@ class BigQueryWarehouse(SqlReads):
         for kind, table in tables.items():
             if not table.num_rows:
                 continue
-            name = f"_stage_{batch_id}_{kind}"
-            rows = table.append_column("_p", self._partitions_of(kind, table))
-            self.dataset.load(name, rows, {**_KINDS[kind].columns, "_p": "INT64"})
+            name = f"_stage_{self.member}_{kind}"
+            rows = table.append_column("_p", self._partitions_of(kind, table)).append_column(
+                "_batch", pa.array([batch_id] * table.num_rows, pa.string())
+            )
+            self.dataset.load(name, rows, _staged_columns(kind))
             staged[kind] = (name, rows)
         return staged
 
@@ -269,7 +275,9 @@ class BigQueryWarehouse(SqlReads):
         batch, i.e. the partitions that committed."""
         ds = self.dataset
         keys = sorted(set(offsets) | set(fence or {}))
-        stage = f"_stage_{batch_id}_offsets"
+        if not keys:
+            return set()
+        stage = f"_stage_{self.member}_offsets"
         ds.load(stage, pa.table({
             "topic": pa.array([t for t, _ in keys], pa.string()),
             "kafka_partition": pa.array([p for _, p in keys], pa.int64()),
@@ -296,11 +304,9 @@ class BigQueryWarehouse(SqlReads):
                 f"MERGE consumer_offsets T USING `{stage}` S {on} "
                 f"WHEN MATCHED AND T.epoch = S.epoch THEN {stamp}"
             )
-        try:
-            if keys:
-                ds.query(sql)
-        finally:
-            ds.drop(stage)
+        ds.query(sql)
+        if fence is None:  # nothing can refuse it
+            return set(keys)
         return {
             (str(t), int(p))
             for t, p in ds.query(
@@ -312,14 +318,12 @@ class BigQueryWarehouse(SqlReads):
 
     def _apply(self, batch_id: str, staged: Staged, partitions: set[int] | None) -> None:
         """Merge the staged rows (of `partitions` only, if given) into the tables; idempotent.
-        Staged rows come from memory at commit, or are read back when recovering."""
+        The rows are the batch's own, or read back by `_restage` when recovering."""
         ds = self.dataset
         counts: dict[str, int] = {}
         for kind, (stage, rows) in staged.items():
-            columns = {**_KINDS[kind].columns, "_p": "INT64"}
+            columns = _staged_columns(kind)
             if partitions is not None:
-                if rows is None:
-                    rows = ds.read(f"SELECT * FROM `{stage}`")
                 kept = pa.array(sorted(partitions | {UNROUTED}), pa.int64())
                 rows = rows.filter(pc.is_in(rows.column("_p"), kept))
                 ds.load(stage, rows, columns)
@@ -327,19 +331,13 @@ class BigQueryWarehouse(SqlReads):
                 self._insert_new_trades(stage, _KINDS[kind], rows)
             else:
                 ds.query(_KINDS[kind].merge(stage))
-            if kind in ("trades", "candles"):
-                counts[kind] = (
-                    rows.num_rows if rows is not None
-                    else int(ds.query(f"SELECT count(*) FROM `{stage}`")[0][0])
-                )  # fmt: skip
+            counts[kind] = rows.num_rows
         ds.query(
             "INSERT INTO batches VALUES (?, CURRENT_TIMESTAMP(), ?, ?)",
             [batch_id, counts.get("trades", 0), counts.get("candles", 0)],
         )
-        for stage, _ in staged.values():
-            ds.drop(stage)
 
-    def _insert_new_trades(self, stage: str, kind: _Kind, rows: pa.Table | None) -> None:
+    def _insert_new_trades(self, stage: str, kind: _Kind, rows: pa.Table) -> None:
         """Insert-or-ignore by trade key, without a join (joins are quadratic on the
         emulator): the stored ids within the staged id and time range of each series are
         read, the staging is rewritten without them, and the rest is appended. Trades have
@@ -361,14 +359,12 @@ class BigQueryWarehouse(SqlReads):
                 )
             }
         if stored:
-            if rows is None:
-                rows = ds.read(f"SELECT * FROM `{stage}`")
             keys = zip(rows.column("exchange").to_pylist(), rows.column("symbol").to_pylist(),
                        rows.column("trade_id").to_pylist(), strict=True)  # fmt: skip
             fresh = rows.filter(pa.array([k not in stored for k in keys], pa.bool_()))
             if not fresh.num_rows:
                 return
-            ds.load(stage, fresh, {**kind.columns, "_p": "INT64"})
+            ds.load(stage, fresh, {**kind.columns, "_p": "INT64", "_batch": "STRING"})
         names = ", ".join(f"`{c}`" for c in kind.columns)
         ds.query(f"INSERT INTO `{kind.table}` ({names}) SELECT {names} FROM `{stage}`")
 
@@ -385,13 +381,28 @@ class BigQueryWarehouse(SqlReads):
         for batch_id, partition in pending:
             by_batch.setdefault(str(batch_id), set()).add(int(partition))
         for batch_id, partitions in by_batch.items():
-            prefix = f"_stage_{batch_id}_"
-            staged: Staged = {t.removeprefix(prefix): (t, None) for t in ds.tables(prefix)
-                              if t.removeprefix(prefix) in _KINDS}  # fmt: skip
-            log.warning("applying a batch committed before a crash",
-                        extra={"batch_id": batch_id, "kinds": sorted(staged)})  # fmt: skip
-            self._apply(batch_id, staged, partitions if self.route is not None else None)
+            self._apply(batch_id, self._restage(batch_id),
+                        partitions if self.route is not None else None)  # fmt: skip
         return len(by_batch)
+
+    def _restage(self, batch_id: str) -> Staged:
+        """A committed batch's rows, read back from its committer's staging tables and staged
+        again in this committer's own (the committer, if alive, may reuse its tables)."""
+        ds = self.dataset
+        prefix = f"_stage_{batch_id.split('-')[0]}_"
+        staged: Staged = {}
+        for table in ds.tables(prefix):
+            kind = table.removeprefix(prefix)
+            if kind not in _KINDS:
+                continue
+            rows = ds.read(f"SELECT * FROM `{table}` WHERE _batch = {_literal(batch_id)}")
+            if rows.num_rows:
+                own = f"_stage_{self.member}_{kind}"
+                ds.load(own, rows, _staged_columns(kind))
+                staged[kind] = (own, rows)
+        log.warning("applying a batch committed before a crash",
+                    extra={"batch_id": batch_id, "kinds": sorted(staged)})  # fmt: skip
+        return staged
 
     # ---- offsets and restore ------------------------------------------------------------
 
@@ -438,6 +449,10 @@ class BigQueryWarehouse(SqlReads):
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self.dataset.query(sql, params)
+
+
+def _staged_columns(kind: str) -> dict[str, str]:
+    return {**_KINDS[kind].columns, "_p": "INT64", "_batch": "STRING"}
 
 
 def _literal(name: str) -> str:
