@@ -1,6 +1,10 @@
 """The seed's topology as one configuration of ours: Kafka -> archive -> BigQuery + GCS, and
 Kafka -> native processor -> BigQuery, on real Kafka and the BigQuery and GCS emulators."""
 
+import signal
+import subprocess
+import sys
+
 import pytest
 from deploy.kafka.broker import KafkaBroker
 
@@ -22,8 +26,35 @@ from tests.servers.gcs import GcsEndpoint
 pytestmark = pytest.mark.integration
 
 
-class Crash(Exception):
-    """The archive dying between its lake write and its warehouse commit."""
+FAST_REJOIN = {"session.timeout.ms": 6000}  # a killed member's partitions move on quickly
+
+# The archive role in a process of its own, which SIGKILLs itself after the lake write of its
+# second range, before that range's BigQuery commit.
+KILLED_ARCHIVE = """
+import os, signal, sys
+from marketpipe.bus.kafka import Topics
+from marketpipe.cluster.archive import TradeArchiver
+from marketpipe.cluster.stores import kafka_route
+from marketpipe.storage.bigquery_client import BigQueryLocation
+from marketpipe.storage.bigquery_warm import BigQueryWarehouse
+from marketpipe.storage.gcs import GcsLocation, gcs_lake
+
+bootstrap, prefix, endpoint, dataset, gcs, bucket = sys.argv[1:]
+topics = Topics(prefix)
+location = BigQueryLocation("marketpipe-local", dataset, endpoint=endpoint, timeout_s=60)
+store = BigQueryWarehouse(location, route=kafka_route(bootstrap, topics.trades))
+lake = gcs_lake(GcsLocation(bucket, "lake", gcs))
+calls = []
+
+def kill_on_second_range():
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+TradeArchiver(store, lake, bootstrap, topics, range_messages=8_000,
+              before_commit=kill_on_second_range,
+              consumer_config={"session.timeout.ms": 6000}).run(until_idle=True, max_seconds=300)
+"""
 
 
 def test_recorded_files_land_once_in_bigquery_and_gcs_after_a_crash_between_the_writes(
@@ -37,19 +68,16 @@ def test_recorded_files_land_once_in_bigquery_and_gcs_after_a_crash_between_the_
     store = BigQueryWarehouse(bigquery_location, route=route)
     store.migrate()
     lake = gcs_lake(GcsLocation(gcs_bucket.bucket, "lake", gcs_bucket.endpoint))
-    calls: list[int] = []
-
-    def crash_once() -> None:
-        calls.append(1)
-        if len(calls) == 2:
-            raise Crash  # after the lake write of the 2nd range, before its BigQuery commit
-
-    first = TradeArchiver(store, lake, kafka_broker.bootstrap, kafka_topics,
-                          range_messages=20_000, before_commit=crash_once)  # fmt: skip
-    with pytest.raises(Crash):
-        first.run(until_idle=True, max_seconds=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_ARCHIVE, kafka_broker.bootstrap, kafka_topics.prefix,
+         bigquery_location.endpoint or "", bigquery_location.dataset, gcs_bucket.endpoint,
+         gcs_bucket.bucket],
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert lake.read_trades().num_rows > store.counts()["trades_recent"]  # the lake is ahead
     second = TradeArchiver(store, lake, kafka_broker.bootstrap, kafka_topics,
-                           range_messages=20_000)  # fmt: skip
+                           range_messages=8_000, consumer_config=FAST_REJOIN)  # fmt: skip
     second.run(until_idle=True, max_seconds=300)
     assert second.totals.redone == 1
 
