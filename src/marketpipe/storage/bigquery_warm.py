@@ -46,6 +46,14 @@ from marketpipe.model.schemas import (
 from marketpipe.observability import metrics as m
 from marketpipe.storage import bigquery_schema as schema
 from marketpipe.storage.bigquery_client import BigQueryLocation, Dataset
+from marketpipe.storage.bigquery_rows import (
+    KINDS,
+    Kind,
+    candles_table,
+    dead_letters_table,
+    positions_table,
+    staged_columns,
+)
 from marketpipe.storage.sql_dialect import BIGQUERY
 from marketpipe.storage.sql_tier import SqlReads
 
@@ -62,58 +70,6 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 _ROW = "(consumer_group, topic, kafka_partition, next_offset, epoch, batch_id, updated_at)"
 _OFFSET_COLUMNS = {"topic": "STRING", "kafka_partition": "INT64", "next_offset": "INT64",
                    "epoch": "INT64"}  # fmt: skip
-
-
-class _Kind:
-    """One staged kind of row: its target table, columns, key and how a match is resolved."""
-
-    def __init__(
-        self, table: str, columns: dict[str, str], key: tuple[str, ...],
-        replace_when: str | None = None, kept_unless_given: tuple[str, ...] = (),
-    ) -> None:  # fmt: skip
-        self.table = table
-        self.columns = columns
-        self.key = key
-        self.replace_when = replace_when  # None: insert-or-ignore
-        self.kept_unless_given = kept_unless_given  # a NULL in the new value keeps the old
-
-    def merge(self, stage: str) -> str:
-        on = " AND ".join(f"T.`{k}` = S.`{k}`" for k in self.key)
-        names = ", ".join(f"`{c}`" for c in self.columns)
-        values = ", ".join(f"S.`{c}`" for c in self.columns)
-        sql = f"MERGE `{self.table}` T USING `{stage}` S ON {on} "
-        if self.replace_when is not None:
-            updates = ", ".join(
-                f"`{c}` = COALESCE(S.`{c}`, T.`{c}`)" if c in self.kept_unless_given
-                else f"`{c}` = S.`{c}`"
-                for c in self.columns if c not in self.key
-            )  # fmt: skip
-            sql += f"WHEN MATCHED AND ({self.replace_when}) THEN UPDATE SET {updates} "
-        return sql + f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
-
-
-# A value replaces the stored one only if it is not older: a candle only grows (trades are
-# only added), then goes final, then revises; a position's counters only grow.
-_CANDLE_NEWER = (
-    "S.trade_count > T.trade_count OR (S.trade_count = T.trade_count AND "
-    "(CAST(S.is_final AS INT64) > CAST(T.is_final AS INT64) OR "
-    "(S.is_final = T.is_final AND S.revision >= T.revision)))"
-)
-_KINDS = {
-    "trades": _Kind("trades_recent", schema.columns_of(TRADE_SCHEMA),
-                    ("exchange", "symbol", "trade_id")),
-    "late": _Kind("late_trades", schema.columns_of(TRADE_SCHEMA),
-                  ("exchange", "symbol", "trade_id")),
-    "candles": _Kind("candles", schema.CANDLE_COLUMNS,
-                     ("exchange", "symbol", "interval", "open_time"), _CANDLE_NEWER,
-                     kept_unless_given=schema.CANDLE_ORDER_KEYS),
-    "alerts": _Kind("alerts", schema.columns_of(ALERT_SCHEMA), ("alert_id",)),
-    "quotes": _Kind("quotes", schema.columns_of(QUOTE_SCHEMA), ("exchange", "symbol"),
-                    "S.ts_event >= T.ts_event"),
-    "positions": _Kind("positions", schema.POSITION_COLUMNS, ("exchange", "symbol"),
-                       "S.trades_seen + S.duplicates >= T.trades_seen + T.duplicates"),
-    "dead": _Kind("dead_letters", schema.DEAD_LETTER_COLUMNS, ("ts", "source", "context", "raw")),
-}  # fmt: skip
 
 
 class BigQueryWarehouse(SqlReads):
@@ -240,13 +196,13 @@ class BigQueryWarehouse(SqlReads):
             if self.writes_trades
             else TRADE_SCHEMA.empty_table(),
             "late": batch.late_trades.select(TRADE_SCHEMA.names),
-            "candles": _candles_table(batch),
+            "candles": candles_table(batch),
             "alerts": to_table(list({a.alert_id: a for a in batch.alerts}.values()),
                                ALERT_SCHEMA),
             "quotes": to_table(list({(q.exchange, q.symbol): q for q in batch.quotes}.values()),
                                QUOTE_SCHEMA),
-            "positions": _positions_table(batch.positions),
-            "dead": _dead_letters_table(batch),
+            "positions": positions_table(batch.positions),
+            "dead": dead_letters_table(batch),
         }  # fmt: skip
         staged: Staged = {}
         for kind, table in tables.items():
@@ -256,7 +212,7 @@ class BigQueryWarehouse(SqlReads):
             rows = table.append_column("_p", self._partitions_of(kind, table)).append_column(
                 "_batch", pa.array([batch_id] * table.num_rows, pa.string())
             )
-            self.dataset.load(name, rows, _staged_columns(kind))
+            self.dataset.load(name, rows, staged_columns(kind))
             staged[kind] = (name, rows)
         return staged
 
@@ -322,22 +278,22 @@ class BigQueryWarehouse(SqlReads):
         ds = self.dataset
         counts: dict[str, int] = {}
         for kind, (stage, rows) in staged.items():
-            columns = _staged_columns(kind)
+            columns = staged_columns(kind)
             if partitions is not None:
                 kept = pa.array(sorted(partitions | {UNROUTED}), pa.int64())
                 rows = rows.filter(pc.is_in(rows.column("_p"), kept))
                 ds.load(stage, rows, columns)
             if kind in ("trades", "late"):
-                self._insert_new_trades(stage, _KINDS[kind], rows)
+                self._insert_new_trades(stage, KINDS[kind], rows)
             else:
-                ds.query(_KINDS[kind].merge(stage))
+                ds.query(KINDS[kind].merge(stage))
             counts[kind] = rows.num_rows
         ds.query(
             "INSERT INTO batches VALUES (?, CURRENT_TIMESTAMP(), ?, ?)",
             [batch_id, counts.get("trades", 0), counts.get("candles", 0)],
         )
 
-    def _insert_new_trades(self, stage: str, kind: _Kind, rows: pa.Table) -> None:
+    def _insert_new_trades(self, stage: str, kind: Kind, rows: pa.Table) -> None:
         """Insert-or-ignore by trade key, without a join (joins are quadratic on the
         emulator): the stored ids within the staged id and time range of each series are
         read, the staging is rewritten without them, and the rest is appended. Trades have
@@ -393,12 +349,12 @@ class BigQueryWarehouse(SqlReads):
         staged: Staged = {}
         for table in ds.tables(prefix):
             kind = table.removeprefix(prefix)
-            if kind not in _KINDS:
+            if kind not in KINDS:
                 continue
             rows = ds.read(f"SELECT * FROM `{table}` WHERE _batch = {_literal(batch_id)}")
             if rows.num_rows:
                 own = f"_stage_{self.member}_{kind}"
-                ds.load(own, rows, _staged_columns(kind))
+                ds.load(own, rows, staged_columns(kind))
                 staged[kind] = (own, rows)
         log.warning("applying a batch committed before a crash",
                     extra={"batch_id": batch_id, "kinds": sorted(staged)})  # fmt: skip
@@ -451,10 +407,6 @@ class BigQueryWarehouse(SqlReads):
         return self.dataset.query(sql, params)
 
 
-def _staged_columns(kind: str) -> dict[str, str]:
-    return {**_KINDS[kind].columns, "_p": "INT64", "_batch": "STRING"}
-
-
 def _literal(name: str) -> str:
     """A consumer group or batch id as a SQL string literal. In MERGE conditions the emulator
     ignores query parameters (a MERGE on `T.consumer_group = ?` matches nothing), so these
@@ -462,61 +414,3 @@ def _literal(name: str) -> str:
     if not _SAFE_NAME.match(name):
         raise ValueError(f"{name!r}: consumer groups may hold only letters, digits and ._:-")
     return f"'{name}'"
-
-
-def _candles_table(batch: CommitBatch) -> pa.Table:
-    """The batch's candles (the last value per key), each with the event times of its first
-    and last trades where those trades are in this batch; NULL keeps the stored time (a
-    candle's first or last trade changes only to a trade of the batch that changes it)."""
-    latest = list({(c.exchange, c.symbol, c.interval, c.open_time): c
-                   for c in batch.candles}.values())  # fmt: skip
-    wanted = {(c.exchange, c.symbol, i) for c in latest
-              for i in (c.first_trade_id, c.last_trade_id)}  # fmt: skip
-    trades = batch.trades
-    times: dict[tuple[str, str, int], int] = {}
-    if wanted and trades.num_rows:
-        ts = trades.column("ts_event").cast(pa.int64()).to_pylist()
-        for e, s, i, t in zip(trades.column("exchange").to_pylist(),
-                              trades.column("symbol").to_pylist(),
-                              trades.column("trade_id").to_pylist(), ts, strict=True):  # fmt: skip
-            if (e, s, i) in wanted:
-                times[(e, s, i)] = t
-    table = to_table(latest, CANDLE_SCHEMA)
-    first = [times.get((c.exchange, c.symbol, c.first_trade_id)) for c in latest]
-    last = [times.get((c.exchange, c.symbol, c.last_trade_id)) for c in latest]
-    return table.append_column("first_ts_event", pa.array(first, pa.int64())).append_column(
-        "last_ts_event", pa.array(last, pa.int64())
-    )
-
-
-def _positions_table(positions: Sequence[Position]) -> pa.Table:
-    latest = list({(p.exchange, p.symbol): p for p in positions}.values())
-    return pa.table(
-        {
-            "exchange": pa.array([p.exchange for p in latest], pa.string()),
-            "symbol": pa.array([p.symbol for p in latest], pa.string()),
-            "last_trade_id": pa.array([p.last_trade_id for p in latest], pa.int64()),
-            "max_ts_event": pa.array([p.max_ts_event for p in latest], pa.int64()),
-            "id_ranges": pa.array(
-                [msgspec.json.encode(p.id_ranges).decode() for p in latest], pa.string()
-            ),
-            "gaps_found": pa.array([p.gaps_found for p in latest], pa.int64()),
-            "gaps_filled": pa.array([p.gaps_filled for p in latest], pa.int64()),
-            "trades_seen": pa.array([p.trades_seen for p in latest], pa.int64()),
-            "duplicates": pa.array([p.duplicates for p in latest], pa.int64()),
-        }
-    )
-
-
-def _dead_letters_table(batch: CommitBatch) -> pa.Table:
-    unique = {(d.ts, d.source, d.context, d.raw): d for d in batch.dead_letters}
-    dead = list(unique.values())
-    return pa.table(
-        {
-            "ts": pa.array([d.ts for d in dead], pa.int64()).cast(pa.timestamp("us", "UTC")),
-            "source": pa.array([d.source for d in dead], pa.string()),
-            "error": pa.array([d.error for d in dead], pa.string()),
-            "raw": pa.array([d.raw for d in dead], pa.binary()),
-            "context": pa.array([d.context for d in dead], pa.string()),
-        }
-    )
