@@ -3,6 +3,9 @@
 
   postgres (cluster): they are real tables of the cluster warm store; nothing to prepare.
 
+  bigquery (cluster on Google Cloud): they are the tables of the BigQuery warm dataset
+  (storage/bigquery_warm.py, MARKETPIPE_DBT_WARM_SCHEMA); nothing to prepare either.
+
   duckdb (embedded): the running pipeline holds warm.duckdb as DuckDB's single writer, so dbt
   never opens it. The scheduler first copies the warm tables to Parquet files in `inputs_dir`
   (one consistent read snapshot), and this hook exposes them as views in schema `warm` of the
@@ -35,4 +38,17 @@
         from read_parquet('{{ var("lake_trades_glob") }}', hive_partitioning = false)
         where ts_event < make_timestamptz({{ var('warm_trades_since_us') | int }}::bigint)
         {%- endif %};
+{%- endmacro %}
+
+
+{# When a position last changed. The BigQuery warm store keeps no such column on positions
+   (storage/bigquery_schema.py), so there it is null. #}
+{% macro positions_updated_at() -%}
+    {{ return(adapter.dispatch('positions_updated_at', 'marketpipe')()) }}
+{%- endmacro %}
+{% macro default__positions_updated_at() -%}
+    cast(updated_at as {{ type_timestamptz() }})
+{%- endmacro %}
+{% macro bigquery__positions_updated_at() -%}
+    cast(null as {{ type_timestamptz() }})
 {%- endmacro %}

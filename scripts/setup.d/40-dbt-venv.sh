@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# dbt (core + DuckDB and PostgreSQL adapters) in its own venv at .cache/dbt-venv.
+# dbt (core + DuckDB, PostgreSQL and BigQuery adapters) in its own venv at .cache/dbt-venv.
 # Own venv because dbt-core pins libraries (pathspec<0.13, protobuf, ...) that clash with the
 # project's dev tools; marketpipe runs dbt as a subprocess anyway (`marketpipe dbt ...`).
 # dbt-core < 1.12: newer releases fetch a binary at build time, which CI cannot do.
@@ -10,6 +10,8 @@ SPEC=(
   "dbt-core>=1.10,<1.12"
   "dbt-duckdb>=1.10,<1.12"
   "dbt-postgres>=1.10,<1.12"
+  # also brings google-cloud-bigquery, which tests/dbt/test_dbt_bigquery.py uses from this venv
+  "dbt-bigquery>=1.10,<1.12"
 )
 STAMP="$VENV/.installed-$(printf '%s\n' "${SPEC[@]}" | sha1sum | cut -c1-12)"
 [ -f "$STAMP" ] && exit 0

@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         unique_key=['exchange', 'symbol', 'hour_start'],
-        incremental_strategy='delete+insert',
+        incremental_strategy=incremental_strategy(),
         on_schema_change='fail',
     )
 }}

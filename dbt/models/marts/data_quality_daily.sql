@@ -6,7 +6,7 @@ with days as (
         exchange,
         symbol,
         {{ utc_date('hour_start') }} as trade_date,
-        cast(sum(trade_count) as bigint) as stored_trades,
+        cast(sum(trade_count) as {{ dbt.type_bigint() }}) as stored_trades,
         min(min_trade_id) as min_trade_id,
         max(max_trade_id) as max_trade_id,
         min(first_traded_at) as first_trade_at,

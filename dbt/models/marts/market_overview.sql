@@ -13,7 +13,7 @@ last_day as (
         min(c.opened_at) as window_start,
         sum(c.base_volume) as base_volume_24h,
         sum(c.quote_volume) as quote_volume_24h,
-        cast(sum(c.trade_count) as bigint) as trade_count_24h,
+        cast(sum(c.trade_count) as {{ dbt.type_bigint() }}) as trade_count_24h,
         max(c.high_price) as high_price_24h,
         min(c.low_price) as low_price_24h
     from {{ ref('stg_marketpipe__candles') }} as c

@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         unique_key=['exchange', 'symbol', 'trade_date'],
-        incremental_strategy='delete+insert',
+        incremental_strategy=incremental_strategy(),
         on_schema_change='fail',
     )
 }}
@@ -10,7 +10,7 @@
 {%- if is_incremental() %}
 {%- set since = "(select " ~ "max(day_start) - " ~ interval_of(var('lookback_days'), 'days') ~ " from " ~ this ~ ")" %}
 {%- else %}
-{%- set since = "cast('1970-01-01 00:00:00+00' as timestamp with time zone)" %}
+{%- set since = "cast('1970-01-01 00:00:00+00' as " ~ type_timestamptz() ~ ")" %}
 {%- endif %}
 
 with hours as (
@@ -30,7 +30,7 @@ days as (
         sum(quote_volume) / nullif(sum(base_volume), 0) as vwap,
         sum(base_volume) as base_volume,
         sum(quote_volume) as quote_volume,
-        cast(sum(trade_count) as bigint) as trade_count,
+        cast(sum(trade_count) as {{ dbt.type_bigint() }}) as trade_count,
         sum(taker_buy_base_volume) as taker_buy_base_volume,
         sum(taker_sell_base_volume) as taker_sell_base_volume,
         min(min_trade_id) as min_trade_id,

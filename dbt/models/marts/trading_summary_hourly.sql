@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         unique_key=['exchange', 'symbol', 'hour_start'],
-        incremental_strategy='delete+insert',
+        incremental_strategy=incremental_strategy(),
         on_schema_change='fail',
     )
 }}
@@ -10,7 +10,7 @@
 {%- if is_incremental() %}
 {%- set since = incremental_cutoff('hour_start', var('lookback_hours'), 'hours') %}
 {%- else %}
-{%- set since = "cast('1970-01-01 00:00:00+00' as timestamp with time zone)" %}
+{%- set since = "cast('1970-01-01 00:00:00+00' as " ~ type_timestamptz() ~ ")" %}
 {%- endif %}
 
 with buckets as (

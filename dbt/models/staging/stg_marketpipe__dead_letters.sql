@@ -1,5 +1,5 @@
 select
-    cast(ts as timestamp with time zone) as dead_lettered_at,
+    cast(ts as {{ type_timestamptz() }}) as dead_lettered_at,
     cast(source as {{ dbt.type_string() }}) as source_name,
     cast(error as {{ dbt.type_string() }}) as error_message,
     cast(context as {{ dbt.type_string() }}) as context
