@@ -84,7 +84,11 @@ def test_a_crash_between_commit_point_and_apply_is_applied_on_the_next_read(
         with pytest.raises(SystemExit):
             warm.commit(small_batch(), consumer_group="g", offsets={(TRADES, 0): 11})
     assert warm.counts()["trades_recent"] == 0  # committed, not yet applied
-    assert warm.load_offsets("g", TRADES) == {0: 11}  # the next owner's first read applies it
+    assert warm.load_offsets("g", TRADES) == {0: 11}
+    assert warm.counts()["trades_recent"] == 0  # reading offsets leaves a live commit alone
+    warm.claim_partitions("g", [(TRADES, 1)])
+    assert warm.counts()["trades_recent"] == 0  # a claim of another partition too
+    warm.claim_partitions("g", [(TRADES, 0)])  # the next owner: it applies the batch
     assert warm.counts()["trades_recent"] == 2
     assert warm.candles(interval="1m", **ALL) == small_batch().candles
     assert warm.recover("g") == 0  # once
@@ -117,14 +121,25 @@ def test_claims_raise_epochs_and_a_stale_epoch_is_refused_and_counted(
     refused = m.COMMITS_FENCED.labels("bigquery", "g")
     before = refused._value.get()
     late = small_batch(T0 + 3_600_000_000)
+    applied = warm.rows("SELECT count(*) FROM batches")
     with pytest.raises(FencedOut, match="no longer owns"):
         warm.commit(late, consumer_group="g", offsets={(TRADES, 0): 9}, fence=first)
     assert refused._value.get() == before + 1
+    # Not even a `batches` row: the last-commit age in /health stays honest.
+    assert warm.rows("SELECT count(*) FROM batches") == applied
     assert warm.load_offsets("g", TRADES) == {0: 5}
     assert warm.counts()["trades_recent"] == 2  # none of the zombie's rows landed
     warm.commit(late, consumer_group="g", offsets={(TRADES, 0): 9}, fence=second)
     assert warm.load_offsets("g", TRADES) == {0: 9}
     assert warm.counts()["trades_recent"] == 4
+
+
+def test_a_fenced_commit_must_fence_every_offset_it_moves(warm: BigQueryWarehouse) -> None:
+    epochs = warm.claim_partitions("g", [(TRADES, 0)])
+    with pytest.raises(ValueError, match="fence every partition"):
+        warm.commit(small_batch(), consumer_group="g",
+                    offsets={(TRADES, 0): 5, (TRADES, 1): 3}, fence=epochs)  # fmt: skip
+    assert warm.load_offsets("g", TRADES) == {}
 
 
 def test_an_unclaimed_partition_is_refused(warm: BigQueryWarehouse) -> None:

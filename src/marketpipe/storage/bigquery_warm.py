@@ -15,9 +15,11 @@ a small write-ahead protocol in which exactly one statement decides:
    alerts insert-or-ignore, candles, quotes and positions replace, but never by an older
    value), then a `batches` row marks the batch applied.
 
-A crash after 2 leaves a batch stamped on offset rows but absent from `batches`; whoever next
-reads the group's offsets (every consumer on assignment) applies it first (`recover`). Apply is
-idempotent, so a zombie finishing its own apply late changes nothing. A partition another
+A crash after 2 leaves a batch stamped on offset rows but absent from `batches`; the next
+claim of one of its partitions (every consumer claims on assignment, before it reads state)
+applies it (`recover`). Apply is idempotent, so a committer finishing its own apply late
+changes nothing (raw trades excepted: two concurrent applies could both insert a trade, which
+needs a committer paused between commit point and apply past a rebalance). A partition another
 member claimed since is refused at 2: its rows are never applied, the refusal is counted and
 FencedOut raised.
 """
@@ -131,6 +133,8 @@ class BigQueryWarehouse(SqlReads):
             raise ValueError("offsets and fences need a consumer_group")
         if fence and self.route is None:
             raise ValueError("a fenced commit needs the warehouse's route (symbol -> partition)")
+        if fence is not None and not set(offsets or {}) <= set(fence):
+            raise ValueError("a fenced commit must fence every partition whose offset it moves")
         if batch.is_empty and not offsets and not fence:
             return
         batch_id = f"{self.member}-{next(self._batches)}"
@@ -143,7 +147,8 @@ class BigQueryWarehouse(SqlReads):
         # A symbol's rows belong to partition number p (its trades and quotes topics are
         # keyed alike): they are written only if every fenced (topic, p) committed.
         owned = {p for _, p in committed} - {p for _, p in refused}
-        self._apply(batch_id, staged, owned if refused else None)
+        if owned or not refused:  # a batch refused as a whole writes nothing, not even `batches`
+            self._apply(batch_id, staged, owned if refused else None)
         if refused:
             m.COMMITS_FENCED.labels("bigquery", consumer_group).inc()
             raise FencedOut(
@@ -155,11 +160,11 @@ class BigQueryWarehouse(SqlReads):
         self, consumer_group: str, partitions: Collection[tuple[str, int]]
     ) -> dict[tuple[str, int], int]:
         """Take ownership of `partitions` for `consumer_group`: each one's epoch goes up by
-        one (in one MERGE); returns the new epochs. Committed-but-unapplied batches are
-        applied first, so the new owner reads the state they left."""
+        one (in one MERGE); returns the new epochs. Batches committed on them but not applied
+        (their committer died) are applied before it returns, so the new owner reads the
+        state they left."""
         if not partitions:
             return {}
-        self.recover(consumer_group)
         ds = self.dataset
         stage = f"_claim_{self.member}"
         g = _literal(consumer_group)
@@ -179,7 +184,7 @@ class BigQueryWarehouse(SqlReads):
             f"({g}, S.topic, S.kafka_partition, NULL, 1, NULL, CURRENT_TIMESTAMP())",
         )
         wanted = set(rows)
-        return {
+        epochs = {
             (str(t), int(p)): int(e)
             for t, p, e in ds.query(
                 "SELECT topic, kafka_partition, epoch FROM consumer_offsets "
@@ -188,6 +193,8 @@ class BigQueryWarehouse(SqlReads):
             )
             if (t, p) in wanted
         }
+        self.recover(consumer_group, wanted)
+        return epochs
 
     def _stage(self, batch_id: str, batch: CommitBatch) -> Staged:
         """Load each non-empty kind of row into its staging table; returns kind -> table."""
@@ -324,18 +331,27 @@ class BigQueryWarehouse(SqlReads):
         names = ", ".join(f"`{c}`" for c in kind.columns)
         ds.query(f"INSERT INTO `{kind.table}` ({names}) SELECT {names} FROM `{stage}`")
 
-    def recover(self, consumer_group: str) -> int:
+    def recover(
+        self, consumer_group: str, claimed: Collection[tuple[str, int]] | None = None
+    ) -> int:
         """Apply the group's batches that committed but were not applied (a crash between
-        commit point and apply); returns how many."""
+        commit point and apply); returns how many. With `claimed` (a claim just moved those
+        partitions' epochs on, so their last committer can no longer commit), only batches
+        stamped on one of them: a batch of a live committer between its commit point and its
+        apply is left to it. Without, every such batch (no committer may be running)."""
         ds = self.dataset
         pending = ds.query(
-            "SELECT batch_id, kafka_partition FROM consumer_offsets WHERE consumer_group = ? "
-            "AND batch_id IS NOT NULL AND batch_id NOT IN (SELECT batch_id FROM batches)",
+            "SELECT batch_id, topic, kafka_partition FROM consumer_offsets "
+            "WHERE consumer_group = ? AND batch_id IS NOT NULL "
+            "AND batch_id NOT IN (SELECT batch_id FROM batches)",
             [consumer_group],
         )
         by_batch: dict[str, set[int]] = {}
-        for batch_id, partition in pending:
+        for batch_id, _, partition in pending:
             by_batch.setdefault(str(batch_id), set()).add(int(partition))
+        if claimed is not None:
+            mine = {str(b) for b, t, p in pending if (t, p) in set(claimed)}
+            by_batch = {b: parts for b, parts in by_batch.items() if b in mine}
         for batch_id, partitions in by_batch.items():
             self._apply(batch_id, self._restage(batch_id),
                         partitions if self.route is not None else None)  # fmt: skip
@@ -363,9 +379,9 @@ class BigQueryWarehouse(SqlReads):
     # ---- offsets and restore ------------------------------------------------------------
 
     def load_offsets(self, consumer_group: str, topic: str) -> dict[int, int]:
-        """{partition: next offset to consume} stored by `consumer_group` for `topic` (after
-        applying any batch a crash left committed but unapplied)."""
-        self.recover(consumer_group)
+        """{partition: next offset to consume} stored by `consumer_group` for `topic`. A batch
+        a crash left committed but unapplied is applied by the next claim of its partitions,
+        before the claimer reads any state."""
         rows = self.dataset.query(
             "SELECT kafka_partition, next_offset FROM consumer_offsets "
             "WHERE consumer_group = ? AND topic = ? AND next_offset IS NOT NULL",
