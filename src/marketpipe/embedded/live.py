@@ -144,6 +144,9 @@ class LiveRun:
         the engine, a few seconds to commit: the stop then leaves no hole for the next start
         to fill (the pipeline keeps up with the stream, so a gap found in the last second
         would otherwise show as one)."""
+        if self.connector is not None:
+            # A frame arriving now could reveal a gap after the wait below has ended.
+            self.connector.quiesce()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             status = self.connector.status() if self.connector is not None else None

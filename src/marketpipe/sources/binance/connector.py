@@ -115,6 +115,7 @@ class BinanceConnector:
         self._shards: dict[str, Shard] = {}
         self._backfiller: Backfiller | None = None
         self._dead_letters = 0
+        self._quiet = False  # stopping: live frames are left for the next start's back-fill
 
     # -- public ---------------------------------------------------------------------------
 
@@ -217,8 +218,15 @@ class BinanceConnector:
             return  # the old connection was still delivering: nothing was missed
         self._backfiller.submit(self.tracker.on_connected(self._shards[name].symbols))
 
+    def quiesce(self) -> None:
+        """Stop taking live frames (a clean stop is settling): no new gap can be found while
+        the pending back-fills finish. The next start back-fills from the stored positions."""
+        self._quiet = True
+
     async def on_frames(self, name: str, frames: Sequence[Frame]) -> str | None:
         assert self._symbol_map is not None and self._backfiller is not None
+        if self._quiet:
+            return None
         out: list[Trade | Quote | DeadLetter] = []
         gaps: list[BackfillJob] = []
         reconnect: str | None = None
