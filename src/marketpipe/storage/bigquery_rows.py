@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Position
@@ -99,10 +100,13 @@ def candles_table(batch: CommitBatch) -> pa.Table:
     trades = batch.trades
     times: dict[tuple[str, str, int], int] = {}
     if wanted and trades.num_rows:
-        ts = trades.column("ts_event").cast(pa.int64()).to_pylist()
-        for e, s, i, t in zip(trades.column("exchange").to_pylist(),
-                              trades.column("symbol").to_pylist(),
-                              trades.column("trade_id").to_pylist(), ts, strict=True):  # fmt: skip
+        # Only the few trades candles point at leave Arrow (a batch can hold 50,000).
+        ids = pa.array(sorted({i for _, _, i in wanted}), pa.int64())
+        named = trades.filter(pc.is_in(trades.column("trade_id"), value_set=ids))
+        ts = named.column("ts_event").cast(pa.int64()).to_pylist()
+        for e, s, i, t in zip(named.column("exchange").to_pylist(),
+                              named.column("symbol").to_pylist(),
+                              named.column("trade_id").to_pylist(), ts, strict=True):  # fmt: skip
             if (e, s, i) in wanted:
                 times[(e, s, i)] = t
     table = to_table(latest, CANDLE_SCHEMA)

@@ -31,7 +31,6 @@ import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -57,7 +56,7 @@ from marketpipe.storage.bigquery_rows import (
     staged_columns,
 )
 from marketpipe.storage.sql_dialect import BIGQUERY
-from marketpipe.storage.sql_tier import SqlReads
+from marketpipe.storage.sql_tier import SqlReads, position_from_row
 
 log = logging.getLogger(__name__)
 
@@ -227,9 +226,12 @@ class BigQueryWarehouse(SqlReads):
         route = self.route
         if route is None or kind == "dead":
             return pa.array([UNROUTED] * table.num_rows, pa.int64())
-        pairs = zip(table.column("exchange").to_pylist(), table.column("symbol").to_pylist(),
-                    strict=True)  # fmt: skip
-        return pa.array([route(e, s) for e, s in pairs], pa.int64())
+        # Routed once per series, then spread over its rows in Arrow: a batch holds many
+        # trades of few symbols.
+        keys = pc.binary_join_element_wise(table.column("exchange"), table.column("symbol"), ":")
+        series = pc.unique(keys)
+        parts = pa.array([route(*k.split(":", 1)) for k in series.to_pylist()], pa.int64())
+        return pc.take(parts, pc.index_in(keys, value_set=series))
 
     def _commit_point(
         self, batch_id: str, group: str, offsets: Offsets, fence: Offsets | None
@@ -392,14 +394,7 @@ class BigQueryWarehouse(SqlReads):
     def positions(self) -> list[Position]:
         columns = ", ".join(schema.POSITION_COLUMNS)
         rows = self.dataset.query(f"SELECT {columns} FROM positions ORDER BY exchange, symbol")
-        return [
-            Position(
-                exchange=r[0], symbol=r[1], last_trade_id=r[2], max_ts_event=r[3],
-                id_ranges=[tuple(x) for x in msgspec.json.decode(r[4])], gaps_found=r[5],
-                gaps_filled=r[6], trades_seen=r[7], duplicates=r[8],
-            )
-            for r in rows
-        ]  # fmt: skip
+        return [position_from_row(row) for row in rows]
 
     def open_windows(self, min_close_time: int) -> list[tuple[Candle, int, int]]:
         """Candles closing after `min_close_time`, with the event times of their first and

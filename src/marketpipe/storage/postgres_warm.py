@@ -37,10 +37,11 @@ from marketpipe.model.schemas import (
     to_table,
 )
 from marketpipe.observability import metrics as m
+from marketpipe.storage import postgres_fences as fences
 from marketpipe.storage import postgres_schema as schema
 from marketpipe.storage.postgres_copy import copy_in, insert_select, select_list, staging_ddl
 from marketpipe.storage.sql_dialect import POSTGRES
-from marketpipe.storage.sql_tier import SqlReads
+from marketpipe.storage.sql_tier import SqlReads, position_from_row
 
 log = logging.getLogger(__name__)
 
@@ -129,25 +130,11 @@ class PostgresWarehouse(SqlReads):
         """Take ownership of `partitions` {(topic, partition)} for `consumer_group`: each one's
         epoch goes up by one (the first claim gives 1), in one transaction; returns the new
         epochs. A consumer calls it on every assignment, before it reads."""
-        wanted = sorted(set(partitions))  # one lock order for every claimer: no deadlock
-        if not wanted:
-            return {}
         with self._conn() as conn:
             try:
-                with conn.transaction():
-                    rows = conn.execute(
-                        "INSERT INTO partition_epochs "
-                        "SELECT %s, t.topic, t.partition, 1, now() "
-                        "FROM unnest(%s::text[], %s::int[]) WITH ORDINALITY "
-                        "AS t(topic, partition, n) ORDER BY t.n "
-                        "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
-                        "epoch = partition_epochs.epoch + 1, claimed_at = EXCLUDED.claimed_at "
-                        "RETURNING topic, partition, epoch",
-                        [consumer_group, [t for t, _ in wanted], [p for _, p in wanted]],
-                    ).fetchall()
+                return fences.claim(conn, consumer_group, partitions)
             except psycopg.Error as exc:
                 raise StorageError(f"claiming partitions failed: {exc}") from exc
-        return {(str(t), int(p)): int(e) for t, p, e in rows}
 
     def commit(
         self,
@@ -174,7 +161,7 @@ class PostgresWarehouse(SqlReads):
                 with conn.transaction(), conn.cursor() as cur:
                     if fence:
                         assert consumer_group is not None
-                        _check_fence(cur, consumer_group, fence)
+                        fences.check(cur, consumer_group, fence)
                     self._write(cur, batch)
                     if offsets:
                         assert consumer_group is not None
@@ -194,24 +181,9 @@ class PostgresWarehouse(SqlReads):
             self._ensure_partitions(conn, batch.trades)
             try:
                 with conn.transaction(), conn.cursor() as cur:
-                    cur.execute(
-                        "INSERT INTO batch_fences VALUES (%s, -1, now()) ON CONFLICT DO NOTHING",
-                        [query_name],
-                    )
-                    cur.execute(
-                        "SELECT batch_id FROM batch_fences WHERE query_name = %s FOR UPDATE",
-                        [query_name],
-                    )
-                    row = cur.fetchone()
-                    assert row is not None
-                    if int(row[0]) >= batch_id:
+                    if not fences.take_batch(cur, query_name, batch_id):
                         return False
                     self._write(cur, batch)
-                    cur.execute(
-                        "UPDATE batch_fences SET batch_id = %s, applied_at = now() "
-                        "WHERE query_name = %s",
-                        [batch_id, query_name],
-                    )
                     return True
             except Exception as exc:
                 raise StorageError(f"fenced commit failed and was rolled back: {exc}") from exc
@@ -312,14 +284,7 @@ class PostgresWarehouse(SqlReads):
             f"SELECT {_POSITION_COLUMNS} FROM positions WHERE {where} ORDER BY exchange, symbol",
             params,
         )
-        return [
-            Position(
-                exchange=row[0], symbol=row[1], last_trade_id=row[2], max_ts_event=row[3],
-                id_ranges=[tuple(r) for r in msgspec.json.decode(row[4])], gaps_found=row[5],
-                gaps_filled=row[6], trades_seen=row[7], duplicates=row[8],
-            )
-            for row in rows
-        ]  # fmt: skip
+        return [position_from_row(row) for row in rows]
 
     def open_windows(
         self, min_close_time: int, keys: Collection[SymbolKey] | None = None
@@ -444,30 +409,6 @@ class PostgresWarehouse(SqlReads):
     def partitions(self) -> list[str]:
         with self._conn() as conn:
             return sorted(schema.existing_partitions(conn).values())
-
-
-def _check_fence(
-    cur: Cursor[TupleRow], consumer_group: str, fence: Mapping[tuple[str, int], int]
-) -> None:
-    """Lock the fenced partitions' epoch rows (shared: members never hold the same partition,
-    and a claim must wait for a commit already past this check) and refuse a stale epoch."""
-    wanted = sorted(fence)
-    rows = cur.execute(
-        "SELECT e.topic, e.partition, e.epoch FROM partition_epochs e "
-        "JOIN unnest(%s::text[], %s::int[]) AS t(topic, partition) "
-        "ON (e.topic, e.partition) = (t.topic, t.partition) "
-        "WHERE e.consumer_group = %s ORDER BY e.topic, e.partition FOR SHARE OF e",
-        [[t for t, _ in wanted], [p for _, p in wanted], consumer_group],
-    ).fetchall()
-    stored = {(str(t), int(p)): int(e) for t, p, e in rows}
-    # A partition never claimed has no owner to prove: refused like a stale one.
-    stale = {k: (e, stored.get(k)) for k, e in fence.items() if stored.get(k) != e}
-    if stale:
-        detail = ", ".join(
-            f"{t}[{p}] epoch {mine} (now {'unclaimed' if now is None else now})"
-            for (t, p), (mine, now) in sorted(stale.items())
-        )
-        raise FencedOut(f"{consumer_group}: partitions claimed by another member: {detail}")
 
 
 def _store_offsets(

@@ -1,13 +1,15 @@
-"""The warm tier's reads over SQL, written once for DuckDB (embedded) and PostgreSQL (cluster):
-the same tables and queries, spelled in each engine's dialect, plus the coverage cache the
-router asks of a warm tier."""
+"""The warm tier's reads over SQL, written once for DuckDB (embedded), PostgreSQL and BigQuery
+(cluster): the same tables and queries, spelled in each engine's dialect, plus the coverage cache
+the router asks of a warm tier."""
 
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from marketpipe.model.intervals import INTERVAL_US
-from marketpipe.model.records import Alert, Candle, Quote, Trade
+from marketpipe.model.records import Alert, Candle, Position, Quote, Trade
 from marketpipe.model.schemas import ALERT_SCHEMA, CANDLE_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
 from marketpipe.storage.sql_dialect import SqlDialect
 from marketpipe.storage.tiers import Series, TimeRange
@@ -16,6 +18,16 @@ from marketpipe.storage.tiers import Series, TimeRange
 _COVERAGE_OF = {"candles": ("candles", "open_time"), "trades": ("trades_recent", "ts_event"),
                 "alerts": ("alerts", "ts")}  # fmt: skip
 _COUNTED = ("trades_recent", "late_trades", "candles", "alerts", "dead_letters")
+
+
+def position_from_row(row: Sequence[Any]) -> Position:
+    """A stored position: exchange, symbol, last_trade_id, max_ts_event, id_ranges (JSON),
+    gaps_found, gaps_filled, trades_seen, duplicates, in that order."""
+    return Position(
+        exchange=row[0], symbol=row[1], last_trade_id=row[2], max_ts_event=row[3],
+        id_ranges=[tuple(r) for r in msgspec.json.decode(row[4])], gaps_found=row[5],
+        gaps_filled=row[6], trades_seen=row[7], duplicates=row[8],
+    )  # fmt: skip
 
 
 class SqlReads:
