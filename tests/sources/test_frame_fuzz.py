@@ -121,7 +121,7 @@ def _connector(out: list[Trade | Quote | DeadLetter]) -> BinanceConnector:
 
     connector = BinanceConnector(BinanceSettings(), ["BTC-USDT"], emit)
     # What `run()` sets up before the first frame arrives, minus the network.
-    connector._symbol_map = SymbolMap()
+    connector.spec.symbol_map = SymbolMap()
     connector._backfiller = _Backfills()  # type: ignore[assignment]
     return connector
 

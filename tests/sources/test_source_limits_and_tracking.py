@@ -10,8 +10,8 @@ import pytest
 from marketpipe.model.records import Trade
 from marketpipe.model.symbols import SymbolMap
 from marketpipe.sources.binance.streams import plan_shards
-from marketpipe.sources.binance.tracker import TradeIdTracker
 from marketpipe.sources.ratelimit import MessagePacer, WeightBudget, backoff_delay
+from marketpipe.sources.tracker import TradeIdTracker
 
 
 def trade(tid: int, symbol: str = "BTC-USDT") -> Trade:

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import websockets
+from pydantic import BaseModel, ConfigDict, Field
 from websockets.asyncio.client import ClientConnection
 
 from marketpipe.observability.metrics import PRODUCER_ERRORS, RECONNECTS, WEBSOCKET_CONNECTIONS
-from marketpipe.sources.binance.settings import BinanceSettings
 from marketpipe.sources.ratelimit import MessagePacer, backoff_delay
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,20 @@ class FeedHandler(Protocol):
         """Handle a batch; return a reconnect reason (e.g. "server_shutdown") or None."""
 
 
+class ConnectionSettings(BaseModel):
+    """How the supervisor keeps a venue's connections alive. Every venue's settings section
+    extends this model, so each venue can tune its own (`MARKETPIPE_<VENUE>__SILENCE_TIMEOUT_S`)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key fails at start
+
+    # Most venues cut a connection at 24 h; we rotate before that on our own terms.
+    reconnect_after_s: float = Field(23 * 3600, gt=0)
+    silence_timeout_s: float = Field(30.0, gt=0)
+    backoff_initial_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    open_timeout_s: float = Field(10.0, gt=0)
+
+
 @dataclass(frozen=True, slots=True)
 class SupervisorTiming:
     backoff_initial_s: float = 0.5
@@ -56,13 +70,13 @@ class SupervisorTiming:
     open_timeout_s: float = 10.0
 
     @classmethod
-    def from_settings(cls, settings: BinanceSettings) -> "SupervisorTiming":
+    def from_settings(cls, settings: ConnectionSettings) -> "SupervisorTiming":
         return cls(
             backoff_initial_s=settings.backoff_initial_s,
             backoff_max_s=settings.backoff_max_s,
             silence_timeout_s=settings.silence_timeout_s,
             reconnect_after_s=settings.reconnect_after_s,
-            open_timeout_s=settings.rest_timeout_s,
+            open_timeout_s=settings.open_timeout_s,
         )
 
 

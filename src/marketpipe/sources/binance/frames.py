@@ -6,13 +6,13 @@ Anything that is not a valid trade or bookTicker raises FrameError; control fram
 """
 
 import math
-from typing import Literal
 
 import msgspec
 
 from marketpipe.model.errors import FrameError
 from marketpipe.model.records import Quote, Trade
 from marketpipe.model.symbols import SymbolMap
+from marketpipe.sources.venue import Control
 
 EXCHANGE = "binance"
 
@@ -39,13 +39,6 @@ class BookTickerPayload(msgspec.Struct):
     a: str
     A: str
     u: int = 0
-
-
-class Control(msgspec.Struct, frozen=True):
-    """A frame that is not market data: a method result, an error or serverShutdown."""
-
-    kind: Literal["result", "error", "server_shutdown", "other"]
-    body: dict[str, object]
 
 
 _any_decoder = msgspec.json.Decoder(dict[str, object])

@@ -1,7 +1,7 @@
 """Per-symbol trade-id bookkeeping: what we have forwarded, and which ids still need fetching.
 
-Binance trade ids are consecutive per symbol, so the id alone tells us when something is
-missing. Two situations lead to a back-fill job:
+On venues whose trade ids are consecutive per symbol (Binance, Coinbase, Kraken v2), the id
+alone tells us when something is missing. Two situations lead to a back-fill job:
 
 - a live **gap**: a trade arrives with id > last + 1; the ids in between are fetched over REST;
 - a **catch-up** after every (re)connect and at start: trades that happened while we were not

@@ -1,7 +1,7 @@
-"""Runs back-fill jobs over REST `historicalTrades`, one at a time, and forwards what it finds.
+"""Runs back-fill jobs over a venue's REST history, one at a time, and forwards what it finds.
 
-One worker per connector: REST weight is per IP, so running jobs in parallel would only make
-them queue on the weight budget. A job pages by up to `backfill_page_size` ids and ends at its
+One worker per connector: REST limits are per IP, so running jobs in parallel would only make
+them queue on the venue's budget. A job pages by up to `backfill_page_size` ids and ends at its
 bound, at the present (a short or empty page), or after repeated REST failures (logged and
 counted; the ids stay missing and show up in the symbol's status).
 """
@@ -9,11 +9,9 @@ counted; the ids stay missing and show up in the symbol's status).
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
 
 from marketpipe.model.errors import SourceError
 from marketpipe.model.records import DeadLetter, Quote, Trade
-from marketpipe.model.symbols import SymbolMap
 from marketpipe.observability.metrics import (
     BACKFILLED_TRADES,
     GAPS_FILLED,
@@ -21,32 +19,31 @@ from marketpipe.observability.metrics import (
     PRODUCER_ERRORS,
     PRODUCER_MESSAGES,
 )
-from marketpipe.sources.binance.rest import BinanceRestClient
-from marketpipe.sources.binance.tracker import BackfillJob, TradeIdTracker
 from marketpipe.sources.ratelimit import backoff_delay
+from marketpipe.sources.tracker import BackfillJob, TradeIdTracker
+from marketpipe.sources.venue import TradeHistory
 
 log = logging.getLogger(__name__)
 
-EXCHANGE: Final = "binance"
 Emit = Callable[[list[Trade | Quote | DeadLetter]], Awaitable[None]]
 
 
 class Backfiller:
     def __init__(
         self,
-        rest: BinanceRestClient,
+        history: TradeHistory,
         tracker: TradeIdTracker,
-        symbols: SymbolMap,
         emit: Emit,
         *,
+        exchange: str,
         page_size: int = 1000,
         max_failures: int = 5,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
     ) -> None:
-        self._rest = rest
+        self._history = history
         self._tracker = tracker
-        self._symbols = symbols
+        self._exchange = exchange
         self._emit = emit
         self._page_size = page_size
         self._max_failures = max_failures
@@ -58,7 +55,7 @@ class Backfiller:
     def submit(self, jobs: Sequence[BackfillJob]) -> None:
         for job in jobs:
             if job.reason == "gap":
-                GAPS_FOUND.labels(EXCHANGE, job.symbol).inc()
+                GAPS_FOUND.labels(self._exchange, job.symbol).inc()
                 log.warning(
                     "gap in %s trade ids %d..%d; back-filling", job.symbol, job.from_id, job.to_id
                 )
@@ -76,14 +73,13 @@ class Backfiller:
             try:
                 await self._run_job(job)
             except Exception:
-                PRODUCER_ERRORS.labels(EXCHANGE, "backfill").inc()
+                PRODUCER_ERRORS.labels(self._exchange, "backfill").inc()
                 log.exception("back-fill of %s from %d crashed", job.symbol, job.from_id)
             finally:
                 self.running = None
                 self.jobs_done += 1
 
     async def _run_job(self, job: BackfillJob) -> None:
-        native = self._symbols.native(job.symbol)
         next_id = job.from_id
         fetched = 0
         complete = True  # every id from from_id on arrived, in order
@@ -95,10 +91,10 @@ class Backfiller:
             if job.to_id is not None:
                 limit = min(limit, job.to_id - next_id + 1)
             try:
-                page = await self._rest.historical_trades(native, next_id, limit)
+                page = await self._history.trades_from(job.symbol, next_id, limit)
             except SourceError as exc:
                 failures += 1
-                PRODUCER_ERRORS.labels(EXCHANGE, "backfill").inc()
+                PRODUCER_ERRORS.labels(self._exchange, "backfill").inc()
                 if failures >= self._max_failures:
                     log.error("giving up back-fill of %s at id %d: %s", job.symbol, next_id, exc)
                     complete = False
@@ -115,8 +111,8 @@ class Backfiller:
                 next_id = trade.trade_id + 1
             if kept:
                 fetched += len(kept)
-                BACKFILLED_TRADES.labels(EXCHANGE).inc(len(kept))
-                PRODUCER_MESSAGES.labels(EXCHANGE, "trade").inc(len(kept))
+                BACKFILLED_TRADES.labels(self._exchange).inc(len(kept))
+                PRODUCER_MESSAGES.labels(self._exchange, "trade").inc(len(kept))
                 await self._emit(list(kept))
             if not page or len(page) < limit or len(kept) < len(page):
                 # Short page: we reached the present. Fewer kept than fetched: past the bound.
@@ -126,9 +122,9 @@ class Backfiller:
             complete = False
         found, filled = self._tracker.finish(job, fetched, complete)
         if job.reason == "catchup" and found:
-            GAPS_FOUND.labels(EXCHANGE, job.symbol).inc()
+            GAPS_FOUND.labels(self._exchange, job.symbol).inc()
         if filled:
-            GAPS_FILLED.labels(EXCHANGE, job.symbol).inc()
+            GAPS_FILLED.labels(self._exchange, job.symbol).inc()
         log.info(
             "back-fill %s %s from %d: %d trades%s",
             job.reason,
