@@ -182,3 +182,46 @@ def test_relative_paths_are_resolved_once_against_the_start_directory(
     assert settings.dbt.project_dir == tmp_path / "proj" / "dbt"
     assert settings.dbt.executable is None and settings.api.dashboard_dir is None
     assert load_settings(data_dir=Path("~/x")).data_dir == Path.home() / "x"
+
+
+# ---- venues ------------------------------------------------------------------------------
+
+
+def test_venues_default_to_binance_with_the_top_level_symbols(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, symbols="BTCUSDT,ethusdt")
+    assert settings.venues == ["binance"]
+    assert settings.venue_symbols("binance") == ["BTC-USDT", "ETH-USDT"]
+
+
+def test_a_venue_section_symbol_list_wins_over_the_top_level_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKETPIPE_BINANCE__SYMBOLS", "SOLUSDT, BTC/USDT")
+    settings = load_settings(data_dir=tmp_path, symbols="ETHUSDT")
+    assert settings.venue_symbols("binance") == ["SOL-USDT", "BTC-USDT"]
+
+
+def test_choosing_venues_gives_each_the_symbols_named(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path).choose_venues(["BINANCE", "binance"], ["btcusdt"])
+    assert settings.venues == ["binance"]  # spelt any case, listed once
+    assert settings.venue_symbols("binance") == ["BTC-USDT"]
+    unchanged = load_settings(data_dir=tmp_path).choose_venues(["binance"])
+    assert unchanged.venue_symbols("binance")[0] == "BTC-USDT"  # the defaults stay
+
+
+def test_an_unknown_venue_fails_at_start_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="unknown venue 'nasdaq'; known venues: binance"):
+        load_settings(data_dir=tmp_path).choose_venues(["nasdaq"])
+    monkeypatch.setenv("MARKETPIPE_VENUES", "binance,nyse")
+    with pytest.raises(ConfigError, match=r"venues .*unknown venue 'nyse'"):
+        load_settings(data_dir=tmp_path)
+
+
+def test_a_malformed_venue_symbol_fails_at_start_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKETPIPE_BINANCE__SYMBOLS", "BTC-USDT,NOTAPAIR")
+    with pytest.raises(ConfigError, match=r"binance\.symbols.*'NOTAPAIR'"):
+        load_settings(data_dir=tmp_path)

@@ -26,6 +26,8 @@ from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
 from marketpipe.serving.settings import ApiSettings
 from marketpipe.sources.binance.settings import BinanceSettings
+from marketpipe.sources.venue import VenueSettings
+from marketpipe.sources.venues import VENUES, venue
 from marketpipe.storage.lifecycle_settings import LifecycleSettings
 
 CONFIG_FILE_ENV = "MARKETPIPE_CONFIG"
@@ -106,7 +108,10 @@ class Settings(BaseSettings):
         toml_file=DEFAULT_CONFIG_FILE,
     )
 
+    # Binance's symbols (the other venues' lists are in their sections).
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    # The venues a live run connects to; each has its section below.
+    venues: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["binance"])
     data_dir: Path = Path("data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -135,6 +140,46 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one symbol is needed, e.g. BTCUSDT")
         return list(dict.fromkeys(normalize(symbol) for symbol in value))
+
+    @field_validator("venues", mode="before")
+    @classmethod
+    def _split_venues(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", ",").split(",") if part]
+        return value
+
+    @field_validator("venues")
+    @classmethod
+    def _known_venues(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"at least one venue is needed, e.g. {', '.join(sorted(VENUES))}")
+        return list(dict.fromkeys(venue(name).name for name in value))
+
+    def venue_settings(self, name: str) -> VenueSettings:
+        """The settings section of venue `name`."""
+        section = getattr(self, venue(name).name)
+        assert isinstance(section, VenueSettings)
+        return section
+
+    def venue_symbols(self, name: str) -> list[str]:
+        """The normalized symbols a run ingests from venue `name`."""
+        section = self.venue_settings(name)
+        if section.symbols:
+            return list(section.symbols)
+        return list(self.symbols) if name == "binance" else []
+
+    def choose_venues(self, venues: list[str], symbols: list[str] | None = None) -> "Settings":
+        """Settings that run just `venues` (validated), each with `symbols` when given
+        (`--venues coinbase --symbols BTC-USD,ETH-USD`)."""
+        chosen = type(self)._known_venues(type(self)._split_venues(venues))
+        update: dict[str, Any] = {"venues": chosen}
+        if symbols:
+            normalized = Settings._normalize_symbols(symbols)
+            for name in chosen:
+                update[name] = self.venue_settings(name).model_copy(update={"symbols": normalized})
+            if "binance" in chosen:
+                update["symbols"] = normalized
+        return self.model_copy(update=update)
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> "Settings":

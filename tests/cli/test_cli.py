@@ -171,6 +171,8 @@ def test_captured_jsonl_replays_to_the_same_candles(
         (["query", "candles", "--symbol", "???"], "symbol"),
         (["replay", "/nonexistent.gz"], "no such file"),
         (["query", "trades"], "no data in"),
+        (["run", "--venues", "binance,nasdaq"], "unknown venue 'nasdaq'"),
+        (["demo", "--venues", "nyse", "--duration", "1"], "unknown venue 'nyse'"),
     ],
 )
 def test_bad_parameters_get_a_clear_error_and_nonzero_exit(

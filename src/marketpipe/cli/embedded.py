@@ -15,6 +15,7 @@ from marketpipe.cli.signals import StopRequest, stop_signals
 from marketpipe.model.errors import MarketpipeError
 
 if TYPE_CHECKING:  # the app (and every layer) loads only when a command needs it
+    from marketpipe.config import Settings
     from marketpipe.embedded.live import LiveRun
 
 from marketpipe.cli.common import (
@@ -28,6 +29,25 @@ from marketpipe.cli.common import (
 
 # ---- run / demo --------------------------------------------------------------------------
 
+VenuesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--venues",
+        help="Comma-separated venues to run, e.g. binance,coinbase (default: the config's "
+        "`venues`); --symbols then applies to each of them.",
+    ),
+]
+
+
+def _choose_venues(settings: "Settings", venues: str | None, symbols: str | None) -> "Settings":
+    if venues is None:
+        return settings
+    try:
+        listed = symbols.replace(" ", ",").split(",") if symbols else None
+        return settings.choose_venues([v for v in venues.split(",") if v.strip()], listed)
+    except ValueError as exc:
+        raise fail(f"--venues: {exc}", 2) from None
+
 
 def run(
     symbols: Annotated[
@@ -36,18 +56,21 @@ def run(
             "--symbols", help="Comma-separated, e.g. BTCUSDT,ETHUSDT (default: 20 USDT pairs)."
         ),
     ] = None,
+    venues: VenuesOpt = None,
     data_dir: DataDirOpt = None,
     port: PortOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Live Binance -> candles and alerts in DuckDB + Parquet, with the API on --port."""
+    """Live venues -> candles and alerts in DuckDB + Parquet, with the API on --port."""
     from marketpipe.embedded.live import LiveRun
 
     settings = settings_from(config, symbols=symbols, data_dir=data_dir)
+    settings = _choose_venues(settings, venues, symbols)
     if port is not None:
         settings.api.port = port
     live = LiveRun(settings)
-    _run_live(live.run(None, lambda r: _announce(r, "live Binance")), {"live": live})
+    what = "live " + ", ".join(name.capitalize() for name in settings.venues)
+    _run_live(live.run(None, lambda r: _announce(r, what)), {"live": live})
 
 
 def demo(
@@ -60,6 +83,7 @@ def demo(
     symbols: Annotated[
         str | None, typer.Option("--symbols", help="Comma-separated symbols to simulate.")
     ] = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT",
+    venues: VenuesOpt = None,
     rate: Annotated[
         float | None,
         typer.Option("--rate", help="Simulated trades/s over all symbols [default: 200]."),
@@ -78,6 +102,7 @@ def demo(
     from marketpipe.simulator import FaultPlan
 
     settings = settings_from(config, symbols=symbols, data_dir=data_dir or Path("data/demo"))
+    settings = _choose_venues(settings, venues, symbols)
     if port is not None:
         settings.api.port = port
     rate = rate if rate is not None else settings.simulator.trades_per_second
@@ -163,6 +188,7 @@ async def _show_candles(holder: dict[str, "LiveRun"]) -> None:
 def _candle_table(live: Any) -> Table:
     table = Table(title="latest 1m candles", expand=False)
     for column in (
+        "venue",
         "symbol",
         "open time",
         "open",
@@ -174,15 +200,16 @@ def _candle_table(live: Any) -> Table:
         "final",
     ):
         table.add_column(
-            column, justify="right" if column not in ("symbol", "open time") else "left"
+            column, justify="right" if column not in ("venue", "symbol", "open time") else "left"
         )
-    for symbol in live.settings.symbols:
-        candles = live.store.hot.candles("binance", symbol, "1m")
+    rows = [(v, s) for v in live.settings.venues for s in live.settings.venue_symbols(v)]
+    for venue, symbol in rows:
+        candles = live.store.hot.candles(venue, symbol, "1m")
         if not candles:
             continue
         c = candles[-1]
         table.add_row(
-            symbol, datetime.fromtimestamp(c.open_time / 1e6, UTC).strftime("%H:%M"),
+            venue, symbol, datetime.fromtimestamp(c.open_time / 1e6, UTC).strftime("%H:%M"),
             f"{c.open:.6g}", f"{c.high:.6g}", f"{c.low:.6g}", f"{c.close:.6g}",
             f"{c.volume:.4g}", str(c.trade_count), "yes" if c.is_final else "",
         )  # fmt: skip

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from marketpipe.config import Settings
 from marketpipe.embedded.live import LiveRun
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
-from marketpipe.sources.binance.settings import BinanceSettings
+from marketpipe.sources.venue import VenueSettings
 
 
 def point_at(settings: Settings, exchange: SimulatedExchange) -> Settings:
@@ -31,8 +31,8 @@ async def demo(
     instead of dropping them as duplicates of the first run's."""
     exchanges: list[SimulatedExchange] = []
 
-    async def start_venue(last_ids: dict[str, int]) -> BinanceSettings:
-        first_ids = {symbol: last + 1 for symbol, last in last_ids.items()}
+    async def start_venues(last_ids: dict[str, dict[str, int]]) -> dict[str, VenueSettings]:
+        first_ids = {symbol: last + 1 for symbol, last in last_ids.get("binance", {}).items()}
         market = SyntheticMarket(
             settings.symbols, trades_per_second, settings.simulator.seed, first_ids=first_ids
         )
@@ -45,9 +45,9 @@ async def demo(
             "ws_url": exchange.ws_url,
             "faults": faults is not None and faults.any,
         }
-        return point_at(settings, exchange).binance
+        return {"binance": point_at(settings, exchange).binance}
 
-    live = LiveRun(settings, start_venue=start_venue)
+    live = LiveRun(settings, start_venues=start_venues)
     try:
         await live.run(duration_s, ready)
         return live

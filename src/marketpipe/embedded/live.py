@@ -1,5 +1,5 @@
-"""A live run (`run`, and the heart of `demo`): venue connector, pipeline, API and scheduler
-in one event loop, with a clean stop on the first signal."""
+"""A live run (`run`, and the heart of `demo`): one connector per venue, the pipeline, the API
+and the scheduler in one event loop, with a clean stop on the first signal."""
 
 import asyncio
 import contextlib
@@ -25,17 +25,19 @@ from marketpipe.embedded.scheduler import Scheduler
 from marketpipe.embedded.stores import open_store
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import ConfigError
-from marketpipe.model.records import DeadLetter, Quote, Trade
+from marketpipe.model.records import DeadLetter, Position, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
-from marketpipe.sources.binance.connector import BinanceConnector
-from marketpipe.sources.binance.settings import BinanceSettings
+from marketpipe.sources.connector import VenueConnector
+from marketpipe.sources.venue import VenueSettings
+from marketpipe.sources.venues import venue
 from marketpipe.storage.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
 
 LiveRecord = Trade | Quote | DeadLetter
-# Starts a venue given the last stored trade id per symbol; returns how to connect to it.
-StartVenue = Callable[[dict[str, int]], Awaitable[BinanceSettings]]
+# Starts the venues given the last stored trade id per venue and symbol; returns how to
+# connect to each (the demo's simulated exchanges).
+StartVenues = Callable[[dict[str, dict[str, int]]], Awaitable[dict[str, VenueSettings]]]
 
 
 def _console_line(line: str) -> None:
@@ -48,12 +50,12 @@ class LiveRun:
 
     settings: Settings
     on_commit: CommitHook | None = None
-    # Starts the venue once the data dir is open, from the last stored trade id per symbol,
-    # and returns where to connect (the demo's simulated exchange); None: settings.binance.
-    start_venue: StartVenue | None = None
+    # Starts the venues once the data dir is open, from the last stored trade id per symbol,
+    # and returns where to connect (the demo's simulated exchanges); None: the settings'.
+    start_venues: StartVenues | None = None
     store: EmbeddedStore | None = None
     pipeline: Pipeline | None = None
-    connector: BinanceConnector | None = None
+    connectors: dict[str, VenueConnector] = field(default_factory=dict)
     api_port: int | None = None
     scheduler: Scheduler | None = None
     extra_status: dict[str, Any] = field(default_factory=dict)
@@ -84,23 +86,24 @@ class LiveRun:
             # milliseconds at live rates (seen as stalls of the event loop in profiles).
             gc.freeze()
             bus: MemoryBus[LiveRecord] = MemoryBus()
-            stored = [p for p in store.warm.positions() if p.exchange == "binance"]
-            last_ids = {p.symbol: p.last_trade_id for p in stored}
-            if self.start_venue is not None:
-                binance = await self.start_venue(last_ids)
-                settings = self.settings = settings.model_copy(update={"binance": binance})
-            self.connector = BinanceConnector(
-                settings.binance,
-                settings.symbols,
-                bus.publish,
-                last_ids,
-                start_holes={p.symbol: id_holes(p.id_ranges) for p in stored},
-            )
+            stored = store.warm.positions()
+            last_ids: dict[str, dict[str, int]] = {name: {} for name in settings.venues}
+            for p in stored:
+                last_ids.setdefault(p.exchange, {})[p.symbol] = p.last_trade_id
+            if self.start_venues is not None:
+                started = await self.start_venues(last_ids)
+                settings = self.settings = settings.model_copy(update=started)
+            self.connectors = {
+                name: self._connector(name, bus, last_ids[name], stored) for name in settings.venues
+            }
             listener = _bind(settings.api.host, settings.api.port)
             self.api_port = listener.getsockname()[1]
             server = self._api_server()
             tasks = [
-                asyncio.create_task(self.connector.run(), name="binance"),
+                *(
+                    asyncio.create_task(connector.run(), name=name)
+                    for name, connector in self.connectors.items()
+                ),
                 asyncio.create_task(self._consume(bus, pipeline), name="engine"),
                 asyncio.create_task(self._watch_venue(), name="venue-watch"),
                 asyncio.create_task(server.serve(sockets=[listener]), name="api"),
@@ -109,7 +112,7 @@ class LiveRun:
                 from marketpipe.embedded.jobs import embedded_jobs
 
                 self.scheduler = Scheduler(embedded_jobs(settings, store))
-                tasks.insert(2, asyncio.create_task(self.scheduler.run(), name="scheduler"))
+                tasks.insert(-2, asyncio.create_task(self.scheduler.run(), name="scheduler"))
             lock.write_text(
                 json.dumps({"pid": os.getpid(), "host": settings.api.host, "port": self.api_port})
             )
@@ -139,18 +142,41 @@ class LiveRun:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def connector(self) -> VenueConnector | None:
+        """Binance's connector, or the first venue's when Binance is not running."""
+        return self.connectors.get("binance") or next(iter(self.connectors.values()), None)
+
+    def _connector(
+        self,
+        name: str,
+        bus: MemoryBus[LiveRecord],
+        last_ids: dict[str, int],
+        stored: list[Position],
+    ) -> VenueConnector:
+        section = self.settings.venue_settings(name)
+        symbols = self.settings.venue_symbols(name)
+        if not symbols:
+            raise ConfigError(
+                f"venue {name} has no symbols: set [{name}] symbols in marketpipe.toml or "
+                f"MARKETPIPE_{name.upper()}__SYMBOLS"
+            )
+        holes = {p.symbol: id_holes(p.id_ranges) for p in stored if p.exchange == name}
+        spec = venue(name).build(section)
+        return VenueConnector(spec, symbols, bus.publish, last_ids, start_holes=holes)
+
     async def _settle(self, bus: MemoryBus[LiveRecord], timeout_s: float = 5.0) -> None:
         """Before a clean stop, give gap back-fills still running, and the records queued for
         the engine, a few seconds to commit: the stop then leaves no hole for the next start
         to fill (the pipeline keeps up with the stream, so a gap found in the last second
         would otherwise show as one)."""
-        if self.connector is not None:
+        for connector in self.connectors.values():
             # A frame arriving now could reveal a gap after the wait below has ended.
-            self.connector.quiesce()
+            connector.quiesce()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            status = self.connector.status() if self.connector is not None else None
-            if (status is None or not status.backfill_pending) and not bus.pending():
+            pending = any(c.status().backfill_pending for c in self.connectors.values())
+            if not pending and not bus.pending():
                 break
             await asyncio.sleep(0.05)
         # The last drained batch is on its way to a commit: one batch window and a bit.
@@ -172,7 +198,7 @@ class LiveRun:
             embedded_backend(self.store, self.status, self.broadcaster), self.settings.api
         )
         app.state.marts = DuckDBMarts(self.settings.data_dir)  # dbt's marts, see analytics/
-        app.state.view.configure_symbols(self.settings.symbols)  # valid before their data
+        app.state.view.configure_symbols(self.settings.venue_symbols("binance"))
         config = uvicorn.Config(
             app, host=self.settings.api.host, port=self.settings.api.port, log_level="warning",
             log_config=None, lifespan="off",
@@ -202,51 +228,57 @@ class LiveRun:
                 )
 
     async def _watch_venue(self, every_s: float = 0.5) -> None:
-        """Say plainly, once per outage, that the venue cannot be reached and what to check;
-        the structured logs have every attempt. The connector keeps retrying meanwhile."""
-        reported = False
+        """Say plainly, once per outage, that a venue cannot be reached and what to check;
+        the structured logs have every attempt. The connectors keep retrying meanwhile."""
+        reported: set[str] = set()
         while True:
             await asyncio.sleep(every_s)
-            if self.connector is None:
-                continue
-            status = self.connector.status()
-            url = self.settings.binance.ws_url
-            errors = [c.last_error for c in status.connections if not c.connected and c.last_error]
-            if errors and not reported:
-                self.notify(venue_unreachable(url, errors[0]))
-                reported = True
-            elif reported and status.connections_open == len(status.connections) > 0:
-                self.notify(f"connected to Binance at {url}")
-                reported = False
+            for name, connector in self.connectors.items():
+                status = connector.status()
+                url = self.settings.venue_settings(name).ws_url
+                errors = [
+                    c.last_error for c in status.connections if not c.connected and c.last_error
+                ]
+                if errors and name not in reported:
+                    self.notify(venue_unreachable(url, errors[0], name))
+                    reported.add(name)
+                elif name in reported and status.connections_open == len(status.connections) > 0:
+                    self.notify(f"connected to {name.capitalize()} at {url}")
+                    reported.discard(name)
+
+    @property
+    def _dropped_by_sources(self) -> int:
+        return sum(c.duplicates_dropped for c in self.connectors.values())
 
     def _count_source_duplicates(self, pipeline: Pipeline) -> None:
-        """The connector drops live trades it has already forwarded (ids at or below the last
-        one): they count as duplicates where the user looks, like the engine's own."""
-        if self.connector is None:
-            return
-        dropped = self.connector.duplicates_dropped
+        """The connectors drop live trades already forwarded (ids at or below the last one):
+        they count as duplicates where the user looks, like the engine's own."""
+        dropped = self._dropped_by_sources
         if dropped > self._source_duplicates:
             pipeline.count_source_duplicates(dropped - self._source_duplicates)
             self._source_duplicates = dropped
 
     def _sources_settled(self) -> bool:
         """Advance idle watermarks only while every connection is up and no back-fill is due."""
-        if self.connector is None:
+        if not self.connectors:
             return False
-        status = self.connector.status()
-        return (
-            bool(status.connections)
-            and status.connections_open == len(status.connections)
-            and not status.backfill_pending
-        )
+        for connector in self.connectors.values():
+            status = connector.status()
+            if not (
+                status.connections
+                and status.connections_open == len(status.connections)
+                and not status.backfill_pending
+            ):
+                return False
+        return True
 
     def status(self) -> dict[str, Any]:
         """Per-component health for `/api/v1/system/health`."""
         age = self.store.warm.last_commit_age_s() if self.store is not None else None
         components: dict[str, Any] = {"storage": {"status": "ok", "last_commit_age_s": age}}
-        if self.connector is not None:
-            s = self.connector.status()
-            components["binance"] = {
+        for name, connector in self.connectors.items():
+            s = connector.status()
+            components[name] = {
                 "status": "ok"
                 if s.connections_open == len(s.connections) and s.connections
                 else "degraded",
@@ -256,15 +288,15 @@ class LiveRun:
                 "dead_letters": s.dead_letters,
                 "duplicates_dropped": sum(x.duplicates_dropped for x in s.symbols.values()),
                 "last_error": next((c.last_error for c in s.connections if c.last_error), None),
+                # Without consecutive ids, completeness cannot be proven: never a made-up 100 %.
+                "completeness_provable": s.has_trade_ids,
             }
         if self.pipeline is not None:
             t = self.pipeline.totals
             # Every stage's duplicates: the engine's, and the connector's drops, including those
             # the totals learn of on the consumer's next pass (read here, never written: the
             # totals are the consumer's).
-            uncounted = 0
-            if self.connector is not None:
-                uncounted = max(0, self.connector.duplicates_dropped - self._source_duplicates)
+            uncounted = max(0, self._dropped_by_sources - self._source_duplicates)
             components["engine"] = {
                 "status": "ok",
                 "batches": t.batches,
@@ -304,13 +336,14 @@ def _ingest_records(
     pipeline.ingest(to_table(trades, TRADE_SCHEMA), quotes, dead)
 
 
-def venue_unreachable(ws_url: str, error: str) -> str:
-    """The one line a user sees when Binance cannot be reached, with what to check."""
+def venue_unreachable(ws_url: str, error: str, name: str = "binance") -> str:
+    """The one line a user sees when a venue cannot be reached, with what to check."""
+    env = f"MARKETPIPE_{name.upper()}"
     return (
-        f"cannot reach Binance at {ws_url} ({error}); retrying. Check the network and any "
-        "proxy or firewall, or point MARKETPIPE_BINANCE__WS_URL (and "
-        "MARKETPIPE_BINANCE__REST_URL) at a reachable endpoint. Offline? `make demo` runs the "
-        "whole pipeline against a local simulated exchange."
+        f"cannot reach {name.capitalize()} at {ws_url} ({error}); retrying. Check the network "
+        f"and any proxy or firewall, or point {env}__WS_URL (and {env}__REST_URL) at a "
+        "reachable endpoint. Offline? `make demo` runs the whole pipeline against a local "
+        "simulated exchange."
     )
 
 

@@ -10,12 +10,14 @@ connector's and supervisor's, the same for every venue.
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from typing import Annotated, ClassVar, Literal, Protocol
 
 import msgspec
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from marketpipe.model.records import Quote, Trade
+from marketpipe.model.symbols import normalize
 from marketpipe.sources.supervisor import ConnectionSettings
 
 
@@ -30,10 +32,22 @@ class VenueSettings(ConnectionSettings):
     ws_url: str
     rest_url: str
     # The venue's symbols, in its own or our spelling; empty: the venue's defaults.
-    symbols: list[str] = Field(default_factory=list)
+    symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_messages_per_second: float = Field(5.0, gt=0)
     rest_timeout_s: float = Field(10.0, gt=0)
     backfill_page_size: int = Field(1000, ge=1)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str):  # `MARKETPIPE_COINBASE__SYMBOLS=BTC-USD,ETH-USD`
+            return [part for part in value.replace(" ", ",").split(",") if part]
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _normalize_symbols(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(normalize(symbol) for symbol in value))
 
 
 class Control(msgspec.Struct, frozen=True):
