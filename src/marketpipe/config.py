@@ -168,6 +168,10 @@ class Settings(BaseSettings):
             return list(section.symbols)
         return list(self.symbols) if name == "binance" else []
 
+    def configured_symbols(self) -> dict[str, list[str]]:
+        """The symbols of every venue a run ingests, by venue."""
+        return {name: self.venue_symbols(name) for name in self.venues}
+
     def choose_venues(self, venues: list[str], symbols: list[str] | None = None) -> "Settings":
         """Settings that run just `venues` (validated), each with `symbols` when given
         (`--venues coinbase --symbols BTC-USD,ETH-USD`)."""

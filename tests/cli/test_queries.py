@@ -51,7 +51,7 @@ def stored_counts(data_dir: Path) -> tuple[int, ...]:
         ),
         (
             ["--exchange", "kraken"],
-            "unknown exchange 'kraken': {d} holds binance, and the configured venue is binance; "
+            "unknown exchange 'kraken': {d} holds binance, and the configured venues are binance; "
             "`marketpipe status --data-dir {d}` lists what is stored",
         ),
         (["--interval", "7m"], "--interval '7m' is not one of 1m, 5m, 15m, 1h, 4h, 1d"),

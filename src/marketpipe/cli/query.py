@@ -73,7 +73,7 @@ def query(
     t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
     if t0 is not None and t1 is not None and t0 >= t1:
         raise fail(f"--start ({start}) must be before --end ({end}); the end is exclusive", 2)
-    configured = settings_from(config).symbols
+    configured = settings_from(config).configured_symbols()
     exch = exchange.lower() if exchange else None
     try:  # the spelling the running API (if any) is asked with; checked against data below
         norm_symbol = normalize(symbol) if symbol else None
@@ -113,7 +113,7 @@ def query(
 
 def _check_question(
     positions: list[Any],
-    configured: list[str],
+    configured: dict[str, list[str]],
     data_dir: Path,
     exchange: str | None,
     symbol: str | None,
@@ -121,7 +121,6 @@ def _check_question(
     """The exchange and normalized symbol of a possible question; an error naming what does
     not exist otherwise (see SymbolDirectory for what exists)."""
     from marketpipe.serving.market import (
-        CONFIGURED_EXCHANGE,
         SymbolDirectory,
         UnknownExchange,
         UnknownSymbol,
@@ -136,7 +135,7 @@ def _check_question(
         except UnknownExchange:
             raise fail(
                 f"unknown exchange {exchange!r}: {data_dir} holds {stored}, and the configured "
-                f"venue is {CONFIGURED_EXCHANGE}; `marketpipe status --data-dir {data_dir}` "
+                f"venues are {', '.join(configured)}; `marketpipe status --data-dir {data_dir}` "
                 "lists what is stored",
                 2,
             ) from None

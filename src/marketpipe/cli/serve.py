@@ -61,7 +61,7 @@ def serve(
 
     api = create_app(embedded_backend(store, health), settings.api)
     api.state.marts = DuckDBMarts(settings.data_dir)
-    api.state.view.configure_symbols(settings.symbols)  # valid questions before their data
+    api.state.view.configure_symbols(settings.configured_symbols())  # valid before their data
     server = uvicorn.Server(
         uvicorn.Config(api, host=settings.api.host, port=port or settings.api.port, log_config=None)
     )

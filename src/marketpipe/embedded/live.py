@@ -198,7 +198,7 @@ class LiveRun:
             embedded_backend(self.store, self.status, self.broadcaster), self.settings.api
         )
         app.state.marts = DuckDBMarts(self.settings.data_dir)  # dbt's marts, see analytics/
-        app.state.view.configure_symbols(self.settings.venue_symbols("binance"))
+        app.state.view.configure_symbols(self.settings.configured_symbols())
         config = uvicorn.Config(
             app, host=self.settings.api.host, port=self.settings.api.port, log_level="warning",
             log_config=None, lifespan="off",

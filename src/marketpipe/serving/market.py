@@ -3,7 +3,7 @@ and rolling 24 h statistics — all read through the tier router."""
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -30,20 +30,20 @@ class UnknownExchange(LookupError):
 @dataclass(frozen=True, slots=True)
 class SymbolDirectory:
     """Which questions are possible. A symbol exists on an exchange if data for it is stored
-    there, or if it is configured (`symbols` in the settings, ingested from Binance): a
-    configured symbol without data yet is a valid question with an empty answer. Anything
-    else is unknown, and asking for it is an error, not an empty result."""
+    there, or if it is configured (a venue's symbols in the settings): a configured symbol
+    without data yet is a valid question with an empty answer. Anything else is unknown, and
+    asking for it is an error, not an empty result."""
 
     stored: frozenset[tuple[str, str]]
     configured: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
-    def of(
-        cls, positions: list[Position], configured_symbols: list[str] | tuple[str, ...] = ()
-    ) -> "SymbolDirectory":
+    def of(cls, positions: list[Position], configured: "Configured" = ()) -> "SymbolDirectory":
+        """`configured`: symbols per venue, or a plain list of Binance's."""
+        per_venue = configured if isinstance(configured, Mapping) else {"binance": configured}
         return cls(
             frozenset((p.exchange, p.symbol) for p in positions),
-            frozenset((CONFIGURED_EXCHANGE, s) for s in configured_symbols),
+            frozenset((ex, s) for ex, symbols in per_venue.items() for s in symbols),
         )
 
     @property
@@ -76,8 +76,9 @@ class SymbolDirectory:
         return normalized
 
 
-# The venue the configured symbols are ingested from (`marketpipe run`, `demo`).
+# The venue a plain list of configured symbols is ingested from.
 CONFIGURED_EXCHANGE = "binance"
+Configured = Mapping[str, Sequence[str]] | Sequence[str]
 
 
 def fill_gaps(candles: list[Candle], width: int, start: int | None = None) -> list[Candle]:
@@ -166,11 +167,13 @@ class MarketView:
         self._cache: dict[object, tuple[float, object]] = {}
         self._responses: dict[object, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
-        self.configured_symbols: tuple[str, ...] = ()  # see SymbolDirectory
+        self.configured_symbols: dict[str, tuple[str, ...]] = {}  # see SymbolDirectory
 
-    def configure_symbols(self, symbols: list[str] | tuple[str, ...]) -> None:
-        """The symbols the pipeline ingests: valid questions before their first trade."""
-        self.configured_symbols = tuple(symbols)
+    def configure_symbols(self, symbols: Configured) -> None:
+        """The symbols the pipeline ingests (per venue, or a list of Binance's): valid
+        questions before their first trade."""
+        per_venue = symbols if isinstance(symbols, Mapping) else {CONFIGURED_EXCHANGE: symbols}
+        self.configured_symbols = {ex: tuple(s) for ex, s in per_venue.items()}
 
     def reusable(self, key: object) -> bytes | None:
         """A response built for `key` at the current data version, if any. Never blocks, so

@@ -15,6 +15,7 @@ from marketpipe.model.errors import QueryError
 from marketpipe.model.intervals import INTERVAL_US, INTERVALS
 from marketpipe.model.records import Alert, Candle
 from marketpipe.model.symbols import to_native
+from marketpipe.serving.compare import comparison, venue_prices
 from marketpipe.serving.market import MarketView, Stats24h, UnknownExchange, UnknownSymbol
 from marketpipe.serving.pipeline_stats import PipelineStats
 from marketpipe.serving.rows import iso, position_row, to_rows
@@ -121,6 +122,12 @@ class NativeRoutes:
             summary="Symbols by 24 h trade count",
         )
         m.add_api_route(
+            "/compare",
+            self.compare,
+            methods=["GET"],
+            summary="One asset on every venue: price, bid/ask, 1m VWAP, spread in bps",
+        )
+        m.add_api_route(
             "/ticker-health",
             self.ticker_health,
             methods=["GET"],
@@ -208,6 +215,25 @@ class NativeRoutes:
             }
             rows.append(row)
         return rows
+
+    def compare(
+        self,
+        base: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{1,20}$", description="e.g. BTC")],
+        quote: Annotated[
+            str | None,
+            Query(pattern=r"^[A-Za-z0-9]{1,20}$", description="one quote; default USD-like"),
+        ] = None,
+    ) -> dict[str, Any]:
+        prices = venue_prices(self.view, base, quote)
+        if not prices:
+            bases = sorted({s.partition("-")[0] for _, s in self.view.symbols()})
+            raise HTTPException(
+                404,
+                f"no venue has traded {base.upper()}"
+                + (f" against {quote.upper()}" if quote else " against a USD-like quote")
+                + f"; bases with trades: {', '.join(bases[:30]) or 'none'}",
+            )
+        return comparison(base, prices)
 
     def summary(self) -> dict[str, Any]:
         stats = self.view.all_stats()

@@ -1,0 +1,136 @@
+"""`GET /api/v1/market/compare`: one asset on every venue, checked against prices computed here
+from the captured trades the store was filled with."""
+
+import json
+import os
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from marketpipe.config import load_settings
+from marketpipe.embedded.replay import replay
+from marketpipe.serving.app import create_app
+from marketpipe.serving.backend import embedded_backend
+from marketpipe.serving.compare import VenuePrice, comparison
+from marketpipe.serving.settings import ApiSettings
+from marketpipe.storage.embedded import EmbeddedStore
+
+T0 = 1_723_161_600_000_000  # 2024-08-09T00:00:00Z, µs
+# (exchange, symbol, [(price, qty, seconds after T0)]); the last trade sets the last price.
+TRADES = [
+    ("binance", "BTC-USDT", [(61_000.0, 0.5, 1), (61_010.0, 1.5, 30), (61_020.0, 1.0, 75)]),
+    ("coinbase", "BTC-USD", [(60_990.0, 2.0, 5), (61_050.0, 1.0, 70)]),
+    ("kraken", "BTC-USD", [(61_030.0, 0.25, 10), (61_000.0, 0.75, 65)]),
+    ("kraken", "BTC-EUR", [(56_000.0, 1.0, 12)]),  # not dollars: left out by default
+    ("coinbase", "ETH-USD", [(2_600.0, 3.0, 20)]),
+]
+
+
+def _capture(path: Path) -> Path:
+    lines = []
+    for exchange, symbol, trades in TRADES:
+        for n, (price, qty, seconds) in enumerate(trades):
+            ts = T0 + seconds * 1_000_000
+            row = {
+                "exchange": exchange, "symbol": symbol, "trade_id": 100 + n, "price": price,
+                "qty": qty, "side": "buy", "ts_event": ts, "ts_recv": ts,
+            }  # fmt: skip
+            lines.append(json.dumps(row))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    root = tmp_path_factory.mktemp("venues")
+    cwd = os.getcwd()
+    os.chdir(root)  # no stray marketpipe.toml
+    try:
+        replay(load_settings(data_dir=root / "data"), [_capture(root / "capture.jsonl")])
+    finally:
+        os.chdir(cwd)
+    store = EmbeddedStore(root / "data", read_only=True)
+    try:
+        with TestClient(
+            create_app(embedded_backend(store, lambda: {"status": "ok"}), ApiSettings())
+        ) as test_client:
+            yield test_client
+    finally:
+        store.close()
+
+
+def _expected_minute(trades: list[tuple[float, float, int]]) -> tuple[float, float]:
+    """VWAP and volume of the newest minute, from the raw trades."""
+    newest = max(seconds for _, _, seconds in trades) // 60
+    inside = [(p, q) for p, q, s in trades if s // 60 == newest]
+    volume = sum(q for _, q in inside)
+    return sum(p * q for p, q in inside) / volume, volume
+
+
+def test_every_dollar_venue_of_the_asset_with_its_last_price_and_minute(
+    client: TestClient,
+) -> None:
+    body = client.get("/api/v1/market/compare", params={"base": "btc"}).json()
+    assert body["base"] == "BTC"
+    venues = {(v["exchange"], v["symbol"]): v for v in body["venues"]}
+    assert set(venues) == {("binance", "BTC-USDT"), ("coinbase", "BTC-USD"), ("kraken", "BTC-USD")}
+    for exchange, symbol, trades in TRADES[:3]:
+        row = venues[(exchange, symbol)]
+        assert row["last_price"] == trades[-1][0]
+        vwap, volume = _expected_minute(trades)
+        assert row["vwap_1m"] == pytest.approx(vwap, rel=1e-12)
+        assert row["volume_1m"] == pytest.approx(volume, rel=1e-12)
+        assert row["minute"] == "2024-08-09T00:01:00Z"
+    lasts = [t[-1][0] for _, _, t in TRADES[:3]]  # 61020, 61050, 61000
+    median = statistics.median(lasts)
+    assert body["median_price"] == median
+    assert body["spread_bps"] == pytest.approx((61_050 - 61_000) / median * 1e4, abs=1e-4)
+    # Each venue against the median of the others: Coinbase is 61050 vs median(61020, 61000).
+    assert venues[("coinbase", "BTC-USD")]["vs_others_bps"] == pytest.approx(
+        (61_050 - 61_010) / 61_010 * 1e4, abs=1e-4
+    )
+    assert venues[("kraken", "BTC-USD")]["vs_others_bps"] < 0
+
+
+def test_one_quote_can_be_asked_for(client: TestClient) -> None:
+    body = client.get("/api/v1/market/compare", params={"base": "BTC", "quote": "EUR"}).json()
+    assert [(v["exchange"], v["last_price"]) for v in body["venues"]] == [("kraken", 56_000.0)]
+    assert body["spread_bps"] == 0.0
+    assert body["venues"][0]["vs_others_bps"] is None  # no other venue to compare with
+
+
+def test_an_asset_no_venue_trades_is_a_404_naming_the_bases_there_are(client: TestClient) -> None:
+    response = client.get("/api/v1/market/compare", params={"base": "DOGE"})
+    assert response.status_code == 404
+    assert "no venue has traded DOGE" in response.text and "BTC, ETH" in response.text
+    assert client.get("/api/v1/market/compare", params={"base": "BT C"}).status_code == 422
+    assert client.get("/api/v1/market/compare").status_code == 422
+
+
+def _price(exchange: str, bid: float | None, ask: float | None, last: float = 100.0) -> VenuePrice:
+    return VenuePrice(exchange, "X-USD", last, T0, bid, ask, None, None, None)
+
+
+def test_best_bid_and_ask_ties_go_to_the_first_venue_by_name() -> None:
+    body = comparison(
+        "x",
+        [_price("kraken", 99.0, 101.0), _price("binance", 99.0, 101.0), _price("c", None, None)],
+    )
+    assert body["best_bid"] == {"exchange": "binance", "price": 99.0}
+    assert body["best_ask"] == {"exchange": "binance", "price": 101.0}
+    assert body["cross_bps"] == pytest.approx((99.0 - 101.0) / 101.0 * 1e4, abs=1e-4)
+
+
+def test_a_crossed_market_across_venues_is_a_positive_cross() -> None:
+    body = comparison("x", [_price("a", 100.5, 101.0), _price("b", 99.0, 100.0)])
+    assert body["best_bid"]["exchange"] == "a" and body["best_ask"]["exchange"] == "b"
+    assert body["cross_bps"] == pytest.approx(50.0, abs=1e-4)
+
+
+def test_without_quotes_there_is_no_best_side_and_no_cross() -> None:
+    body = comparison("x", [_price("a", None, None), _price("b", None, None, 102.0)])
+    assert body["best_bid"] is None and body["best_ask"] is None and body["cross_bps"] is None
+    assert body["spread_bps"] == pytest.approx(2 / 101 * 1e4, abs=1e-4)
