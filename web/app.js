@@ -195,6 +195,10 @@ function describe(a) {
   }
   if (a.kind === "volume_spike") return `1m quote volume $${compact(a.value)}`;
   if (a.kind === "price_spike") return `1m move ${(a.value * 100).toFixed(2)}%`;
+  if (a.kind === "venue_divergence") {
+    const d = JSON.parse(a.details || "{}");
+    return `${a.value.toFixed(1)} bps off the other venues for ${d.minutes ?? "?"} min`;
+  }
   return String(a.value);
 }
 

@@ -66,6 +66,11 @@ class AlertSettings(BaseModel):
     volume_spike_multiple: float = Field(5.0, gt=1)
     volume_spike_history_min: int = Field(60, ge=1)
     price_spike_pct: float = Field(0.02, gt=0)
+    # venue_divergence: a venue's 1m close this far from the median of the other venues'
+    # (basis points), for this long (rounded up to whole minutes), with this many venues.
+    divergence_bps: float = Field(50.0, gt=0)
+    divergence_s: float = Field(120.0, gt=0)
+    divergence_min_venues: int = Field(3, ge=2)
 
 
 class StorageSettings(BaseModel):

@@ -9,7 +9,7 @@ from typing import Literal
 import msgspec
 
 Side = Literal["buy", "sell"]
-AlertKind = Literal["whale_trade", "volume_spike", "price_spike"]
+AlertKind = Literal["whale_trade", "volume_spike", "price_spike", "venue_divergence"]
 Severity = Literal["info", "warning", "critical"]
 
 

@@ -62,6 +62,20 @@ def normalize(symbol: str) -> str:
     return f"{base}-{quote}"
 
 
+# Quotes a trader reads as dollars when comparing venues (Binance's BTC-USDT with Coinbase's
+# BTC-USD).
+USD_LIKE: frozenset[str] = frozenset({"USD", "USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI"})
+
+
+def comparable_asset(symbol: str) -> str | None:
+    """What a normalized symbol is priced as across venues: `BTC-USDT` and `BTC-USD` are both
+    `BTC-USD`; `BTC-EUR` stays itself. None for a symbol that is not `BASE-QUOTE`."""
+    base, sep, quote = symbol.partition("-")
+    if not sep or not base or not quote:
+        return None
+    return f"{base}-USD" if quote in USD_LIKE else symbol
+
+
 def to_native(symbol: str) -> str:
     """`BTC-USDT` to Binance's `BTCUSDT`."""
     return normalize(symbol).replace("-", "")

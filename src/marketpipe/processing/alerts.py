@@ -1,18 +1,21 @@
-"""Alert rules: whale trades (per trade, at once) and spikes (on final 1m candles only).
+"""Alert rules: whale trades (per trade, at once), spikes and venue divergence (on final 1m
+candles only).
 
-`alert_id` hashes the kind and the key (trade id, or candle window), so a replay or a
-revision never fires the same alert twice.
+`alert_id` hashes the kind and the key (trade id, candle window, episode start), so a replay
+or a revision never fires the same alert twice.
 """
 
-import hashlib
 from collections import deque
+from collections.abc import Mapping
 from typing import Protocol
 
-import msgspec
 import polars as pl
 
 from marketpipe.model.intervals import MINUTE_US
 from marketpipe.model.records import Alert, Candle
+from marketpipe.processing.alert_ids import alert_details as _details
+from marketpipe.processing.alert_ids import alert_id
+from marketpipe.processing.divergence import DivergenceRule
 
 
 class AlertThresholds(Protocol):
@@ -28,14 +31,12 @@ class AlertThresholds(Protocol):
     def volume_spike_history_min(self) -> int: ...
     @property
     def price_spike_pct(self) -> float: ...
-
-
-def alert_id(kind: str, exchange: str, symbol: str, key: int) -> str:
-    return hashlib.blake2b(f"{kind}|{exchange}|{symbol}|{key}".encode(), digest_size=16).hexdigest()
-
-
-def _details(**fields: object) -> str:
-    return msgspec.json.encode(fields).decode()
+    @property
+    def divergence_bps(self) -> float: ...
+    @property
+    def divergence_s(self) -> float: ...
+    @property
+    def divergence_min_venues(self) -> int: ...
 
 
 class AlertRules:
@@ -48,6 +49,7 @@ class AlertRules:
         self._volumes: dict[tuple[str, str], dict[int, float]] = {}
         self._first_final: dict[tuple[str, str], int] = {}
         self._order: dict[tuple[str, str], deque[int]] = {}
+        self.divergence = DivergenceRule(settings)
 
     def whales(self, trades: pl.DataFrame) -> list[Alert]:
         threshold = self.settings.whale_notional
@@ -77,8 +79,14 @@ class AlertRules:
             details=_details(trade_id=trade_id, price=price, qty=qty, side=side),
         )
 
+    def across_venues(self, watermarks: Mapping[str, int]) -> list[Alert]:
+        """Divergence alerts of the minutes every venue of an asset has finalized."""
+        return self.divergence.judge(watermarks)
+
     def remember(self, candle: Candle) -> None:
-        """Record a final 1m candle's quote volume for the trailing mean."""
+        """Record a final 1m candle's quote volume for the trailing mean, and its close for
+        the divergence rule."""
+        self.divergence.remember(candle)
         key = (candle.exchange, candle.symbol)
         volumes = self._volumes.setdefault(key, {})
         order = self._order.setdefault(key, deque())

@@ -203,3 +203,5 @@ class WindowBook:
         for candle in sorted(final_minutes, key=lambda c: (c.exchange, c.symbol, c.open_time)):
             out.alerts.extend(self.rules.on_final_minute(candle))
             self.rules.remember(candle)
+        if final_minutes:
+            out.alerts.extend(self.rules.across_venues(self._watermark))

@@ -9,11 +9,10 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Final
 
+from marketpipe.model.symbols import USD_LIKE
 from marketpipe.serving.market import MarketView
 from marketpipe.serving.rows import iso
 
-# Quotes a trader reads as dollars when comparing venues.
-USD_LIKE: Final = frozenset({"USD", "USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI"})
 BPS: Final = 10_000.0
 
 

@@ -21,7 +21,7 @@ from marketpipe.serving.pipeline_stats import PipelineStats
 from marketpipe.serving.rows import iso, position_row, to_rows
 
 IntervalName = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
-AlertKindName = Literal["whale_trade", "volume_spike", "price_spike"]
+AlertKindName = Literal["whale_trade", "volume_spike", "price_spike", "venue_divergence"]
 TimeParam = Annotated[
     str | None,
     Query(description="ISO-8601 UTC (2024-08-09T00:00:00Z) or epoch milliseconds", max_length=40),
