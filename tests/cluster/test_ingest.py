@@ -23,7 +23,8 @@ async def test_live_connector_publishes_exchange_trades_and_dead_letters(
     async with simulator.SimulatedExchange(market, faults) as exchange:
         binance = BinanceSettings(ws_url=exchange.ws_url, rest_url=exchange.rest_url)
         ingest = KafkaIngest(kafka_broker.bootstrap, kafka_topics)
-        totals = await ingest_live(ingest, binance, ["BTC-USDT", "ETH-USDT"], duration_s=3.0)
+        venues = {"binance": (binance, ["BTC-USDT", "ETH-USDT"])}
+        totals = await ingest_live(ingest, venues, duration_s=3.0)
         truth = {(t.symbol, t.trade_id): t for t in exchange.ground_truth()}
     assert totals.trades > 100
     messages = _consume_all(kafka_broker, kafka_topics, "check", totals.trades, {})

@@ -106,7 +106,7 @@ def ingest(
     duration: MaxSeconds = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Sources -> Kafka: live Binance (default) or recorded files, keyed exchange:symbol."""
+    """Sources -> Kafka: the live venues (default) or recorded files, keyed exchange:symbol."""
     from marketpipe.bus.kafka import Topics, ensure_topics
     from marketpipe.cluster.ingest import KafkaIngest, ingest_files
 
@@ -144,9 +144,11 @@ async def _ingest_live(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     request.on_stop(lambda: loop.call_soon_threadsafe(stop.set))
-    return await ingest_live(
-        kafka, settings.binance, settings.symbols, duration_s=duration, stop=stop
-    )
+    venues = {
+        name: (settings.venue_settings(name), settings.venue_symbols(name))
+        for name in settings.venues
+    }
+    return await ingest_live(kafka, venues, duration_s=duration, stop=stop)
 
 
 def process(

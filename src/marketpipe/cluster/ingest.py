@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +20,10 @@ from marketpipe.bus import serde
 from marketpipe.bus.kafka import DLQ_AT, DLQ_ERROR, DLQ_TOPIC, RecordProducer, Topics
 from marketpipe.model.records import DeadLetter, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA
-from marketpipe.sources.binance.connector import BinanceConnector
-from marketpipe.sources.binance.settings import BinanceSettings
+from marketpipe.sources.connector import VenueConnector
 from marketpipe.sources.replay import ReplayReader
+from marketpipe.sources.venue import VenueSettings
+from marketpipe.sources.venues import venue
 
 log = logging.getLogger(__name__)
 
@@ -98,31 +99,41 @@ def ingest_files(
 
 async def ingest_live(
     ingest: KafkaIngest,
-    binance: BinanceSettings,
-    symbols: list[str],
-    positions: dict[str, int] | None = None,
+    venues: Mapping[str, tuple[VenueSettings, Sequence[str]]],
+    positions: Mapping[str, Mapping[str, int]] | None = None,
     duration_s: float | None = None,
     stop: asyncio.Event | None = None,
 ) -> IngestTotals:
-    """The Binance connector (reconnects, back-fill, watchdog) publishing to Kafka, for
-    `duration_s` or until `stop` is set; either way the producer flushes what it holds."""
+    """One connector per venue (reconnects, back-fill, watchdog) publishing to Kafka, for
+    `duration_s` or until `stop` is set; either way the producer flushes what it holds.
+
+    `venues` maps a venue name to its settings and symbols; `positions` the last stored
+    trade id per venue and symbol, where back-fill starts."""
     started = time.perf_counter()
 
     async def publish(records: Sequence[Trade | Quote | DeadLetter]) -> None:
         ingest.records(records)
         ingest.producer.poll()
 
-    connector = BinanceConnector(binance, symbols, publish, positions or {})
-    task = asyncio.create_task(connector.run(), name="binance")
+    known = positions or {}
+    connectors = [
+        VenueConnector(venue(name).build(section), symbols, publish, known.get(name, {}))
+        for name, (section, symbols) in venues.items()
+    ]
+    tasks = [asyncio.create_task(c.run(), name=c.exchange) for c in connectors]
     stopped = asyncio.create_task((stop or asyncio.Event()).wait(), name="stop")
     try:
-        await asyncio.wait([task, stopped], timeout=duration_s, return_when="FIRST_COMPLETED")
-        if task.done():
-            task.result()
+        done, _ = await asyncio.wait(
+            [*tasks, stopped], timeout=duration_s, return_when="FIRST_COMPLETED"
+        )
+        for task in tasks:
+            if task in done:
+                task.result()
     finally:
-        task.cancel()
         stopped.cancel()
-        await asyncio.gather(task, stopped, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, stopped, return_exceptions=True)
         await asyncio.to_thread(ingest.flush)
     ingest.totals.seconds = time.perf_counter() - started
     return ingest.totals
