@@ -104,6 +104,11 @@ class ClientSession:
             self.unsubscribe(list(self.streams))
 
     @property
+    def mode(self) -> str | None:
+        """How the front presents frames to us: wrapped for combined streams, else raw."""
+        return "combined" if self.combined else None
+
+    @property
     def peer(self) -> str:
         return str(self.request.remote)
 
