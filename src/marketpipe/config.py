@@ -26,6 +26,7 @@ from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
 from marketpipe.serving.settings import ApiSettings
 from marketpipe.sources.binance.settings import BinanceSettings
+from marketpipe.sources.kraken.settings import KrakenSettings
 from marketpipe.sources.venue import VenueSettings
 from marketpipe.sources.venues import VENUES, venue
 from marketpipe.storage.lifecycle_settings import LifecycleSettings
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     binance: BinanceSettings = BinanceSettings()
+    kraken: KrakenSettings = KrakenSettings()
     engine: EngineSettings = EngineSettings()
     alerts: AlertSettings = AlertSettings()
     storage: StorageSettings = StorageSettings()

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from marketpipe.sources.binance.settings import BinanceSettings
 from marketpipe.sources.binance.spec import BinanceSpec
+from marketpipe.sources.kraken.settings import KrakenSettings
+from marketpipe.sources.kraken.spec import KrakenSpec
 from marketpipe.sources.venue import VenueSettings, VenueSpec
 
 
@@ -26,8 +28,14 @@ def _binance(settings: VenueSettings) -> VenueSpec:
     return BinanceSpec(settings)
 
 
+def _kraken(settings: VenueSettings) -> VenueSpec:
+    assert isinstance(settings, KrakenSettings)
+    return KrakenSpec(settings)
+
+
 VENUES: dict[str, VenueEntry] = {
     "binance": VenueEntry("binance", BinanceSettings, _binance),
+    "kraken": VenueEntry("kraken", KrakenSettings, _kraken),
 }
 
 
