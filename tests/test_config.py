@@ -6,6 +6,10 @@ from pathlib import Path
 import pytest
 
 from marketpipe.config import DEFAULT_SYMBOLS, load_settings
+from marketpipe.sources.venues import VENUES
+
+SECTIONS = {"alerts", "api", "binance", "cluster", "dbt", "engine", "gcp", "kraken",
+            "lifecycle", "scheduler", "simulator", "storage"}  # fmt: skip
 from marketpipe.model.errors import ConfigError
 
 
@@ -144,9 +148,11 @@ def test_environment_variable_of_an_unknown_section_fails_naming_it(tmp_path: Pa
     assert result.stderr == (
         "error: invalid configuration:\n"
         "  MARKETPIPE_ENGINX__GRACE_S: unknown section 'enginx' (environment); did you mean "
-        "MARKETPIPE_ENGINE__...? Known sections: alerts, api, binance, cluster, dbt, engine, gcp, "
-        "lifecycle, scheduler, simulator, storage\n"
+        "MARKETPIPE_ENGINE__...? Known sections: "
+        f"{', '.join(sorted(SECTIONS))}\n"
     )
+    # Every venue is a section of its own (the registry is the list of them).
+    assert set(VENUES) <= SECTIONS
 
 
 @pytest.mark.parametrize(
