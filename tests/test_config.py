@@ -8,9 +8,10 @@ import pytest
 from marketpipe.config import DEFAULT_SYMBOLS, load_settings
 from marketpipe.sources.venues import VENUES
 
+from marketpipe.model.errors import ConfigError
+
 SECTIONS = {"alerts", "api", "binance", "cluster", "dbt", "engine", "gcp", "kraken",
             "lifecycle", "scheduler", "simulator", "storage"}  # fmt: skip
-from marketpipe.model.errors import ConfigError
 
 
 def test_defaults_are_the_twenty_usdt_pairs(
