@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 
 from marketpipe.config import DEFAULT_SYMBOLS, load_settings
-from marketpipe.sources.venues import VENUES
-
 from marketpipe.model.errors import ConfigError
+from marketpipe.sources.venues import VENUES
 
 SECTIONS = {"alerts", "api", "binance", "cluster", "dbt", "engine", "gcp", "kraken",
             "lifecycle", "scheduler", "simulator", "storage"}  # fmt: skip
