@@ -41,16 +41,17 @@ class TradeColumns:
     trade_id: I64
     price_units: I64
     qty_units: I64
-    ts_us: I64  # exchange trade time; always a whole millisecond (Binance `T`)
+    ts_us: I64  # exchange trade time; a whole millisecond where the venue prints ms (Binance)
     buyer_maker: BOOL  # Binance `m`: true means the taker sold
+    exchange: str = EXCHANGE  # the venue the trades happened on
 
     def __len__(self) -> int:
         return int(self.trade_id.shape[0])
 
     @classmethod
-    def empty(cls, symbols: list[str]) -> TradeColumns:
+    def empty(cls, symbols: list[str], exchange: str = EXCHANGE) -> TradeColumns:
         z = np.zeros(0, dtype=np.int64)
-        return cls(symbols, z, z, z, z, z, np.zeros(0, dtype=np.bool_))
+        return cls(symbols, z, z, z, z, z, np.zeros(0, dtype=np.bool_), exchange)
 
     def take(self, index: npt.NDArray[np.intp] | slice) -> TradeColumns:
         return TradeColumns(
@@ -61,12 +62,16 @@ class TradeColumns:
             self.qty_units[index],
             self.ts_us[index],
             self.buyer_maker[index],
+            self.exchange,
         )
 
     @staticmethod
-    def concat(parts: list[TradeColumns], symbols: list[str]) -> TradeColumns:
+    def concat(
+        parts: list[TradeColumns], symbols: list[str], exchange: str | None = None
+    ) -> TradeColumns:
+        venue = exchange or (parts[0].exchange if parts else EXCHANGE)
         if not parts:
-            return TradeColumns.empty(symbols)
+            return TradeColumns.empty(symbols, venue)
         return TradeColumns(
             symbols,
             np.concatenate([p.symbol_idx for p in parts]),
@@ -75,6 +80,7 @@ class TradeColumns:
             np.concatenate([p.qty_units for p in parts]),
             np.concatenate([p.ts_us for p in parts]),
             np.concatenate([p.buyer_maker for p in parts]),
+            venue,
         )
 
     @property
@@ -88,9 +94,9 @@ class TradeColumns:
     def to_trades(self, ts_recv_us: I64 | None = None) -> list[Trade]:
         """Records; `ts_recv` defaults to the trade time (the market's own view)."""
         recv = self.ts_us if ts_recv_us is None else ts_recv_us
-        names = self.symbols
+        names, exchange = self.symbols, self.exchange
         return [
-            Trade(EXCHANGE, names[s], t, p, q, "sell" if m else "buy", ts, r)
+            Trade(exchange, names[s], t, p, q, "sell" if m else "buy", ts, r)
             for s, t, p, q, m, ts, r in zip(
                 self.symbol_idx.tolist(),
                 self.trade_id.tolist(),
@@ -104,7 +110,7 @@ class TradeColumns:
         ]
 
     def to_arrow(self, ts_recv_us: I64 | None = None) -> pa.Table:
-        """A table of `TRADE_SCHEMA` (dictionary-free, exchange constant `binance`)."""
+        """A table of `TRADE_SCHEMA` (dictionary-free, exchange constant `self.exchange`)."""
         n = len(self)
         recv = self.ts_us if ts_recv_us is None else ts_recv_us
         ts_type = TRADE_SCHEMA.field("ts_event").type
@@ -116,7 +122,7 @@ class TradeColumns:
             pa.array(self.buyer_maker.astype(np.int8)), pa.array(["buy", "sell"])
         ).cast(pa.string())
         exchange = pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(n, dtype=np.int8)), pa.array([EXCHANGE])
+            pa.array(np.zeros(n, dtype=np.int8)), pa.array([self.exchange])
         ).cast(pa.string())
         arrays = [
             exchange,

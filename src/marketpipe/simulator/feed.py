@@ -12,7 +12,7 @@ import numpy as np
 
 from marketpipe.model.records import Trade
 from marketpipe.model.symbols import normalize
-from marketpipe.simulator.columns import TradeColumns
+from marketpipe.simulator.columns import EXCHANGE, TradeColumns
 from marketpipe.simulator.history import TradeHistory
 from marketpipe.simulator.market import SyntheticMarket
 from marketpipe.simulator.symbols import SymbolSpec
@@ -39,7 +39,7 @@ class Feed(Protocol):
     def last_update_id(self, symbol: str) -> int: ...
 
 
-def ground_truth_of(histories: dict[str, TradeHistory]) -> list[Trade]:
+def ground_truth_of(histories: dict[str, TradeHistory], exchange: str = EXCHANGE) -> list[Trade]:
     """All kept trades of `histories`, ordered by `(ts_event, symbol, trade_id)`."""
     symbols = list(histories)
     parts = []
@@ -54,9 +54,10 @@ def ground_truth_of(histories: dict[str, TradeHistory]) -> list[Trade]:
                 h.col("qty_units").copy(),
                 h.col("time_ms") * 1000,
                 h.col("maker").astype(np.bool_),
+                exchange,
             )
         )
-    merged = TradeColumns.concat(parts, symbols)
+    merged = TradeColumns.concat(parts, symbols, exchange)
     order = np.lexsort((merged.trade_id, merged.symbol_idx, merged.ts_us))
     return merged.take(order).to_trades()
 
@@ -144,4 +145,4 @@ class SyntheticFeed:
         return frames
 
     def ground_truth(self) -> list[Trade]:
-        return ground_truth_of(self._histories)
+        return ground_truth_of(self._histories, self.market.exchange)

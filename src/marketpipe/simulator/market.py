@@ -8,16 +8,21 @@ Each symbol is generated in chunks of columns:
 - returns are Student-t; every so often a spike moves the price 2.5–5 % within a minute,
   and often half-reverts a few minutes later;
 - sizes are log-normal in dollars with a Pareto tail of whale trades (≥ $100k).
+
+On one venue of several (`venues.MultiVenueMarket`), a `price_path` replaces the diffusion
+and spikes: the price follows the asset's shared fair value plus the venue's basis, while
+arrivals, sides and sizes stay the venue's own.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from marketpipe.model.records import Quote, Trade
 from marketpipe.model.symbols import normalize
@@ -34,6 +39,9 @@ SPIKES_PER_HOUR = 4.0
 WHALE_P = 0.0015
 MEDIAN_NOTIONAL_USD = 150.0
 NOTIONAL_SIGMA = 1.6
+
+# (normalized symbol, trade times in µs) -> log prices: a venue's price over time
+PricePath = Callable[[str, npt.NDArray[np.float64]], npt.NDArray[np.float64]]
 
 
 @dataclass(slots=True)
@@ -68,20 +76,35 @@ class SyntheticMarket:
         seed: int,
         start_us: int | None = None,
         first_ids: Mapping[str, int] | None = None,
+        *,
+        exchange: str = EXCHANGE,
+        specs: Sequence[SymbolSpec] | None = None,
+        price_path: PricePath | None = None,
+        time_step_us: int = 1000,
     ) -> None:
         """`first_ids`: the first trade id of a symbol (any spelling), e.g. the id after the
         last one a data dir holds, so a restarted demo continues like a real venue, whose ids
-        never go back. Other symbols start at an id drawn from the seed."""
+        never go back. Other symbols start at an id drawn from the seed.
+
+        For one venue of several: `exchange` names the trades' venue, `specs` give its own
+        spellings, ticks and lots (one per symbol, in order), `price_path` its prices, and
+        `time_step_us` the resolution of its trade times (Binance prints ms, others µs)."""
         if not symbols:
             raise ValueError("SyntheticMarket needs at least one symbol")
         if trades_per_second <= 0:
             raise ValueError("trades_per_second must be positive")
+        if specs is not None and len(specs) != len(symbols):
+            raise ValueError("specs must give one SymbolSpec per symbol")
+        self.exchange = exchange
+        self._price_path = price_path
+        self._time_step = max(1, time_step_us)
         self.symbols = list(dict.fromkeys(normalize(s) for s in symbols))
         self.trades_per_second = float(trades_per_second)
         self.seed = seed
         self.start_us = time.time_ns() // 1000 if start_us is None else start_us
         self.clock_us = self.start_us
-        specs = [symbol_spec(s, seed) for s in self.symbols]
+        if specs is None:
+            specs = [symbol_spec(s, seed) for s in self.symbols]
         total_weight = sum(s.weight for s in specs)
         seeds = np.random.SeedSequence(seed).spawn(len(specs))
         starts = {normalize(k): v for k, v in (first_ids or {}).items()}
@@ -177,7 +200,7 @@ class SyntheticMarket:
         st = self._states[self._index[normalize(symbol)]]
         bid, bid_qty, ask, ask_qty = self.book_units(symbol)
         return Quote(
-            EXCHANGE,
+            self.exchange,
             st.spec.symbol,
             bid / UNITS,
             bid_qty / UNITS,
@@ -220,6 +243,7 @@ class SyntheticMarket:
             p["qty_units"][sl],
             p["ts_us"][sl],
             p["buyer_maker"][sl].astype(np.bool_),
+            self.exchange,
         )
 
     def _take(self, i: int, st: _SymbolState, end: int) -> TradeColumns:
@@ -235,7 +259,7 @@ class SyntheticMarket:
         st.last_ts_us = int(st.pending["ts_us"][index])
 
     def _merge(self, parts: list[TradeColumns]) -> TradeColumns:
-        merged = TradeColumns.concat(parts, self.symbols)
+        merged = TradeColumns.concat(parts, self.symbols, self.exchange)
         if len(parts) > 1:
             merged = merged.take(np.argsort(merged.ts_us, kind="stable"))
         return merged
@@ -282,12 +306,16 @@ class SyntheticMarket:
         t_prev = st.t_us
         t = t_prev + np.cumsum(gaps) * 1e6
         st.t_us = float(t[-1])
-        ts_us = (t // 1000).astype(np.int64) * 1000
+        res = self._time_step
+        ts_us = (t // res).astype(np.int64) * res
 
-        # Log mid price: Student-t diffusion scaled by the regime, plus spikes.
-        sigma = spec.vol_per_sqrt_s * np.exp(VOL_SPREAD * zt - VOL_SPREAD**2 / 2)
-        returns = sigma * np.sqrt(gaps) * rng.standard_t(4, size=n) / math.sqrt(2.0)
-        logp = st.logp + np.cumsum(returns) + self._spike_offsets(st, t_prev, t)
+        if self._price_path is None:
+            # Log mid price: Student-t diffusion scaled by the regime, plus spikes.
+            sigma = spec.vol_per_sqrt_s * np.exp(VOL_SPREAD * zt - VOL_SPREAD**2 / 2)
+            returns = sigma * np.sqrt(gaps) * rng.standard_t(4, size=n) / math.sqrt(2.0)
+            logp = st.logp + np.cumsum(returns) + self._spike_offsets(st, t_prev, t)
+        else:
+            logp = self._price_path(spec.symbol, ts_us.astype(np.float64))
         st.logp = float(logp[-1])
 
         # Trades hit the bid (taker sells, `m` true) or lift the ask; sweeps walk the book.
