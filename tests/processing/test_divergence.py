@@ -228,3 +228,63 @@ def test_the_engine_fires_divergence_from_trades_of_three_venues(row_path_max: i
         )  # fmt: skip
         alerts += [a for a in engine.process(table).alerts if a.kind == "venue_divergence"]
     assert [(a.exchange, a.ts) for a in alerts] == [("kraken", T0 + MIN)]
+
+
+# ---- what mutation testing asked for -------------------------------------------------------
+
+
+def test_an_asset_waiting_for_a_venue_does_not_hold_back_the_others() -> None:
+    r = rule(seconds=60)
+    r.remember(candle("binance", 0, 2_000.0, "ETH-USDT"))  # ETH first: its venues lack marks
+    r.remember(candle("coinbase", 0, 2_000.0, "ETH-USD"))
+    r.remember(candle("okx", 0, 2_000.0, "ETH-USD"))
+    r.remember(candle("binance", 0, 10_000))
+    r.remember(candle("coinbase", 0, 10_000))
+    r.remember(candle("kraken", 0, 10_100))
+    [alert] = r.judge(everyone_final_after(0))  # okx has no watermark: only ETH waits
+    assert alert.symbol == "BTC-USD"
+
+
+def test_the_venue_count_includes_the_venue_itself_and_only_venues_with_a_price() -> None:
+    r = rule(seconds=60)  # three listed, but Binance's last close is too old in minute 6
+    r.remember(candle("binance", 0, 10_000))
+    for minute in range(7):
+        r.remember(candle("coinbase", minute, 10_000))
+        r.remember(candle("kraken", minute, 10_000 if minute < 6 else 10_100))
+    assert r.judge(everyone_final_after(6)) == []  # two priced venues are not three
+
+
+def test_the_alert_carries_the_asset_its_episode_and_a_rounded_deviation() -> None:
+    r = rule(bps=1.0, seconds=60)
+    [alert] = run(r, [10_001.23456789])  # +1.23456789 bps
+    assert alert.value == round(1.23456789, 6) != round(1.23456789, 7)
+    details = json.loads(alert.details)
+    assert (details["asset"], details["since"], details["price"]) == (
+        "BTC-USD", T0, 10_001.23456789,
+    )  # fmt: skip
+    assert alert.severity == "warning"
+
+
+def test_severity_is_critical_from_four_times_the_threshold() -> None:
+    def kraken_at(close: float) -> str:
+        # Four venues, so the others' median stays 10_000 for everyone but Kraken.
+        r = rule(bps=25.0, seconds=60)
+        for exchange, price in (("binance", 10_000), ("coinbase", 10_000), ("okx", 10_000)):
+            r.remember(candle(exchange, 0, price, "BTC-USD"))
+        r.remember(candle("kraken", 0, close))
+        [alert] = r.judge(dict.fromkeys(["binance", "coinbase", "okx", "kraken"], T0 + MIN))
+        return alert.severity
+
+    assert kraken_at(10_100.0) == "critical"  # +100 bps = 4 x 25
+    assert kraken_at(10_099.99) == "warning"
+
+
+def test_a_close_six_minutes_old_is_not_a_price() -> None:
+    r = rule(seconds=420)  # seven minutes: Kraken's close of minute 0 lasts for six (0..5)
+    r.remember(candle("kraken", 0, 10_100))
+    alerts = []
+    for minute in range(9):
+        r.remember(candle("binance", minute, 10_000))
+        r.remember(candle("coinbase", minute, 10_000))
+        alerts += r.judge(everyone_final_after(minute))
+    assert alerts == []

@@ -12,9 +12,11 @@ from fastapi.testclient import TestClient
 
 from marketpipe.config import load_settings
 from marketpipe.embedded.replay import replay
+from marketpipe.model.records import Quote
 from marketpipe.serving.app import create_app
 from marketpipe.serving.backend import embedded_backend
-from marketpipe.serving.compare import VenuePrice, comparison
+from marketpipe.serving.compare import VenuePrice, comparison, venue_prices
+from marketpipe.serving.market import MarketView
 from marketpipe.serving.settings import ApiSettings
 from marketpipe.storage.embedded import EmbeddedStore
 
@@ -44,7 +46,7 @@ def _capture(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
     root = tmp_path_factory.mktemp("venues")
     cwd = os.getcwd()
     os.chdir(root)  # no stray marketpipe.toml
@@ -52,14 +54,24 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         replay(load_settings(data_dir=root / "data"), [_capture(root / "capture.jsonl")])
     finally:
         os.chdir(cwd)
-    store = EmbeddedStore(root / "data", read_only=True)
+    opened = EmbeddedStore(root / "data", read_only=True)
     try:
-        with TestClient(
-            create_app(embedded_backend(store, lambda: {"status": "ok"}), ApiSettings())
-        ) as test_client:
-            yield test_client
+        yield opened
     finally:
-        store.close()
+        opened.close()
+
+
+@pytest.fixture(scope="module")
+def client(store: EmbeddedStore) -> Iterator[TestClient]:
+    backend = embedded_backend(store, lambda: {"status": "ok"})
+    with TestClient(create_app(backend, ApiSettings())) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def view(store: EmbeddedStore) -> MarketView:
+    """The view the routes read, called here directly (not on the app's worker thread)."""
+    return MarketView(embedded_backend(store, lambda: {"status": "ok"}))
 
 
 def _expected_minute(trades: list[tuple[float, float, int]]) -> tuple[float, float]:
@@ -134,3 +146,58 @@ def test_without_quotes_there_is_no_best_side_and_no_cross() -> None:
     body = comparison("x", [_price("a", None, None), _price("b", None, None, 102.0)])
     assert body["best_bid"] is None and body["best_ask"] is None and body["cross_bps"] is None
     assert body["spread_bps"] == pytest.approx(2 / 101 * 1e4, abs=1e-4)
+
+
+def test_venue_prices_read_each_venues_own_newest_trade_candle_and_quote(
+    view: MarketView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quote = Quote("kraken", "BTC-USD", 60_999.0, 1.0, 61_001.0, 2.0, T0, T0)
+    monkeypatch.setattr(view, "quotes", lambda: {("kraken", "BTC-USD"): quote})
+    prices = {(p.exchange, p.symbol): p for p in venue_prices(view, "BTC")}
+    assert list(prices) == [("binance", "BTC-USDT"), ("coinbase", "BTC-USD"), ("kraken", "BTC-USD")]
+    kraken = prices[("kraken", "BTC-USD")]
+    assert (kraken.bid, kraken.ask, kraken.last, kraken.last_time) == (
+        60_999.0, 61_001.0, 61_000.0, T0 + 65_000_000,
+    )  # fmt: skip
+    assert prices[("binance", "BTC-USDT")].bid is None  # no quote: no bid, no ask
+    assert prices[("binance", "BTC-USDT")].ask is None
+    for exchange, symbol, trades in TRADES[:3]:
+        vwap, volume = _expected_minute(trades)
+        got = prices[(exchange, symbol)]
+        assert (got.vwap_1m, got.volume_1m, got.minute) == (
+            pytest.approx(vwap, rel=1e-12), pytest.approx(volume, rel=1e-12), T0 + 60_000_000,
+        )  # fmt: skip
+    assert [p.symbol for p in venue_prices(view, "BTC", "eur")] == ["BTC-EUR"]
+    assert [p.exchange for p in venue_prices(view, "eth")] == ["coinbase"]
+    assert venue_prices(view, "USD") == []  # a quote is not a base
+
+
+def test_the_body_names_every_field_a_client_reads(client: TestClient) -> None:
+    body = client.get("/api/v1/market/compare", params={"base": "BTC"}).json()
+    assert set(body) == {
+        "base", "venues", "median_price", "spread_bps", "best_bid", "best_ask", "cross_bps",
+    }  # fmt: skip
+    assert set(body["venues"][0]) == {
+        "exchange", "symbol", "last_price", "last_trade_time", "bid", "ask", "vwap_1m",
+        "volume_1m", "minute", "vs_others_bps",
+    }  # fmt: skip
+    assert body["venues"][0]["last_trade_time"] == "2024-08-09T00:01:15Z"
+
+
+def test_bps_are_rounded_to_four_places() -> None:
+    body = comparison("x", [_price("a", None, None, 100.0), _price("b", None, None, 100.0001234)])
+    assert body["spread_bps"] == round(0.0001234 / 100.00006170 * 1e4, 4) == 0.0123
+
+
+def test_a_missing_side_on_either_best_venue_gives_no_cross() -> None:
+    only_bid = comparison("x", [_price("a", 100.0, None), _price("b", None, None)])
+    assert only_bid["best_bid"] == {"exchange": "a", "price": 100.0}
+    assert only_bid["best_ask"] is None and only_bid["cross_bps"] is None
+    only_ask = comparison("x", [_price("a", None, 100.0)])
+    assert only_ask["best_bid"] is None and only_ask["cross_bps"] is None
+
+
+def test_the_best_bid_is_the_highest_whatever_the_names() -> None:
+    body = comparison("x", [_price("a", 99.0, 100.0), _price("b", 100.5, 101.0)])
+    assert body["best_bid"] == {"exchange": "b", "price": 100.5}
+    assert body["best_ask"] == {"exchange": "a", "price": 100.0}
