@@ -160,6 +160,14 @@ class VenueFront(ABC):
     def stalled(self) -> bool:
         return time.monotonic() < self._stalled_until
 
+    async def rest_fault(self) -> int | None:
+        """The fault plan's part in a REST request: its delay, then a forced status (429 or
+        418) to answer with instead, or None. A venue maps the status to its own answer."""
+        plan = self.injector.plan  # tests swap it to switch REST faults off mid-run
+        if plan.rest_delay_s > 0:
+            await asyncio.sleep(plan.rest_delay_s)
+        return self.injector.rest_status()
+
     # -- clients and subscriptions -----------------------------------------------------------------
 
     async def serve(self, client: FrontClient, run: Callable[[], Awaitable[None]]) -> None:
