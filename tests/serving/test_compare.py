@@ -7,6 +7,7 @@ import statistics
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -45,16 +46,20 @@ def _capture(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
-    root = tmp_path_factory.mktemp("venues")
+def venues_data_dir(root: Path) -> Path:
+    """A data dir holding TRADES, replayed from a capture file."""
     cwd = os.getcwd()
     os.chdir(root)  # no stray marketpipe.toml
     try:
         replay(load_settings(data_dir=root / "data"), [_capture(root / "capture.jsonl")])
     finally:
         os.chdir(cwd)
-    opened = EmbeddedStore(root / "data", read_only=True)
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    opened = EmbeddedStore(venues_data_dir(tmp_path_factory.mktemp("venues")), read_only=True)
     try:
         yield opened
     finally:
@@ -201,3 +206,26 @@ def test_the_best_bid_is_the_highest_whatever_the_names() -> None:
     body = comparison("x", [_price("a", 99.0, 100.0), _price("b", 100.5, 101.0)])
     assert body["best_bid"] == {"exchange": "b", "price": 100.5}
     assert body["best_ask"] == {"exchange": "a", "price": 100.0}
+
+
+def test_a_real_binance_client_reads_another_venues_candles(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from binance.spot import Spot  # binance-connector, Binance's own Python client
+
+    from tests.serving.conftest import serving
+
+    root = tmp_path_factory.mktemp("served-venues")
+    with serving(venues_data_dir(root), root) as base:
+        client = Spot(base_url=base, timeout=30)
+        # Binance's concatenated spelling of Kraken's BTC/USD, with the venue named.
+        klines = client.klines("BTCUSD", "1m", exchange="kraken")
+        info = httpx.get(f"{base}/api/v3/exchangeInfo", params={"exchange": "kraken"}).json()
+        coinbase = client.klines("BTCUSD", "1m", exchange="coinbase")
+    kraken = TRADES[2][2]  # (61030, 0.25, 10 s), (61000, 0.75, 65 s)
+    assert [(k[0], float(k[1]), float(k[5]), k[8]) for k in klines] == [
+        (T0 // 1000, kraken[0][0], kraken[0][1], 1),
+        (T0 // 1000 + 60_000, kraken[1][0], kraken[1][1], 1),
+    ]
+    assert [float(k[4]) for k in coinbase] == [60_990.0, 61_050.0]
+    assert sorted(s["symbol"] for s in info["symbols"]) == ["BTCEUR", "BTCUSD"]
