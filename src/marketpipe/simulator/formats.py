@@ -10,6 +10,15 @@ import time
 from marketpipe.simulator.columns import UNITS
 
 _SECOND_TEXT: dict[int, str] = {}
+_MASK = (1 << 64) - 1
+
+
+def mix64(x: int) -> int:
+    """splitmix64: a well-spread 64-bit value from a counter (for deterministic ids)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
 
 
 def iso_us(ts_us: int) -> str:

@@ -17,7 +17,7 @@ from marketpipe.model.records import Trade
 from marketpipe.simulator.coinbase import frames
 from marketpipe.simulator.columns import TradeColumns
 from marketpipe.simulator.feed import Frame
-from marketpipe.simulator.formats import decimals_of, fixed
+from marketpipe.simulator.formats import decimals_of, fixed, mix64
 from marketpipe.simulator.market import SyntheticMarket
 from marketpipe.simulator.symbols import SymbolSpec
 from marketpipe.simulator.tape import TradeTape, split_by_symbol, tapes_truth
@@ -134,7 +134,7 @@ class CoinbaseFeed:
             part.buyer_maker.tolist(),
             strict=True,
         ):
-            seq += 1 + frames._mix(trade_id) % 4  # other order events come between matches
+            seq += 1 + mix64(trade_id) % 4  # other order events come between matches
             if product.open_units == 0:
                 product.open_units = product.low_units = product.high_units = price
             product.low_units = min(product.low_units, price)

@@ -10,24 +10,15 @@ from __future__ import annotations
 
 import msgspec
 
-from marketpipe.simulator.formats import fixed, iso_us
+from marketpipe.simulator.formats import fixed, iso_us, mix64
 
 _encoder = msgspec.json.Encoder()
-_MASK = (1 << 64) - 1
-
-
-def _mix(x: int) -> int:
-    """splitmix64: a well-spread 64-bit value from a counter."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
 
 
 def order_id(salt: int, trade_id: int, taker: bool) -> str:
     """A deterministic UUID (version 4 layout) for the maker or taker order of a trade."""
-    hi = _mix(salt ^ (trade_id << 1) ^ int(taker))
-    lo = _mix(hi)
+    hi = mix64(salt ^ (trade_id << 1) ^ int(taker))
+    lo = mix64(hi)
     h = f"{hi:016x}{lo:016x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[lo & 3]}{h[17:20]}-{h[20:32]}"
 

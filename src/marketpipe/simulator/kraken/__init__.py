@@ -1,0 +1,7 @@
+"""Kraken's front: WebSocket v2 (`trade`, `ticker`, heartbeats) at `/v2` and REST
+`/0/public/Trades` paged by time, over a venue's synthetic market."""
+
+from marketpipe.simulator.kraken.feed import KrakenFeed
+from marketpipe.simulator.kraken.front import KrakenFront
+
+__all__ = ["KrakenFeed", "KrakenFront"]

@@ -1,0 +1,72 @@
+"""Kraken's front: WebSocket v2 at `/v2` and public REST under `/0/public`.
+
+    front = KrakenFront(market)          # a SyntheticMarket whose exchange is "kraken"
+    await front.start()
+    front.ws_url    # ws://127.0.0.1:PORT/v2   (wss://ws.kraken.com/v2)
+    front.rest_url  # http://127.0.0.1:PORT    (https://api.kraken.com)
+
+Kraken's v2 feed has no server-shutdown notice, so that fault does nothing here; drop,
+duplicate, reorder, malformed, disconnect, stall and the REST faults apply as on Binance
+(a dropped trade message is a gap of all the fills it carried).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from marketpipe.model.records import Trade
+from marketpipe.simulator.faults import FaultPlan
+from marketpipe.simulator.feed import Frame
+from marketpipe.simulator.front import VenueFront
+from marketpipe.simulator.kraken.feed import KrakenFeed
+from marketpipe.simulator.kraken.rest import KrakenRest
+from marketpipe.simulator.kraken.session import KrakenSession
+from marketpipe.simulator.market import SyntheticMarket
+from marketpipe.simulator.ratelimit import TokenBucket
+
+
+class KrakenFront(VenueFront):
+    venue = "kraken"
+    ws_path = "/v2"
+
+    def __init__(
+        self,
+        feed: KrakenFeed | SyntheticMarket,
+        faults: FaultPlan | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tick_s: float = 0.002,
+        record_send_times: bool = False,
+        rest_requests_per_s: float = 1.0,
+        rest_burst: float = 5.0,
+        history_per_symbol: int = 1_000_000,
+    ) -> None:
+        super().__init__(faults, host, port, tick_s=tick_s, record_send_times=record_send_times)
+        self.feed = (
+            KrakenFeed(feed, history_per_symbol) if isinstance(feed, SyntheticMarket) else feed
+        )
+        self.rest = KrakenRest(self, TokenBucket(rest_requests_per_s, rest_burst))
+
+    async def __aenter__(self) -> KrakenFront:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/v2", self._ws_handler), *self.rest.routes()]
+
+    def poll(self, now_us: int) -> list[Frame]:
+        return self.feed.poll(now_us)
+
+    def ground_truth(self) -> list[Trade]:
+        return self.feed.ground_truth()
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        session = KrakenSession(self, ws, request)
+        await self.serve(session, session.run)
+        return ws
