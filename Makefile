@@ -23,7 +23,13 @@ WEB_STAMP := web/node_modules/.package-lock.json
 $(WEB_STAMP): web/package-lock.json  ## the dashboard's charting library, from npm
 	bash scripts/install-web-assets.sh
 
-install: $(STAMP) $(WEB_STAMP)
+# The Rust extension (native/): rebuilt when its sources change; cargo's cache is .cache/.
+NATIVE_STAMP := $(VENV)/.native-installed
+$(NATIVE_STAMP): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+	VENV=$(VENV) bash scripts/build-native.sh
+	touch $(NATIVE_STAMP)
+
+install: $(STAMP) $(WEB_STAMP) $(NATIVE_STAMP)
 
 dbt-venv:  ## dbt in .cache/dbt-venv, for the scheduled marts builds (idempotent)
 	bash scripts/setup.d/40-dbt-venv.sh
