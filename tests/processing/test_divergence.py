@@ -288,3 +288,32 @@ def test_a_close_six_minutes_old_is_not_a_price() -> None:
         r.remember(candle("coinbase", minute, 10_000))
         alerts += r.judge(everyone_final_after(minute))
     assert alerts == []
+
+
+def test_a_revision_after_judging_does_not_become_the_next_minutes_stale_price() -> None:
+    r = rule(seconds=60)
+    for exchange in VENUES:
+        r.remember(candle(exchange, 0, 10_000))
+    assert r.judge(everyone_final_after(0)) == []
+    r.remember(candle("kraken", 0, 10_100))  # minute 0 revised after it was judged
+    r.remember(candle("binance", 1, 10_000))
+    r.remember(candle("coinbase", 1, 10_000))
+    assert r.judge(everyone_final_after(1)) == []  # minute 1 takes Kraken's judged close
+
+
+def test_an_asset_with_too_few_venues_does_not_hold_back_the_others() -> None:
+    r = rule(seconds=60)
+    r.remember(candle("binance", 0, 2_000.0, "ETH-USDT"))  # two venues: never judged
+    r.remember(candle("coinbase", 0, 2_100.0, "ETH-USD"))
+    r.remember(candle("binance", 0, 10_000))
+    r.remember(candle("coinbase", 0, 10_000))
+    r.remember(candle("kraken", 0, 10_100))
+    assert [a.symbol for a in r.judge(everyone_final_after(0))] == ["BTC-USD"]
+
+
+def test_the_minute_after_the_watermark_is_not_judged_yet() -> None:
+    r = rule(seconds=120)
+    for exchange, close in (("binance", 10_000), ("coinbase", 10_000), ("kraken", 10_100)):
+        r.remember(candle(exchange, 0, close))
+    # Only minute 0 is final; judging minute 1 early would count Kraken's stale close twice.
+    assert r.judge(everyone_final_after(0)) == []

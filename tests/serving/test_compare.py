@@ -28,7 +28,8 @@ TRADES = [
     ("coinbase", "BTC-USD", [(60_990.0, 2.0, 5), (61_050.0, 1.0, 70)]),
     ("kraken", "BTC-USD", [(61_030.0, 0.25, 10), (61_000.0, 0.75, 65)]),
     ("kraken", "BTC-EUR", [(56_000.0, 1.0, 12)]),  # not dollars: left out by default
-    ("coinbase", "ETH-USD", [(2_600.0, 3.0, 20)]),
+    # Coinbase's newest candle overall: the BTC row must still read BTC's own.
+    ("coinbase", "ETH-USD", [(2_600.0, 3.0, 130)]),
 ]
 
 
