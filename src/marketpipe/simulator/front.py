@@ -116,7 +116,12 @@ class VenueFront(ABC):
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:  # e.g. the port is taken: leave nothing half-started
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         server = site._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
