@@ -16,7 +16,11 @@ const state = {
   seenAlerts: new Set(),
   ws: null,
   streams: new Set(),
+  // The same asset on the other venues, drawn as close-price lines over the candles.
+  overlay: params.get("venues") === "1",
+  overlaySeries: new Map(), // exchange -> line series
 };
+const OVERLAY_COLORS = ["#60a5fa", "#f59e0b", "#a78bfa", "#f472b6", "#2dd4bf"];
 
 // ---- HTTP ------------------------------------------------------------------------------
 
@@ -112,6 +116,49 @@ async function loadChart() {
   else chart.timeScale().setVisibleLogicalRange({ from: bars.length - 40, to: bars.length + 2 });
   document.getElementById("chart").dataset.candles = String(bars.length);
   document.getElementById("chart").dataset.symbol = state.symbol;
+  await loadOverlay();
+}
+
+// The asset of the chart on every other venue that trades it (dollar quotes are one asset),
+// from /api/v1/market/compare, each as a line of 1m closes; refreshed with the chart.
+async function loadOverlay() {
+  for (const series of state.overlaySeries.values()) chart.removeSeries(series);
+  state.overlaySeries.clear();
+  const legend = document.getElementById("overlay-legend");
+  const box = document.getElementById("chart");
+  legend.innerHTML = "";
+  box.dataset.overlay = "";
+  document.getElementById("venues-toggle").classList.toggle("active", state.overlay);
+  const ticker = state.tickers.get(state.symbol);
+  if (!state.overlay || !ticker || !ticker.symbol) return;
+  let compare;
+  try {
+    compare = await api(`/api/v1/market/compare?base=${ticker.symbol.split("-")[0]}`);
+  } catch {
+    return; // no other venue has traded it
+  }
+  const drawn = [];
+  for (const venue of compare.venues) {
+    if (venue.exchange === EXCHANGE) continue;
+    const rows = await api(
+      `/api/v3/uiKlines?symbol=${venue.symbol.replace("-", "")}&interval=${state.interval}` +
+        `&limit=500&exchange=${venue.exchange}`,
+    );
+    const color = OVERLAY_COLORS[drawn.length % OVERLAY_COLORS.length];
+    const series = chart.addSeries(LC.LineSeries, {
+      color, lineWidth: 1, priceLineVisible: false, title: venue.exchange,
+    });
+    series.setData(rows.map((k) => ({ time: k[0] / 1000, value: +k[4] })));
+    state.overlaySeries.set(venue.exchange, series);
+    drawn.push(`${venue.exchange}:${rows.length}`);
+    const off = venue.vs_others_bps === null ? "" : ` ${venue.vs_others_bps.toFixed(1)} bps`;
+    const item = document.createElement("span");
+    item.dataset.venue = venue.exchange;
+    item.style.color = color;
+    item.textContent = `● ${venue.exchange} ${price(venue.last_price)}${off}`;
+    legend.appendChild(item);
+  }
+  box.dataset.overlay = drawn.join(",");
 }
 
 chart.subscribeCrosshairMove((param) => {
@@ -151,7 +198,9 @@ function renderTitle() {
 async function loadTickers() {
   const rows = await api(`/api/v1/market/realtime?exchange=${EXCHANGE}`);
   for (const r of rows) {
-    state.tickers.set(r.native_symbol, { last: r.last_price, changePct: r.change_pct_24h });
+    state.tickers.set(r.native_symbol, {
+      last: r.last_price, changePct: r.change_pct_24h, symbol: r.symbol,
+    });
   }
   if (!state.symbol && rows.length) {
     const top = [...rows].sort((a, b) => b.quote_volume_24h - a.quote_volume_24h)[0];
@@ -324,6 +373,10 @@ function connect() {
 
 async function start() {
   renderIntervals();
+  document.getElementById("venues-toggle").addEventListener("click", async () => {
+    state.overlay = !state.overlay;
+    await loadOverlay();
+  });
   await loadTickers();
   await loadChart();
   addAlerts(await api("/api/v1/analytics/alerts?limit=100"), false);
@@ -334,7 +387,7 @@ async function start() {
   document.body.dataset.ready = "true";
 }
 
-window.dashboard = { state, chart, candleSeries };
+window.dashboard = { state, chart, candleSeries, overlaySeries: state.overlaySeries };
 start().catch((error) => {
   console.error(error);
   document.getElementById("title-symbol").textContent = `error: ${error.message}`;
