@@ -5,11 +5,16 @@ Formats, detected from content:
 - our own capture JSONL: one trade object per line, as `marketpipe query trades --format jsonl`;
 - Binance public-dump trade CSVs (`BTCUSDT-trades-2024-08-09.csv` or `.zip`).
 
-Trade frames in Binance's canonical key order take a vectorized path (one regex over the
-block in Rust); anything else goes through the typed frame parser, and what fails there is
-dead-lettered, never fatal. A file that breaks part way (a `.gz` cut short, corrupt
-compressed data) keeps every whole line before the break: the break itself becomes a dead
-letter and the chunk's `broken` message, which names the file, the line and the byte.
+Trade and bookTicker frames take a compiled path when the Rust extension is loaded
+(`sources/replay_native.py`, docs/native.md); without it, trade frames in Binance's canonical
+key order take a vectorized one (one polars regex over the block). Either takes only frames
+the typed frame parser would read alike; anything else goes through that parser, and what
+fails there is dead-lettered, never fatal. Both paths give the same records, dead letters and
+skips (tests/sources/test_replay_native.py); trades of the fast path come first in a chunk.
+
+A file that breaks part way (a `.gz` cut short, corrupt compressed data) keeps every whole
+line before the break: the break itself becomes a dead letter and the chunk's `broken`
+message, which names the file, the line and the byte.
 """
 
 import gzip
@@ -24,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Literal, TypeVar
 
 import msgspec
@@ -32,9 +38,11 @@ import pyarrow as pa
 
 from marketpipe.model.errors import FrameError, SourceError
 from marketpipe.model.records import DeadLetter, Quote, Trade
-from marketpipe.model.schemas import TRADE_INT_SCHEMA, TRADE_SCHEMA, to_table
+from marketpipe.model.schemas import QUOTE_SCHEMA, TRADE_INT_SCHEMA, TRADE_SCHEMA, to_table
 from marketpipe.model.symbols import SymbolMap
+from marketpipe.observability.native import extension
 from marketpipe.sources.binance.frames import EXCHANGE, parse_frame
+from marketpipe.sources.replay_native import decode_block
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +56,15 @@ READ_BYTES = 1024 * 1024
 _READ_ERRORS = (EOFError, OSError, zlib.error, zipfile.BadZipFile)
 
 # Numbers are bounded so they fit int64 (recv ns: 19 digits below 9e18; ids 18 digits; trade
-# time 15 digits of ms, so µs fit too) and decimals must be decimals; anything else fails the
-# fast path and goes to the typed parser, which dead-letters what it cannot take.
+# time 15 digits of ms, so µs fit too), are JSON numbers (ASCII digits, no leading zero; a
+# trade time above 0) and decimals must be decimals; anything else fails the fast path and
+# goes to the typed parser, which dead-letters what it cannot take.
 _DECIMAL = r"([0-9]+(?:\.[0-9]+)?)"
 _TRADE_FRAME = (
-    r'^([1-8]?[0-9]{1,18}) \{"stream":"[a-z0-9]+@trade","data":\{"e":"trade","E":\d+,'
-    rf'"s":"([A-Z0-9]+)","t":([0-9]{{1,18}}),"p":"{_DECIMAL}","q":"{_DECIMAL}",'
-    r'"T":([0-9]{1,15}),"m":(true|false)(?:,"M":(?:true|false))?\}\}$'
+    r'^([1-8]?[0-9]{1,18}) \{"stream":"[a-z0-9]+@trade","data":\{"e":"trade",'
+    r'"E":(?:0|[1-9][0-9]*),'
+    rf'"s":"([A-Z0-9]+)","t":(0|[1-9][0-9]{{0,17}}),"p":"{_DECIMAL}","q":"{_DECIMAL}",'
+    r'"T":([1-9][0-9]{0,14}),"m":(true|false)(?:,"M":(?:true|false))?\}\}$'
 )
 _MAX_RECV_NS = 2**63 - 1
 _CSV_COLUMNS = ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"]
@@ -222,11 +232,19 @@ def _lines(block: bytes, first_line: int = 1) -> pl.DataFrame:
 
 
 class ReplayReader:
-    """Reads replay files into chunks of records, in file order."""
+    """Reads replay files into chunks of records, in file order.
 
-    def __init__(self, paths: Iterable[Path], symbols: SymbolMap | None = None) -> None:
+    `native`: None takes the compiled path when the extension is loaded
+    (`observability.native`), False the Python path, True insists on the compiled one.
+    """
+
+    def __init__(
+        self, paths: Iterable[Path], symbols: SymbolMap | None = None, native: bool | None = None
+    ) -> None:
         self.paths = list(paths)
         self.symbols = symbols or SymbolMap()
+        self.use_native = native
+        self._native: ModuleType | None | Literal[False] = False  # False: not looked up yet
         for path in self.paths:
             detect_format(path)  # fail fast, before any work, on a file we cannot read
 
@@ -259,6 +277,24 @@ class ReplayReader:
     # ---- <recv_ns> <json> recordings -----------------------------------------------------
 
     def _recv_block(self, block: bytes, path: Path, first_line: int = 1) -> ReplayChunk:
+        native = self._extension()
+        if native is not None:
+            decoded = decode_block(native, block, first_line, self.symbols)
+            return self._recv_rest(decoded.trades, decoded.rest, path, decoded.quotes)
+        trades, rest = self._regex_block(block, first_line)
+        return self._recv_rest(trades, rest, path)
+
+    def _extension(self) -> ModuleType | None:
+        """Looked up at the first recording block, so a run that fails on its files first
+        logs nothing about the native path."""
+        if self._native is False:
+            self._native = extension() if self.use_native is not False else None
+            if self.use_native and self._native is None:
+                raise SourceError("the native path was asked for, but the extension is not loaded")
+        return self._native
+
+    def _regex_block(self, block: bytes, first_line: int) -> tuple[pa.Table, pl.DataFrame]:
+        """The Python path's fast trades, and the other lines (`line`, `no`) for the parser."""
         numbered = _lines(block, first_line)
         parsed = numbered["line"].str.extract_groups(_TRADE_FRAME)
         fast = numbered.with_columns(m=parsed).unnest("m")
@@ -267,16 +303,43 @@ class ReplayReader:
         fast = fast.with_columns(pl.col("p", "q").cast(pl.Float64))
         # A zero price or quantity is valid JSON but not a trade: the parser dead-letters it.
         taken = (pl.col("t").is_not_null() & (pl.col("p") > 0) & (pl.col("q") > 0)).fill_null(False)
-        matched = fast.filter(taken)
-        trades = self._fast_trades(matched)
-        rest = self._classify(fast.filter(~taken).select("line", "no"))
-        chunk = ReplayChunk(trades, skipped=int(rest["kind"].eq("skip").sum()))
+        # A symbol that does not normalize is the parser's to dead-letter, with its message.
+        bad = [s for s in fast.filter(taken)["s"].unique().to_list() if not self._normalizes(s)]
+        taken = taken & ~pl.col("s").is_in(bad)
+        trades = self._fast_trades(fast.filter(taken))
+        return trades, fast.filter(~taken).select("line", "no")
+
+    def _normalizes(self, native: str) -> bool:
+        try:
+            self.symbols.normalize(native)
+        except ValueError:
+            return False
+        return True
+
+    def _recv_rest(
+        self,
+        trades: pa.Table,
+        rest: pl.DataFrame,
+        path: Path,
+        native_quotes: pl.DataFrame | None = None,
+    ) -> ReplayChunk:
+        """The chunk of a block: the fast path's `trades`, and the `rest` lines through the
+        typed parser, with the quotes the native path decoded (only each stream's last one)."""
+        rows = self._classify(rest, native_quotes)
+        chunk = ReplayChunk(trades, skipped=int(rows["kind"].eq("skip").sum()))
         slow_trades: list[Trade] = []
         last_quotes: dict[str, Quote] = {}
-        for line, no in rest.filter(pl.col("kind") != "skip").select("line", "no").iter_rows():
+        todo = rows.filter(pl.col("kind") != "skip").select("line", "no", "q")
+        for line, no, q in todo.iter_rows():
+            if q is not None:
+                assert native_quotes is not None
+                values = native_quotes.row(q, named=True)
+                quote = Quote(**{name: values[name] for name in QUOTE_SCHEMA.names})
+                last_quotes[quote.symbol] = quote
+                continue
             recv, _, frame = line.partition(" ")
             try:
-                if not recv.isdigit() or int(recv) > _MAX_RECV_NS:
+                if not (recv.isascii() and recv.isdigit()) or int(recv) > _MAX_RECV_NS:
                     raise FrameError("line is not '<recv_ns> <json>' with an int64 recv_ns")
                 record = parse_frame(frame, self.symbols, int(recv) // 1000)
             except FrameError as exc:
@@ -294,9 +357,10 @@ class ReplayReader:
         return chunk
 
     @staticmethod
-    def _classify(rest: pl.DataFrame) -> pl.DataFrame:
+    def _classify(rest: pl.DataFrame, native_quotes: pl.DataFrame | None = None) -> pl.DataFrame:
         """Lines the fast path did not take: keep only the last quote of each stream, skip
-        streams we do not process and inlined REST snapshots, send the rest to the parser."""
+        streams we do not process and inlined REST snapshots, send the rest to the parser.
+        Quotes decoded natively (`q`: their row) take part in "the last of each stream"."""
         stream = pl.col("line").str.extract(r'^\d+ \{"stream":"([^"]+)"', 1)
         kind = (
             pl.when(stream.str.ends_with("@bookTicker"))
@@ -307,13 +371,26 @@ class ReplayReader:
             .then(pl.lit("skip"))
             .otherwise(pl.lit("parse"))
         )
-        rest = rest.with_columns(stream=stream, kind=kind, row=pl.int_range(pl.len()))
+        rest = rest.with_columns(stream=stream, kind=kind, q=pl.lit(None, dtype=pl.UInt32))
+        if native_quotes is not None and native_quotes.height:
+            decoded = native_quotes.select(
+                line=pl.lit(None, dtype=pl.Utf8),
+                no="no",
+                stream="stream",
+                # A line not starting `<digits> {"stream":"` is parsed on its own (no grouping).
+                kind=pl.when(pl.col("stream").is_null())
+                .then(pl.lit("parse"))
+                .otherwise(pl.lit("quote")),
+                q=pl.int_range(pl.len(), dtype=pl.UInt32),
+            )
+            rest = pl.concat([rest, decoded]).sort("no")
+        rest = rest.with_columns(row=pl.int_range(pl.len()))
         quotes = rest.filter(pl.col("kind") == "quote").group_by("stream").agg(pl.all().last())
         superseded = rest.filter(pl.col("kind") == "quote").join(
             quotes.select("row"), on="row", how="anti"
         )
         rest = rest.join(superseded.select("row"), on="row", how="anti")
-        return rest.sort("row").select("line", "kind", "no")
+        return rest.sort("row").select("line", "kind", "no", "q")
 
     def _fast_trades(self, matched: pl.DataFrame) -> pa.Table:
         if not matched.height:
