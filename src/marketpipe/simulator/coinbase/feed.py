@@ -10,6 +10,7 @@ is shorter than a day).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -27,6 +28,25 @@ VENUE = "coinbase"
 
 def topic(channel: str, product: str) -> str:
     return f"{channel}:{product}"
+
+
+class CoinbaseSource(Protocol):
+    """What the Coinbase front, its sessions and REST need of a feed (synthetic or recorded)."""
+
+    @property
+    def specs(self) -> list[SymbolSpec]: ...
+
+    def spec(self, product_id: str) -> SymbolSpec | None: ...
+
+    def tape(self, product_id: str) -> TradeTape | None: ...
+
+    def poll(self, now_us: int) -> list[Frame]: ...
+
+    def last_match(self, product_id: str) -> bytes | None: ...
+
+    def ticker(self, product_id: str) -> bytes | None: ...
+
+    def ground_truth(self) -> list[Trade]: ...
 
 
 @dataclass(slots=True)

@@ -1,6 +1,7 @@
 """Coinbase Exchange's front: the ws-feed at `/` and public REST, on the shared front.
 
     front = CoinbaseFront(market)        # a SyntheticMarket whose exchange is "coinbase"
+    front = CoinbaseFront(RecordedCoinbaseFeed("cryptofeed-COINBASE.ws.28.0.gz"))
     await front.start()
     front.ws_url    # ws://127.0.0.1:PORT      (wss://ws-feed.exchange.coinbase.com)
     front.rest_url  # http://127.0.0.1:PORT    (https://api.exchange.coinbase.com)
@@ -14,7 +15,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketpipe.model.records import Trade
-from marketpipe.simulator.coinbase.feed import CoinbaseFeed
+from marketpipe.simulator.coinbase.feed import CoinbaseFeed, CoinbaseSource
 from marketpipe.simulator.coinbase.rest import CoinbaseRest
 from marketpipe.simulator.coinbase.session import CoinbaseSession
 from marketpipe.simulator.faults import FaultPlan
@@ -29,7 +30,7 @@ class CoinbaseFront(VenueFront):
 
     def __init__(
         self,
-        feed: CoinbaseFeed | SyntheticMarket,
+        feed: CoinbaseSource | SyntheticMarket,
         faults: FaultPlan | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -42,7 +43,7 @@ class CoinbaseFront(VenueFront):
         history_per_symbol: int = 1_000_000,
     ) -> None:
         super().__init__(faults, host, port, tick_s=tick_s, record_send_times=record_send_times)
-        self.feed = (
+        self.feed: CoinbaseSource = (
             CoinbaseFeed(feed, history_per_symbol) if isinstance(feed, SyntheticMarket) else feed
         )
         self.subscribe_timeout_s = subscribe_timeout_s
