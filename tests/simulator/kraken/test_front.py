@@ -240,3 +240,16 @@ async def test_asset_pairs_name_the_pairs_as_kraken_does() -> None:
     assert pairs["XXBTZUSD"]["altname"] == "XBTUSD" and pairs["XXBTZUSD"]["wsname"] == "XBT/USD"
     assert pairs["XXBTZUSD"]["base"] == "XXBT" and pairs["XXBTZUSD"]["quote"] == "ZUSD"
     assert pairs["XXBTZUSD"]["pair_decimals"] == 1 and pairs["XETHZUSD"]["pair_decimals"] == 2
+
+
+async def test_server_shutdown_is_a_maintenance_status_then_a_close() -> None:
+    plan = FaultPlan(server_shutdown_every_s=0.5, server_shutdown_grace_s=0.3)
+    async with front(plan) as kr, websockets.connect(kr.ws_url) as ws:
+        await ws.send(subscribe("trade", ["BTC/USD"], 1))
+        msgs: list[dict[str, Any]] = []
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                msgs.append(json.loads(await asyncio.wait_for(ws.recv(), 3.0)))
+    statuses = [m["data"][0]["system"] for m in msgs if m.get("channel") == "status"]
+    assert statuses == ["online", "maintenance"]
+    assert kr.fault_counts["server_shutdown"] >= 1

@@ -55,7 +55,8 @@ def ticker_message(
 HEARTBEAT = b'{"channel":"heartbeat"}'
 
 
-def status(connection_id: int) -> bytes:
+def status(connection_id: int, system: str = "online") -> bytes:
+    """A `status` update: `online` on connect, `maintenance` before a maintenance close."""
     return _encoder.encode(
         {
             "channel": "status",
@@ -63,7 +64,7 @@ def status(connection_id: int) -> bytes:
             "data": [
                 {
                     "version": "2.0.10",
-                    "system": "online",
+                    "system": system,
                     "api_version": "v2",
                     "connection_id": connection_id,
                 }

@@ -5,9 +5,9 @@
     front.ws_url    # ws://127.0.0.1:PORT/v2   (wss://ws.kraken.com/v2)
     front.rest_url  # http://127.0.0.1:PORT    (https://api.kraken.com)
 
-Kraken's v2 feed has no server-shutdown notice, so that fault does nothing here; drop,
-duplicate, reorder, malformed, disconnect, stall and the REST faults apply as on Binance
-(a dropped trade message is a gap of all the fills it carried).
+Every fault applies as on Binance (a dropped trade message is a gap of all the fills it
+carried); the server-shutdown notice is Kraken's `status` update with system `maintenance`,
+sent to every client before the close.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from marketpipe.model.records import Trade
 from marketpipe.simulator.faults import FaultPlan
 from marketpipe.simulator.feed import Frame
 from marketpipe.simulator.front import VenueFront
+from marketpipe.simulator.kraken import frames
 from marketpipe.simulator.kraken.feed import KrakenFeed
 from marketpipe.simulator.kraken.rest import KrakenRest
 from marketpipe.simulator.kraken.session import KrakenSession
@@ -63,6 +64,9 @@ class KrakenFront(VenueFront):
 
     def ground_truth(self) -> list[Trade]:
         return self.feed.ground_truth()
+
+    def shutdown_payload(self, now_ms: int) -> bytes | None:
+        return frames.status(0, system="maintenance")
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
