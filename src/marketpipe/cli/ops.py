@@ -123,8 +123,8 @@ def completeness(
         f"{r['exchange']} {r['symbol']} is {100 * r['completeness']:.4f} % complete "
         f"({r['missing_ids']} trade ids missing; min {min_pct:g} %)"
         for r in rows
-        if 100 * r["completeness"] < min_pct
-    ]
+        if r["completeness"] is not None and 100 * r["completeness"] < min_pct
+    ]  # a venue without trade ids cannot prove completeness, nor fail it
     _report(problems, len(rows), "completeness")
 
 

@@ -217,7 +217,7 @@ def status(
         )
         table.add_row(
             row["exchange"], row["symbol"], str(row["last_trade_id"]), str(last),
-            f"{100 * row['completeness']:.4f} %", str(row["missing_ids"]), str(row["gaps_found"]),
+            _percent(row["completeness"]), str(row["missing_ids"]), str(row["gaps_found"]),
             str(row["gaps_filled"]), str(row["duplicates"]), "-" if lag is None else _human(lag),
         )  # fmt: skip
     stdout_console().print(table)
@@ -235,3 +235,7 @@ def _human(seconds: float) -> str:
 def register(app: typer.Typer) -> None:
     app.command()(query)
     app.command()(status)
+
+
+def _percent(completeness: float | None) -> str:
+    return "not provable" if completeness is None else f"{100 * completeness:.4f} %"

@@ -8,6 +8,8 @@ from typing import Literal
 
 import msgspec
 
+from marketpipe.model.venues import has_sequential_ids
+
 Side = Literal["buy", "sell"]
 AlertKind = Literal["whale_trade", "volume_spike", "price_spike", "venue_divergence"]
 Severity = Literal["info", "warning", "critical"]
@@ -107,7 +109,10 @@ class Position(msgspec.Struct, frozen=True):
     duplicates: int
 
     @property
-    def completeness(self) -> float:
+    def completeness(self) -> float | None:
+        """Covered ids over the span; None where ids are keys (completeness not provable)."""
+        if not has_sequential_ids(self.exchange):
+            return None
         if not self.id_ranges:
             return 1.0
         span = self.id_ranges[-1][1] - self.id_ranges[0][0] + 1

@@ -16,8 +16,10 @@ from marketpipe.model.batch import CommitBatch
 from marketpipe.model.intervals import INTERVAL_US, INTERVALS, MINUTE_US
 from marketpipe.model.records import Candle, Position
 from marketpipe.model.schemas import TRADE_INT_SCHEMA, TRADE_SCHEMA
+from marketpipe.model.venues import has_sequential_ids
 from marketpipe.processing.alerts import AlertRules, AlertThresholds
 from marketpipe.processing.candles import CandleAcc, partial_candles, rollup_partials
+from marketpipe.processing.keyset import KeySet
 from marketpipe.processing.ledger import IdLedger
 from marketpipe.processing.windows import (
     NO_WATERMARK,
@@ -36,7 +38,7 @@ ROW_PATH_MAX = 2000
 
 @dataclass(slots=True)
 class SymbolStats:
-    ledger: IdLedger
+    ledger: IdLedger | KeySet  # a KeySet for venues whose trade ids are keys (model.venues)
     max_ts_event: int = 0
     trades_seen: int = 0
     duplicates: int = 0
@@ -91,9 +93,12 @@ class CandleEngine(WindowBook):
         """Rebuild state after a restart: id ledgers from positions, open windows from stored
         partial candles (with the event times of their first and last trades)."""
         for p in positions:
-            stats = SymbolStats(
-                IdLedger(p.id_ranges, p.gaps_found), p.max_ts_event, p.trades_seen, p.duplicates
+            ledger: IdLedger | KeySet = (
+                IdLedger(p.id_ranges, p.gaps_found)
+                if has_sequential_ids(p.exchange)
+                else KeySet(floor=p.last_trade_id)  # every stored key counts as seen
             )
+            stats = SymbolStats(ledger, p.max_ts_event, p.trades_seen, p.duplicates)
             self._symbols[(p.exchange, p.symbol)] = stats
             self._raise_watermark(p.exchange, p.max_ts_event - self.grace_us)
         minutes: list[Candle] = []
@@ -197,7 +202,7 @@ class CandleEngine(WindowBook):
         """Rows of one symbol not seen before, first occurrence kept, in arrival order."""
         stats = self._symbols.get(key)
         if stats is None:
-            stats = self._symbols[key] = SymbolStats(IdLedger())
+            stats = self._symbols[key] = SymbolStats(_new_ledger(key[0]))
         first: dict[int, int] = {}
         for i in rows:
             first.setdefault(ids[i], i)
@@ -265,7 +270,7 @@ class CandleEngine(WindowBook):
             key = (str(exchange), str(symbol))
             stats = self._symbols.get(key)
             if stats is None:
-                stats = self._symbols[key] = SymbolStats(IdLedger())
+                stats = self._symbols[key] = SymbolStats(_new_ledger(key[0]))
             delivered = part.height
             part = part.unique(subset="trade_id", keep="first", maintain_order=True)
             ids = part["trade_id"].to_numpy()
@@ -326,6 +331,10 @@ class CandleEngine(WindowBook):
             trades_seen=stats.trades_seen,
             duplicates=stats.duplicates,
         )
+
+
+def _new_ledger(exchange: str) -> IdLedger | KeySet:
+    return IdLedger() if has_sequential_ids(exchange) else KeySet()
 
 
 def _to_arrow(frame: pl.DataFrame) -> pa.Table:

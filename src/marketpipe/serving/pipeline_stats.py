@@ -98,8 +98,10 @@ class PipelineStats:
             rate = self._rate
         positions = self.view.positions()
         health = with_problems(self.view.backend.status(), lambda: positions)
-        covered = sum(p.trades_seen for p in positions)
-        missing = sum(p.missing_ids for p in positions)
+        # Only venues with consecutive ids can prove completeness (model.venues).
+        provable = [p for p in positions if p.completeness is not None]
+        covered = sum(p.trades_seen for p in provable)
+        missing = sum(p.missing_ids for p in provable)
         lags = [
             s.value
             for family in REGISTRY.collect()

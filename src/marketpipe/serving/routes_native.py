@@ -267,7 +267,10 @@ class NativeRoutes:
         for p in self.view.positions():
             row = position_row(p)
             row["age_s"] = round(now - p.max_ts_event / 1e6, 3) if p.max_ts_event else None
-            row["status"] = "ok" if p.completeness >= 0.999 else "incomplete"
+            complete = p.completeness
+            row["status"] = (
+                "unprovable" if complete is None else "ok" if complete >= 0.999 else "incomplete"
+            )
             rows.append(row)
         return rows
 

@@ -1,0 +1,16 @@
+"""What every layer must know about a venue's trade ids.
+
+Most venues number their trades consecutively per symbol, so ids prove completeness and gaps.
+Some give no ids: their connector derives a deterministic *key* from the trade's time and its
+arrival (see docs/venues.md). Keys dedup as ids do, but they are not a sequence: they prove
+nothing about completeness, and a hole between keys is not a gap.
+"""
+
+from typing import Final
+
+# Venues whose `trade_id` is a key derived from time and arrival, not a sequence number.
+KEYED_VENUES: Final = frozenset({"finnhub"})
+
+
+def has_sequential_ids(exchange: str) -> bool:
+    return exchange not in KEYED_VENUES
