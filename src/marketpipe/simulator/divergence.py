@@ -34,6 +34,21 @@ class Divergence:
         start = market_start_us + round(self.start_s * 1e6)
         return start, start + round(self.duration_s * 1e6)
 
+    @classmethod
+    def parse(cls, text: str) -> Divergence:
+        """`"kraken:BTC:80:30:20"`: venue, asset, bps, start s, duration s (a CLI spelling)."""
+        parts = [p.strip() for p in text.split(":")]
+        if len(parts) != 5:
+            raise ValueError(
+                f"divergence {text!r}: expected venue:asset:bps:start_s:duration_s, "
+                "e.g. kraken:BTC:80:30:20"
+            )
+        venue, asset, bps, start, duration = parts
+        try:
+            return cls(venue.lower(), asset.upper(), float(bps), float(start), float(duration))
+        except ValueError as exc:
+            raise ValueError(f"divergence {text!r}: {exc}") from None
+
     @property
     def log_offset(self) -> float:
         return math.log1p(self.bps / 1e4)
