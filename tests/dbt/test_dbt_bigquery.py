@@ -36,7 +36,7 @@ from tests.conftest import BINANCE_08, BINANCE_09
 from tests.dbt.bigquery_jobs_shim import jobs_shim
 from tests.dbt.test_dbt_duckdb import FIRST_PRICE, LAST_PRICE
 from tests.dbt.test_dbt_postgres import CLOCK_COLUMNS, MARTS
-from tests.dbt.warehouse import dbt, replay_into, require_dbt
+from tests.dbt.warehouse import dbt, replay_into, require_dbt, write_cross_venue_capture
 from tests.servers.scripts import ScriptServer, server_dir
 
 # A dbt build on the emulator takes about two minutes when the machine is busy.
@@ -121,7 +121,11 @@ def bigquery_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigQuer
     try:
         batches: list[CommitBatch] = []
         data_dir = root / "data"
-        replay_into(data_dir, [BINANCE_08, BINANCE_09], lambda batch, _: batches.append(batch))
+        # the recording and the other venues' tiny capture of the same hours (53 trades)
+        capture = write_cross_venue_capture(root)
+        replay_into(
+            data_dir, [BINANCE_08, BINANCE_09, capture], lambda batch, _: batches.append(batch)
+        )
         seed_warm_store(server.url, batches)
         client = emulator_client(server.url)
         for dataset in MODEL_DATASETS:
@@ -148,7 +152,7 @@ def test_compile_for_bigquery_gives_googlesql(bigquery_build: BigQueryBuild) -> 
     assert bigquery_build.compiled.ok, bigquery_build.compiled.tail(40)
     assert "target='bigquery'" in bigquery_build.compiled.output
     models = sorted(bigquery_build.compiled_dir.glob("models/*/*.sql"))
-    assert len(models) == 15
+    assert len(models) == 17
     sql = {path.stem: path.read_text() for path in models}
     for name, text in sql.items():
         # PostgreSQL/DuckDB forms GoogleSQL lacks (`"x"` would be a string literal there)
@@ -157,6 +161,8 @@ def test_compile_for_bigquery_gives_googlesql(bigquery_build: BigQueryBuild) -> 
     assert "cast(`interval` as string)" in sql["stg_marketpipe__candles"]
     assert "timestamp_trunc(traded_at, hour, 'UTC')" in sql["int_trades_bucketed_to_hours"]
     assert "interval 1 hour" in sql["trading_summary_hourly"]
+    # the asset of a symbol: dbt's position() is strpos on BigQuery
+    assert "strpos(symbol, '-')" in sql["cross_venue_volume_share_hourly"]
 
 
 def test_dbt_alone_fails_on_the_emulators_job_metadata(bigquery_build: BigQueryBuild) -> None:
@@ -177,8 +183,13 @@ def test_build_passes_on_bigquery_with_every_test_counted(bigquery_build: BigQue
     passed, warned, errors, skipped, total = map(int, done.groups())
     assert (warned, errors, skipped) == (0, 0, 0) and passed == total >= 100
     assert "target='bigquery'" in bigquery_build.built.output
-    # the unit tests (VWAP, volatility, drawdown) ran on BigQuery too, and so counted as passed
-    assert bigquery_build.built.output.count("START unit_test") == 4
+    # the unit tests (VWAP, volatility, drawdown, cross-venue shares and spread) ran on
+    # BigQuery too, and so counted as passed
+    assert bigquery_build.built.output.count("START unit_test") == 6
+    for model in ("cross_venue_volume_share_hourly", "cross_venue_hourly"):
+        assert re.search(
+            rf"OK created sql incremental model marts\.{model}\b", bigquery_build.built.output
+        ), model
 
 
 def mart_rows(client: bigquery.Client, model: str) -> list[dict[str, object]]:

@@ -5,15 +5,26 @@ them with the standard library), never against what the marts produced."""
 
 import json
 import re
+from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from harness.reference import raw_trades, reference_hours
+from marketpipe.model.symbols import comparable_asset
 from tests.conftest import BINANCE_08, BINANCE_09
 from tests.dbt.conftest import BuiltMarts
-from tests.dbt.warehouse import copy_data_dir, dbt, more_synthetic_trades, replay_into
+from tests.dbt.warehouse import (
+    CROSS_VENUE_START_US,
+    HOUR_US,
+    copy_data_dir,
+    cross_venue_trades,
+    dbt,
+    more_synthetic_trades,
+    replay_into,
+)
 
 # dbt and Airflow runs take minutes when the machine is busy.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -50,9 +61,22 @@ def test_build_passes_with_every_test_counted(built_marts: BuiltMarts) -> None:
     assert {ran[t] for t in declared_tests} == {"pass"}
     # unit tests for VWAP, volatility and drawdown, and the mart-vs-candles test are among them
     names = " ".join(declared_tests)
-    for expected in ("vwap", "volatility", "drawdown", "assert_hourly_summary_matches"):
+    for expected in (
+        "vwap",
+        "volatility",
+        "drawdown",
+        "assert_hourly_summary_matches",
+        "cross_venue_shares",
+        "cross_venue_spread",
+        "assert_cross_venue_marts",
+    ):
         assert expected in names
     assert len(declared_tests) >= 100
+    models = {k.rsplit(".", 1)[-1] for k in manifest["nodes"] if k.startswith("model.")}
+    assert {"cross_venue_hourly", "cross_venue_volume_share_hourly"} <= models
+    assert {"cross_venue_hourly", "cross_venue_volume_share_hourly"} <= {
+        r["unique_id"].rsplit(".", 1)[-1] for r in results if r["status"] == "success"
+    }
 
 
 def test_hourly_summary_equals_sql_over_raw_frames(built_marts: BuiltMarts) -> None:
@@ -96,9 +120,10 @@ def test_daily_quality_and_overview_match_raw_frames(built_marts: BuiltMarts) ->
     assert overview[0] == LAST_PRICE
     assert overview[1] == pytest.approx(sum(r[3] for r in rows), rel=1e-12)
     assert overview[2] == len(rows)
-    ranked = con.execute("SELECT symbol FROM marts.market_overview ORDER BY volume_rank")
-    symbols = [r[0] for r in ranked.fetchall()]
-    assert sorted(symbols) == ["BTC-USDT", "ETH-USDT", "SOL-USDT", "XRP-USDT"]
+    ranked = con.execute("SELECT exchange, symbol FROM marts.market_overview ORDER BY volume_rank")
+    assert sorted(ranked.fetchall()) == [
+        ("binance", s) for s in ("BTC-USDC", "BTC-USDT", "ETH-USDT", "SOL-USDT", "XRP-USDT")
+    ] + [("coinbase", "BTC-USD"), ("kraken", "BTC-EUR"), ("kraken", "BTC-USD")]
 
 
 def test_synthetic_days_are_summarized_per_symbol_and_day(built_marts: BuiltMarts) -> None:
@@ -106,7 +131,8 @@ def test_synthetic_days_are_summarized_per_symbol_and_day(built_marts: BuiltMart
     per_symbol = con.execute(
         """
         SELECT symbol, count(*), sum(trade_count), min(completeness_pct)
-        FROM marts.trading_summary_daily WHERE symbol <> 'BTC-USDT' GROUP BY symbol ORDER BY 1
+        FROM marts.trading_summary_daily WHERE symbol IN ('ETH-USDT', 'SOL-USDT', 'XRP-USDT')
+        GROUP BY symbol ORDER BY 1
         """
     ).fetchall()
     stored = dict(
@@ -124,9 +150,117 @@ def test_synthetic_days_are_summarized_per_symbol_and_day(built_marts: BuiltMart
         assert completeness == 100.0
     volatility = con.execute(
         "SELECT count(*) FROM marts.trading_summary_daily "
-        "WHERE symbol <> 'BTC-USDT' AND realized_volatility > 0 AND max_drawdown >= 0"
+        "WHERE symbol IN ('ETH-USDT', 'SOL-USDT', 'XRP-USDT') "
+        "AND realized_volatility > 0 AND max_drawdown >= 0"
     ).fetchone()
     assert volatility is not None and volatility[0] >= 9
+
+
+def _cross_venue_reference() -> dict[tuple[str, int, str], list[float]]:
+    """Plain Python over the raw trades (the recorded frames, parsed by harness/reference.py,
+    and the capture's rows): (asset, hour µs, exchange) -> [base, quote, trades, symbols]."""
+    trades = [("binance", "BTC-USDT", r[2], r[3], r[5] * 1000)
+              for r in raw_trades([BINANCE_08, BINANCE_09])]  # fmt: skip
+    trades += [(t.exchange, t.symbol, t.price, t.qty, t.ts_event) for t in cross_venue_trades()]
+    venues: dict[tuple[str, int, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0, 0])
+    symbols: dict[tuple[str, int, str], set[str]] = defaultdict(set)
+    for exchange, symbol, price, qty, ts in trades:
+        asset = comparable_asset(symbol)
+        assert asset is not None
+        key = (asset, ts - ts % HOUR_US, exchange)
+        venue = venues[key]
+        venue[0] += qty
+        venue[1] += price * qty
+        venue[2] += 1
+        symbols[key].add(symbol)
+        venue[3] = len(symbols[key])
+    return dict(venues)
+
+
+def _hour(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, UTC)
+
+
+def test_cross_venue_marts_equal_python_over_the_raw_trades(built_marts: BuiltMarts) -> None:
+    venues = _cross_venue_reference()
+    con = marts(built_marts.data_dir)
+    shares = con.execute(
+        """
+        SELECT asset, hour_start, exchange, base_volume, quote_volume, trade_count, symbol_count,
+               venue_count, vwap, cross_venue_vwap, volume_share, vwap_vs_cross_venue_bps,
+               volume_rank
+        FROM marts.cross_venue_volume_share_hourly WHERE asset IN ('BTC-USD', 'BTC-EUR')
+        ORDER BY asset, hour_start, exchange
+        """
+    ).fetchall()
+    assert [(a, h, e) for a, h, e, *_ in shares] == [(a, _hour(h), e) for a, h, e in sorted(venues)]
+    hours: dict[tuple[str, int], list[tuple[str, list[float]]]] = defaultdict(list)
+    for (asset, hour, exchange), venue in sorted(venues.items()):
+        hours[asset, hour].append((exchange, venue))
+    approx = {"rel": 1e-9, "abs": 1e-9}
+    for row, (key, (base, quote, count, n_symbols)) in zip(
+        shares, sorted(venues.items()), strict=True
+    ):
+        peers = hours[key[0], key[1]]
+        total_base = sum(v[0] for _, v in peers)
+        total_quote = sum(v[1] for _, v in peers)
+        cross = total_quote / total_base
+        by_volume = sorted(peers, key=lambda p: (-p[1][1], p[0]))
+        expected = (base, quote, count, n_symbols, len(peers), quote / base, cross,
+                    quote / total_quote, 10_000 * (quote / base / cross - 1))  # fmt: skip
+        assert row[5:8] == (count, n_symbols, len(peers)), row
+        assert row[3:5] == pytest.approx(expected[:2], rel=1e-12), row
+        assert row[8:12] == pytest.approx(expected[5:], **approx), row
+        assert row[12] == 1 + [e for e, _ in by_volume].index(key[2])
+
+    summary = con.execute(
+        """
+        SELECT asset, hour_start, hour_end, venue_count, trade_count, base_volume, quote_volume,
+               vwap, highest_vwap, highest_vwap_exchange, lowest_vwap, lowest_vwap_exchange,
+               vwap_spread, spread_bps, leading_exchange, leading_volume_share
+        FROM marts.cross_venue_hourly WHERE asset IN ('BTC-USD', 'BTC-EUR')
+        ORDER BY asset, hour_start
+        """
+    ).fetchall()
+    assert [(a, h) for a, h, *_ in summary] == [(a, _hour(h)) for a, h in sorted(hours)]
+    for row, ((_asset, hour), peers) in zip(summary, sorted(hours.items()), strict=True):
+        base = sum(v[0] for _, v in peers)
+        quote = sum(v[1] for _, v in peers)
+        vwaps = {e: v[1] / v[0] for e, v in peers}
+        high = max(vwaps.values())
+        low = min(vwaps.values())
+        leader = min(peers, key=lambda p: (-p[1][1], p[0]))
+        assert row[2] == _hour(hour + HOUR_US)
+        assert row[3:5] == (len(peers), sum(v[2] for _, v in peers))
+        assert row[5:7] == pytest.approx((base, quote), rel=1e-12)
+        assert row[7] == pytest.approx(quote / base, rel=1e-12)
+        assert (row[8], row[10]) == pytest.approx((high, low), rel=1e-12)
+        assert row[9] == min(e for e, v in vwaps.items() if v == high)
+        assert row[11] == min(e for e, v in vwaps.items() if v == low)
+        assert row[12:14] == pytest.approx((high - low, 10_000 * (high - low) / (quote / base)),
+                                           **approx)  # fmt: skip
+        assert row[14] == leader[0]
+        assert row[15] == pytest.approx(leader[1][1] / quote, rel=1e-12)
+
+    # Facts of the capture, by construction: venues per hour, one venue for two dollar
+    # quotes, and the trades on both sides of midnight in their own hours.
+    start = CROSS_VENUE_START_US
+    counts = {(a, h): n for a, h, _, n, *_ in summary}
+    assert counts == {
+        **{("BTC-USD", _hour(start + i * HOUR_US)): n for i, n in enumerate((2, 3, 3, 1))},
+        ("BTC-EUR", _hour(start + HOUR_US)): 1,
+        ("BTC-EUR", _hour(start + 2 * HOUR_US)): 1,
+    }
+    by_key = {(a, h, e): r for a, h, e, *r in shares}
+    midnight = _hour(start + 2 * HOUR_US)
+    before = _hour(start + HOUR_US)
+    assert by_key["BTC-USD", midnight, "binance"][3] == 2  # BTC-USDT and BTC-USDC
+    assert by_key["BTC-USD", midnight, "coinbase"][2] == 6  # 5 + the trade at 00:00:00.000000
+    assert by_key["BTC-USD", before, "coinbase"][2] == 5
+    assert by_key["BTC-USD", before, "kraken"][2] == 6  # 5 + the trade at 23:59:59.999999
+    assert by_key["BTC-USD", midnight, "kraken"][2] == 5
+    single = summary[-1]
+    assert single[0] == "BTC-USD" and single[3] == 1 and single[13] == 0.0
 
 
 def test_incremental_run_after_new_trades_equals_full_refresh(
@@ -145,7 +279,13 @@ def test_incremental_run_after_new_trades_equals_full_refresh(
     assert before == after
 
 
-_MARTS = ("trading_summary_hourly", "trading_summary_daily", "data_quality_daily")
+_MARTS = (
+    "trading_summary_hourly",
+    "trading_summary_daily",
+    "data_quality_daily",
+    "cross_venue_volume_share_hourly",
+    "cross_venue_hourly",
+)
 
 
 def _q(model: str, template: str) -> str:

@@ -31,6 +31,8 @@ MARTS = {
     "market_overview": "exchange, symbol",
     "alerts_daily": "alert_date, exchange, symbol, alert_kind, severity",
     "data_quality_daily": "exchange, symbol, trade_date",
+    "cross_venue_volume_share_hourly": "asset, hour_start, exchange",
+    "cross_venue_hourly": "asset, hour_start",
 }
 # Computed from the build clock, so the two builds differ by their run times.
 CLOCK_COLUMNS = {"seconds_since_last_trade"}
@@ -86,6 +88,9 @@ def test_build_passes_on_postgres_with_every_test_counted(
     passed, warned, errors, skipped, total = map(int, done.groups())
     assert (warned, errors, skipped) == (0, 0, 0) and passed == total >= 100
     assert "target='postgres'" in postgres_build.result.output
+    for model in ("cross_venue_volume_share_hourly", "cross_venue_hourly"):
+        line = rf"OK created sql incremental model marts\.{model}\b"
+        assert re.search(line, postgres_build.result.output), model
 
 
 def test_hourly_summary_on_postgres_equals_sql_over_raw_frames(
@@ -158,4 +163,9 @@ def test_api_serves_the_postgres_marts(postgres_build: PostgresBuild) -> None:
     assert rows[0]["open_price"] == FIRST_PRICE and rows[-1]["close_price"] == LAST_PRICE
     overview = client.get("/api/v1/analytics/market-overview").json()
     assert [r["volume_rank"] for r in overview] == sorted(r["volume_rank"] for r in overview)
-    assert {r["symbol"] for r in overview} == {"BTC-USDT", "ETH-USDT", "SOL-USDT", "XRP-USDT"}
+    assert {(r["exchange"], r["symbol"]) for r in overview} == {
+        *(("binance", s) for s in ("BTC-USDC", "BTC-USDT", "ETH-USDT", "SOL-USDT", "XRP-USDT")),
+        ("coinbase", "BTC-USD"),
+        ("kraken", "BTC-EUR"),
+        ("kraken", "BTC-USD"),
+    }

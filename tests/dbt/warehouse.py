@@ -1,10 +1,15 @@
-"""A data dir for dbt tests: the two recorded BTCUSDT files plus a synthetic multi-day,
-multi-symbol market, replayed through the real pipeline (small enough for CI)."""
+"""A data dir for dbt tests: the two recorded BTCUSDT files, a small synthetic capture of the
+same hours on other venues, and a synthetic multi-day, multi-symbol market, replayed through
+the real pipeline (small enough for CI)."""
 
 import asyncio
+import json
+import random
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -46,17 +51,95 @@ def synthetic_recordings(root: Path, *, end_us: int) -> tuple[Path, Path]:
     return first, more
 
 
+class CapturedTrade(NamedTuple):
+    exchange: str
+    symbol: str
+    trade_id: int
+    price: float
+    qty: float
+    side: str
+    ts_event: int  # µs
+
+
+HOUR_US = 3_600_000_000
+# 2024-08-08 22:00 UTC: two hours before the recorded BTCUSDT trades (23:54:15 - 00:05:05).
+CROSS_VENUE_START_US = 1_723_154_400 * 1_000_000
+# (exchange, symbol, price level, first trade id, hours after CROSS_VENUE_START_US). BTC-USD
+# trades on two venues at 22:00, three at 23:00 and 00:00 (with Binance's recorded BTC-USDT and
+# a BTC-USDC beside it: one venue, two dollar quotes) and one at 01:00; BTC-EUR is its own asset.
+CROSS_VENUE_LISTINGS = (
+    ("coinbase", "BTC-USD", 61_840.0, 700_000_001, (0, 1, 2)),
+    ("kraken", "BTC-USD", 61_790.0, 88_000_001, (0, 1, 2, 3)),
+    ("kraken", "BTC-EUR", 56_400.0, 5_000_001, (1, 2)),
+)
+# Binance's BTC-USDC stays within the recorded BTCUSDT's span: the watermark is per exchange,
+# so a Binance trade more than the allowed lateness (1 h) behind the recording would be late.
+BINANCE_USDC_OFFSETS_S = (6930, 7030, 7180, 7220, 7320, 7470)  # 23:55:30 ... 00:04:30
+TRADE_MINUTES = (3, 17, 29, 41, 56)
+
+
+def cross_venue_trades() -> list[CapturedTrade]:
+    """The synthetic capture's trades, in event-time order. Ids are consecutive per symbol
+    (completeness stays 100 %); the boundary trades sit on both sides of midnight."""
+    rng = random.Random(13)
+    stamps: dict[tuple[str, str], list[int]] = {}
+    for exchange, symbol, _, _, hours in CROSS_VENUE_LISTINGS:
+        stamps[exchange, symbol] = [
+            CROSS_VENUE_START_US + h * HOUR_US + m * 60_000_000 + rng.randrange(60_000_000)
+            for h in hours
+            for m in TRADE_MINUTES
+        ]
+    stamps["coinbase", "BTC-USD"].append(CROSS_VENUE_START_US + 2 * HOUR_US)  # 00:00:00.000000
+    stamps["kraken", "BTC-USD"].append(CROSS_VENUE_START_US + 2 * HOUR_US - 1)  # 23:59:59.999999
+    stamps["binance", "BTC-USDC"] = [
+        CROSS_VENUE_START_US + s * 1_000_000 for s in BINANCE_USDC_OFFSETS_S
+    ]
+    levels = {(e, s): (p, i) for e, s, p, i, _ in CROSS_VENUE_LISTINGS}
+    levels["binance", "BTC-USDC"] = (61_650.0, 1_500_000_001)
+    trades = []
+    for key, times in stamps.items():
+        level, first_id = levels[key]
+        for n, ts in enumerate(sorted(times)):
+            price = round(level * (1 + rng.uniform(-0.002, 0.002)), 2)
+            qty = round(rng.uniform(0.001, 0.4), 5)
+            side = rng.choice(("buy", "sell"))
+            trades.append(CapturedTrade(*key, first_id + n, price, qty, side, ts))
+    return sorted(trades, key=lambda t: (t.ts_event, t.exchange, t.symbol, t.trade_id))
+
+
+def write_cross_venue_capture(root: Path) -> Path:
+    """The capture JSONL `marketpipe replay` reads: Coinbase's times as ISO text, the other
+    venues' as µs integers, as a capture may hold either."""
+    path = root / "cross-venue.jsonl"
+    with path.open("w") as out:
+        for t in cross_venue_trades():
+            line = t._asdict()
+            if t.exchange == "coinbase":
+                line["ts_event"] = _iso(t.ts_event)
+            line["ts_recv"] = line["ts_event"]
+            out.write(json.dumps(line) + "\n")
+    return path
+
+
+def _iso(us: int) -> str:
+    seconds, micros = divmod(us, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros).isoformat()
+
+
 def replay_into(data_dir: Path, paths: list[Path], on_commit: CommitHook | None = None) -> None:
     settings = load_settings(data_dir=data_dir, log_format="json")
     replay(settings, paths, on_commit=on_commit)
 
 
 def build_data_dir(root: Path, on_commit: CommitHook | None = None) -> Path:
-    """Replay both recorded files and the synthetic market; `on_commit` sees every batch."""
+    """Replay both recorded files, the other venues' capture of the same hours (after them:
+    each exchange has its own watermark) and the synthetic market; `on_commit` sees every
+    batch."""
     data_dir = root / "data"
     now_us = time.time_ns() // 1000
     synthetic, _ = synthetic_recordings(root, end_us=now_us)
-    replay_into(data_dir, [BINANCE_08, BINANCE_09], on_commit)
+    capture = write_cross_venue_capture(root)
+    replay_into(data_dir, [BINANCE_08, BINANCE_09, capture], on_commit)
     replay_into(data_dir, [synthetic], on_commit)
     return data_dir
 
