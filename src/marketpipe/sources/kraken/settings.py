@@ -40,8 +40,13 @@ class KrakenSettings(VenueSettings):
     # trade id nothing local remembers, e.g. after a restart.
     locate_step_s: float = Field(60.0, gt=0)
 
-    @field_validator("symbols")
+    @field_validator("symbols", mode="before")
     @classmethod
-    def _common_spelling(cls, value: list[str]) -> list[str]:
+    def _common_spelling(cls, value: object) -> object:
+        # Before the generic normalization, which would split `XBTUSD` as XB-TUSD; and
         # `XBT/USD` and `BTC/USD` are one pair: trades arrive as BTC-USD either way.
-        return list(dict.fromkeys(canonical(symbol) for symbol in value))
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", ",").split(",") if part]
+        if isinstance(value, list):
+            return [canonical(s) if isinstance(s, str) else s for s in value]
+        return value

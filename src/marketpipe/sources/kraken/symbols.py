@@ -37,7 +37,9 @@ def kraken_asset(asset: str) -> str:
 
 
 def canonical(symbol: str) -> str:
-    """Any spelling of a pair (`XBT/USD`, `xbt-usd`, `BTC/USD`) as ours: `BTC-USD`."""
+    """Any spelling of a pair (`XBT/USD`, `xbt-usd`, `BTC/USD`, `XBTUSD`) as ours: `BTC-USD`."""
+    if not any(sep in symbol for sep in "-/_"):
+        return from_rest(symbol.strip())  # Kraken's quotes split it (`XBTUSD` is not XB-TUSD)
     base, _, quote = normalize(symbol).partition("-")
     return f"{common_asset(base)}-{common_asset(quote)}"
 
