@@ -68,7 +68,7 @@ pub struct Rest {
 #[derive(Default)]
 pub struct Decoded {
     pub symbols: Vec<String>,
-    symbol_index: HashMap<String, i32>,
+    symbol_index: HashMap<Vec<u8>, i32>,
     pub trades: Trades,
     pub quotes: Quotes,
     pub rest: Rest,
@@ -76,14 +76,14 @@ pub struct Decoded {
 
 impl Decoded {
     fn symbol(&mut self, native: &[u8]) -> i32 {
-        // `native` was checked to be UTF-8 with the whole line.
-        let text = std::str::from_utf8(native).unwrap_or_default();
-        if let Some(&index) = self.symbol_index.get(text) {
+        if let Some(&index) = self.symbol_index.get(native) {
             return index;
         }
+        // `native` was checked to be UTF-8 with the whole line.
+        let text = String::from_utf8_lossy(native).into_owned();
         let index = self.symbols.len() as i32;
-        self.symbols.push(text.to_owned());
-        self.symbol_index.insert(text.to_owned(), index);
+        self.symbols.push(text);
+        self.symbol_index.insert(native.to_vec(), index);
         index
     }
 }
@@ -130,7 +130,9 @@ impl<'a> Fields<'a> {
 /// The `data` object: known fields kept, unknown keys' scalar values skipped, each key once.
 fn data_object<'a>(scan: &mut Scanner<'a>) -> Option<Fields<'a>> {
     let mut fields = Fields::default();
-    let mut unknown: Vec<&'a [u8]> = Vec::new();
+    // Unknown keys seen, to refuse a duplicate; a frame with many is the parser's.
+    let mut unknown: [&'a [u8]; 8] = [b""; 8];
+    let mut unknowns = 0;
     if !scan.eat(b'{') {
         return None;
     }
@@ -151,10 +153,11 @@ fn data_object<'a>(scan: &mut Scanner<'a>) -> Option<Fields<'a>> {
                 }
             }
             None => {
-                if unknown.contains(&key) {
+                if unknowns == unknown.len() || unknown[..unknowns].contains(&key) {
                     return None;
                 }
-                unknown.push(key);
+                unknown[unknowns] = key;
+                unknowns += 1;
             }
         }
         if scan.eat(b',') {
@@ -335,7 +338,7 @@ pub fn decode_block(block: &[u8], first_line: i64) -> Decoded {
     }
     let mut no = first_line;
     while pos < block.len() {
-        let end = block[pos..].iter().position(|&b| b == b'\n').map_or(block.len(), |i| pos + i);
+        let end = memchr::memchr(b'\n', &block[pos..]).map_or(block.len(), |i| pos + i);
         let mut stop = end;
         if stop > pos && block[stop - 1] == b'\r' {
             stop -= 1;
@@ -353,7 +356,9 @@ fn decode_line(out: &mut Decoded, block: &[u8], start: usize, stop: usize, no: i
     let line = &block[start..stop];
     let decoded = (|| {
         let (recv, json_start) = recv_ns(line)?;
-        std::str::from_utf8(line).ok()?;
+        if !line.is_ascii() {
+            std::str::from_utf8(line).ok()?;
+        }
         let frame = frame(&line[json_start..])?;
         Some((recv, json_start, frame))
     })();

@@ -63,18 +63,13 @@ impl<'a> Scanner<'a> {
             return None;
         }
         let start = self.pos + 1;
-        let mut i = start;
-        loop {
-            let b = *self.bytes.get(i)?;
-            if b == b'"' {
-                self.pos = i + 1;
-                return Some(&self.bytes[start..i]);
-            }
-            if b == b'\\' || b < 0x20 {
-                return None; // an escape or a raw control character: the Python parser decides
-            }
-            i += 1;
+        let len = memchr::memchr(b'"', &self.bytes[start..])?;
+        let text = &self.bytes[start..start + len];
+        if text.iter().any(|&b| b == b'\\' || b < 0x20) {
+            return None; // an escape or a raw control character: the Python parser decides
         }
+        self.pos = start + len + 1;
+        Some(text)
     }
 
     /// A JSON number; `Int` when it has neither fraction nor exponent.
