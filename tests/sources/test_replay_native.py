@@ -180,6 +180,15 @@ def test_quotes_keep_the_last_of_each_stream_across_both_decoders(tmp_path: Path
     assert_same(lines, [3], tmp_path / "e.recv")  # a block boundary splits the stream
 
 
+def test_a_byte_order_mark_at_a_block_start_is_dropped_on_both_paths(tmp_path: Path) -> None:
+    """Polars' line reader drops it (the Python path); the native splitter does the same."""
+    lines = [b"\xef\xbb\xbf" + trade_line(t=1), trade_line(t=2), b"\xef\xbb\xbf" + trade_line(t=3)]
+    assert_same(lines, [], tmp_path / "bom.recv", ordered=True)
+    [chunk] = _chunks(lines, [], tmp_path / "bom.recv", native=True)
+    assert chunk.trades.column("trade_id").to_pylist() == [1, 2]
+    assert [d.context.rsplit(":", 1)[1] for d in chunk.dead_letters] == ["3"]
+
+
 # ---- generated frames --------------------------------------------------------------------
 
 _INTS = st.one_of(
