@@ -135,7 +135,7 @@ async def test_a_client_that_never_subscribes_is_closed() -> None:
 
 async def test_faults_apply_on_coinbase_drop_duplicate_and_disconnect() -> None:
     plan = FaultPlan(
-        drop_prob=0.05, duplicate_prob=0.05, malformed_prob=0.02, disconnect_every_s=1.5, seed=3
+        drop_prob=0.05, duplicate_prob=0.05, malformed_prob=0.1, disconnect_every_s=1.5, seed=3
     )
     async with front(plan) as cb, websockets.connect(cb.ws_url) as ws:
         await ws.send(

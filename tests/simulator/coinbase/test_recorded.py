@@ -30,7 +30,7 @@ def _recorded(kind: str) -> list[dict[str, Any]]:
 
 
 async def _replay(shift_times: bool) -> tuple[list[dict[str, Any]], CoinbaseFront, list[Any]]:
-    feed = RecordedCoinbaseFeed(RECORDING, shift_times=shift_times, speed=20.0)
+    feed = RecordedCoinbaseFeed(RECORDING, shift_times=shift_times, speed=20.0, lead_in_s=0.5)
     products = sorted(s.native for s in feed.specs)
     async with CoinbaseFront(feed) as cb, websockets.connect(cb.ws_url) as ws:
         sub = {"type": "subscribe", "product_ids": products, "channels": ["matches"]}

@@ -73,7 +73,10 @@ class RecordedCoinbaseFeed:
         shift_times: bool = True,
         speed: float = 1.0,
         heartbeat_every_us: int = 1_000_000,
+        lead_in_s: float = 0.0,
     ) -> None:
+        """`lead_in_s`: wait this long after the first poll before the first frame, so
+        clients can subscribe before the recording starts."""
         sources = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
         messages: list[tuple[int, dict[str, object], bytes]] = []
         for source in sources:
@@ -86,6 +89,7 @@ class RecordedCoinbaseFeed:
             raise ValueError(f"no match messages in {', '.join(map(str, sources))}")
         self.shift_times, self.speed = shift_times, speed
         self.heartbeat_every_us = heartbeat_every_us
+        self._lead_in_us = round(lead_in_s * 1e6)
         self._shift_us = 0
         self._products = self._products_of(trades)
         for _, body, _ in trades:
@@ -155,11 +159,13 @@ class RecordedCoinbaseFeed:
 
     def poll(self, now_us: int) -> list[Frame]:
         if self._start_us is None:
-            self._start_us = now_us
-            self._shift_us = now_us - self._first_trade_us if self.shift_times else 0
+            self._start_us = now_us + self._lead_in_us
+            self._shift_us = self._start_us - self._first_trade_us if self.shift_times else 0
             for product in self._products.values():  # the trades before the recording too
                 product.tape.col("ts_us")[:] += self._shift_us
         due_us = self._origin_us + int((now_us - self._start_us) * self.speed)
+        if now_us < self._start_us:
+            due_us = -1  # still in the lead-in
         out: list[Frame] = []
         while self._next < len(self._frames) and self._frames[self._next][0] <= due_us:
             _, body, raw = self._frames[self._next]
