@@ -187,7 +187,8 @@ class _LineBlocks:
             if not piece and self.broken is None:
                 cut = len(buffer)  # the end: a last line without a newline is whole
             if cut:
-                block = bytes(buffer[:cut])
+                with memoryview(buffer) as view:  # one copy of the block, not two
+                    block = view[:cut].tobytes()
                 del buffer[:cut]
                 yield line, block
                 line += block.count(b"\n") + (not block.endswith(b"\n"))
@@ -244,7 +245,7 @@ class ReplayReader:
         self.paths = list(paths)
         self.symbols = symbols or SymbolMap()
         self.use_native = native
-        self._native: ModuleType | None | Literal[False] = False  # False: not looked up yet
+        self._native: ModuleType | Literal[False] | None = False  # False: not looked up yet
         for path in self.paths:
             detect_format(path)  # fail fast, before any work, on a file we cannot read
 
