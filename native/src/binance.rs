@@ -263,8 +263,15 @@ fn recv_ns(line: &[u8]) -> Option<(i64, usize)> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let significant = digits.iter().position(|&b| b != b'0').map_or(&digits[..0], |i| &digits[i..]);
-    let value = if significant.is_empty() { 0 } else { int_in(significant, 0, i64::MAX)? };
+    let significant = digits
+        .iter()
+        .position(|&b| b != b'0')
+        .map_or(&digits[..0], |i| &digits[i..]);
+    let value = if significant.is_empty() {
+        0
+    } else {
+        int_in(significant, 0, i64::MAX)?
+    };
     Some((value, space + 1))
 }
 
@@ -369,7 +376,14 @@ fn decode_line(out: &mut Decoded, block: &[u8], start: usize, stop: usize, no: i
     };
     let recv_us = recv / 1000;
     match frame {
-        Frame::Trade { symbol, trade_id, price, qty, sell, time_ms } => {
+        Frame::Trade {
+            symbol,
+            trade_id,
+            price,
+            qty,
+            sell,
+            time_ms,
+        } => {
             let symbol = out.symbol(symbol);
             let t = &mut out.trades;
             t.symbol.push(symbol);
@@ -381,7 +395,13 @@ fn decode_line(out: &mut Decoded, block: &[u8], start: usize, stop: usize, no: i
             t.ts_recv.push(recv_us);
             t.origin.push(no, start, stop);
         }
-        Frame::Quote { symbol, bid, bid_qty, ask, ask_qty } => {
+        Frame::Quote {
+            symbol,
+            bid,
+            bid_qty,
+            ask,
+            ask_qty,
+        } => {
             let symbol = out.symbol(symbol);
             let stream = stream_prefix(line, json_start).map(|(a, b)| (start + a, start + b));
             let q = &mut out.quotes;
@@ -438,14 +458,14 @@ mod tests {
     #[test]
     fn doubtful_lines_are_handed_back() {
         let cases = [
-            TRADE.replace("61000.50", "0.00000000"),       // not positive
-            TRADE.replace("\"t\":42", "\"t\":-1"),          // negative id
+            TRADE.replace("61000.50", "0.00000000"), // not positive
+            TRADE.replace("\"t\":42", "\"t\":-1"),   // negative id
             TRADE.replace("\"t\":42", "\"t\":9223372036854775808"),
             TRADE.replace("\"T\":1723161600120", "\"T\":0"), // time must be positive
             TRADE.replace("\"T\":1723161600120", "\"T\":9223372036854776"),
-            TRADE.replace("BTCUSDT", "BTC\\u0055SDT"),      // an escape
+            TRADE.replace("BTCUSDT", "BTC\\u0055SDT"), // an escape
             TRADE.replace("\"m\":true", "\"m\":1"),
-            TRADE.replace("\"M\":true", "\"M\":[1]"),      // a nested unknown value
+            TRADE.replace("\"M\":true", "\"M\":[1]"), // a nested unknown value
             TRADE.replace("\"t\":42", "\"t\":42,\"t\":43"), // duplicate key
             TRADE.replace("@trade", "@depth"),
             TRADE.replace("1723161600123456789", "9223372036854775808"),

@@ -240,7 +240,18 @@ mod tests {
         assert_eq!(decimal(b"1e-8"), Some(1e-8));
         assert_eq!(decimal(b"+2.5E3"), Some(2500.0));
         assert_eq!(decimal(b"0.00000000"), Some(0.0));
-        for bad in [&b"inf"[..], b"nan", b"1_0", b" 1", b".5", b"5.", b"1e", b"", b"-", b"1.2.3"] {
+        for bad in [
+            &b"inf"[..],
+            b"nan",
+            b"1_0",
+            b" 1",
+            b".5",
+            b"5.",
+            b"1e",
+            b"",
+            b"-",
+            b"1.2.3",
+        ] {
             assert_eq!(decimal(bad), None, "{:?}", std::str::from_utf8(bad));
         }
     }

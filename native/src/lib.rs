@@ -55,7 +55,9 @@ fn timestamps(values: Vec<i64>) -> ArrayRef {
 }
 
 fn constant(text: &str, rows: usize) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(text, rows)))
+    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+        text, rows,
+    )))
 }
 
 fn origin(o: Origin) -> Vec<(&'static str, ArrayRef)> {
@@ -71,10 +73,17 @@ fn batches(
     block: &[u8],
     exchange: &str,
 ) -> Result<(RecordBatch, RecordBatch, RecordBatch, Vec<String>), ArrowError> {
-    let Decoded { symbols, trades: t, quotes: q, rest, .. } = decoded;
+    let Decoded {
+        symbols,
+        trades: t,
+        quotes: q,
+        rest,
+        ..
+    } = decoded;
 
     let rows = t.trade_id.len();
-    let side = StringArray::from_iter_values(t.sell.iter().map(|&s| if s { "sell" } else { "buy" }));
+    let side =
+        StringArray::from_iter_values(t.sell.iter().map(|&s| if s { "sell" } else { "buy" }));
     let mut columns: Vec<(&str, ArrayRef)> = vec![
         ("exchange", constant(exchange, rows)),
         ("symbol_index", Arc::new(Int32Array::from(t.symbol))),
@@ -90,7 +99,9 @@ fn batches(
 
     let rows = q.bid.len();
     let stream = StringArray::from_iter(
-        q.stream.iter().map(|span| span.and_then(|(a, b)| std::str::from_utf8(&block[a..b]).ok())),
+        q.stream
+            .iter()
+            .map(|span| span.and_then(|(a, b)| std::str::from_utf8(&block[a..b]).ok())),
     );
     let mut columns: Vec<(&str, ArrayRef)> = vec![
         ("exchange", constant(exchange, rows)),
@@ -108,7 +119,9 @@ fn batches(
 
     // Handed-back lines as text, undecodable bytes as U+FFFD: as Polars' lossy reader has them.
     let lines = StringArray::from_iter_values(
-        rest.span.iter().map(|&(a, b)| String::from_utf8_lossy(&block[a..b])),
+        rest.span
+            .iter()
+            .map(|&(a, b)| String::from_utf8_lossy(&block[a..b])),
     );
     let rest = RecordBatch::try_from_iter(vec![
         ("line", Arc::new(lines) as ArrayRef),
