@@ -62,14 +62,20 @@ impl<'a> Scanner<'a> {
         if self.peek() != Some(b'"') {
             return None;
         }
+        // Frame strings are short: a plain loop beats a SIMD search here.
         let start = self.pos + 1;
-        let len = memchr::memchr(b'"', &self.bytes[start..])?;
-        let text = &self.bytes[start..start + len];
-        if text.iter().any(|&b| b == b'\\' || b < 0x20) {
-            return None; // an escape or a raw control character: the Python parser decides
+        let mut i = start;
+        loop {
+            let b = *self.bytes.get(i)?;
+            if b == b'"' {
+                self.pos = i + 1;
+                return Some(&self.bytes[start..i]);
+            }
+            if b == b'\\' || b < 0x20 {
+                return None; // an escape or a raw control character: the Python parser decides
+            }
+            i += 1;
         }
-        self.pos = start + len + 1;
-        Some(text)
     }
 
     /// A JSON number; `Int` when it has neither fraction nor exponent.
