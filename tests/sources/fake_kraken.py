@@ -70,7 +70,8 @@ class FakeKraken:
         self.clock_us = start_us  # trade times advance 1 ms per trade unless told otherwise
         self.connections: list[FakeConnection] = []
         self.connections_opened = 0
-        # Popped one per REST call: ("status", 503) or ("error", ["EGeneral:Too many requests"])
+        # Popped one per REST call: ("status", 503), ("retry_after", 1.5) (a 429) or
+        # ("error", ["EGeneral:Too many requests"]) (Kraken's HTTP 200 with an error array)
         self.rest_faults: list[tuple[str, Any]] = []
         self.rest_calls: list[dict[str, str]] = []
         self.refuse_pairs: set[str] = set()  # v2 symbols whose subscription fails
@@ -188,6 +189,8 @@ class FakeKraken:
             kind, value = self.rest_faults.pop(0)
             if kind == "status":
                 return web.Response(status=value, text="<html>busy</html>")
+            if kind == "retry_after":  # a proxy's 429 with Retry-After (seconds)
+                return web.Response(status=429, headers={"Retry-After": str(value)})
             return web.json_response({"error": value})
         altname = params.get("pair", "")
         if altname not in self.log:
