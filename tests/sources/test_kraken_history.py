@@ -114,3 +114,20 @@ def test_anchors_give_the_nearest_known_id_at_or_below() -> None:
         anchors.note("BTC-USD", trade_id, trade_id * 100)
     assert anchors.at_or_before("BTC-USD", 15) is None
     assert anchors.at_or_before("ETH-USD", 15) is None
+
+
+async def test_a_page_all_within_one_microsecond_moves_on_by_krakens_cursor(
+    kraken: FakeKraken, rest: KrakenRestClient
+) -> None:
+    # Seven trades in one µs and pages of five: the time cannot split them, Kraken's ns
+    # cursor must. The fake's cursor (like a coarse one) skips the two left over, so they
+    # are missing, never invented or doubled, and paging goes on instead of looping.
+    before = kraken.add("XBTUSD", 1)
+    burst = kraken.add("XBTUSD", 7, same_time=True)
+    after = kraken.add("XBTUSD", 3)
+    anchors = TimeAnchors()
+    anchors.note("BTC-USD", before[0].trade_id, before[0].time_ns - 1)
+    history = KrakenTradeHistory(rest, anchors, page_size=5)
+    ids = await backfill_all(history, burst[0].trade_id, 100)
+    assert ids == [r.trade_id for r in burst[:5] + after]
+    assert [c["since"] for c in kraken.rest_calls][-1] == str(burst[0].time_ns)
