@@ -11,9 +11,10 @@ From Finnhub's documentation:
 The token is a `SecretStr` (`MARKETPIPE_FINNHUB__TOKEN`): masked in reprs and logs.
 """
 
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from marketpipe.sources.finnhub.symbols import to_symbol
 from marketpipe.sources.venue import VenueSettings
@@ -32,7 +33,8 @@ class FinnhubSettings(VenueSettings):
     reconnect_after_s: float = Field(30 * 86400, gt=0)
     # Pings keep a connection busy outside market hours, but not every second.
     silence_timeout_s: float = Field(60.0, gt=0)
-    symbols: list[str] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    # NoDecode kept from VenueSettings: `MARKETPIPE_FINNHUB__SYMBOLS=AAPL,MSFT` is a list.
+    symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     # Free tier: 50 symbols on one connection per API key.
     symbols_per_connection: int = Field(50, ge=1, le=10_000)
     max_connections: int = Field(1, ge=1, le=100)
