@@ -158,3 +158,21 @@ async def test_a_wrong_token_gets_no_data_and_stays_out_of_our_logs(
     ours = [r for r in caplog.records if r.name.startswith("marketpipe")]
     assert any("Invalid API key" in r.getMessage() for r in ours)
     assert all(secret not in r.getMessage() for r in ours)
+
+
+async def test_a_frame_of_1001_trades_in_one_millisecond_is_dead_lettered_and_counted() -> None:
+    sink = Sink()
+    spec = FinnhubSpec(FinnhubSettings(token=TOKEN, symbols=["AAPL"]))
+    connector = VenueConnector(spec, ["AAPL-USD"], sink)
+    item = '{"s":"AAPL","p":189.5,"t":1700000000123,"v":10}'
+    too_many = f'{{"type":"trade","data":[{",".join([item] * 1001)}]}}'.encode()
+    exactly = f'{{"type":"trade","data":[{",".join([item] * 1000)}]}}'.encode()
+    await connector.on_frames(
+        "finnhub-ws-0", [(too_many, 7), (b'{"type":"trade"', 8), (exactly, 9)]
+    )
+    (first, second) = sink.dead_letters
+    assert (first.raw, first.source, first.ts) == (too_many, "finnhub", 7)
+    assert "more than 1000" in first.error and second.ts == 8
+    assert connector.status().dead_letters == 2
+    keys = [t.trade_id for t in sink.trades("AAPL-USD")]
+    assert keys == [1_700_000_000_123_000 + i for i in range(1000)]  # the bad frame took none
