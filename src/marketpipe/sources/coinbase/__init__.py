@@ -1,0 +1,1 @@
+"""Coinbase Exchange: the ws-feed (`matches`, `ticker`, `heartbeat`) and REST trade history."""
