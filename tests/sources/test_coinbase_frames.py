@@ -1,5 +1,6 @@
 """Coinbase ws-feed parser on the real 2021 recording, the side convention, and bad input."""
 
+import contextlib
 import gzip
 import json
 from collections import Counter
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from marketpipe.model.errors import FrameError
 from marketpipe.model.records import Quote, Trade
@@ -213,4 +216,36 @@ def test_zero_book_size_is_accepted() -> None:
 )
 def test_unknown_or_broken_frames_raise_frame_error(raw: bytes) -> None:
     with pytest.raises(FrameError):
+        parse_frame(raw, 1)
+
+
+def test_recorded_match_and_last_match_counts() -> None:
+    kinds = Counter(
+        json.loads(raw)["type"] for raw, us in frames() if isinstance(parse_frame(raw, us), Trade)
+    )
+    assert kinds == {"match": 97, "last_match": 10}
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["match", "last_match", "ticker", "heartbeat", "error", "x"]),
+    extra=st.dictionaries(st.sampled_from(sorted(MATCH.keys() | TICKER.keys())), _json, max_size=6),
+)
+def test_any_message_parses_or_raises_frame_error_only(kind: str, extra: dict[str, Any]) -> None:
+    body = (MATCH if "match" in kind else TICKER) | extra | {"type": kind}
+    with contextlib.suppress(FrameError):
+        parse(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_any_bytes_parse_or_raise_frame_error_only(raw: bytes) -> None:
+    with contextlib.suppress(FrameError):
         parse_frame(raw, 1)
