@@ -29,6 +29,7 @@ from marketpipe.cli.common import (
 
 # ---- run / demo --------------------------------------------------------------------------
 
+DEMO_SYMBOLS = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT"
 VenuesOpt = Annotated[
     str | None,
     typer.Option(
@@ -81,9 +82,21 @@ def demo(
     data_dir: DataDirOpt = None,
     port: PortOpt = None,
     symbols: Annotated[
-        str | None, typer.Option("--symbols", help="Comma-separated symbols to simulate.")
-    ] = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT",
-    venues: VenuesOpt = None,
+        str | None,
+        typer.Option(
+            "--symbols",
+            help="Comma-separated symbols to simulate [default: BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,"
+            "XRPUSDT on Binance, each other venue's own list (BTC-USD, ETH-USD)].",
+        ),
+    ] = None,
+    venues: Annotated[
+        str | None,
+        typer.Option(
+            "--venues",
+            help="Comma-separated venues to simulate [default: every venue the simulator "
+            "speaks]; --symbols then applies to each of them.",
+        ),
+    ] = None,
     rate: Annotated[
         float | None,
         typer.Option("--rate", help="Simulated trades/s over all symbols [default: 200]."),
@@ -97,11 +110,17 @@ def demo(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """The whole pipeline offline: the real connector against a local simulated exchange."""
+    """The whole pipeline offline: the real connectors against local simulated venues."""
     from marketpipe.embedded.demo import demo as run_demo
+    from marketpipe.embedded.demo import demo_venues
     from marketpipe.simulator import FaultPlan
 
-    settings = settings_from(config, symbols=symbols, data_dir=data_dir or Path("data/demo"))
+    settings = settings_from(
+        config, symbols=symbols or DEMO_SYMBOLS, data_dir=data_dir or Path("data/demo")
+    )
+    if venues is None and "venues" not in settings.model_fields_set:
+        venues = ",".join(demo_venues())  # not configured anywhere: every simulated venue
+        symbols = None  # --symbols alone is Binance's; the others keep their own lists
     settings = _choose_venues(settings, venues, symbols)
     if port is not None:
         settings.api.port = port

@@ -1,11 +1,25 @@
-"""The offline demo: the real connector against the local simulated exchange."""
+"""The offline demo: the real connectors against local simulated venues.
+
+Binance alone runs on `SimulatedExchange` over a `SyntheticMarket`, as it always has; several
+venues run on `SimulatedVenues`: one front per venue, each speaking its venue's protocol, over
+one market whose assets share a fair value (so BTC is priced alike on every venue).
+"""
 
 from collections.abc import Callable
 
 from marketpipe.config import Settings
 from marketpipe.embedded.live import LiveRun
+from marketpipe.model.errors import ConfigError
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
+from marketpipe.simulator.venues import VENUES as SIMULATED
+from marketpipe.simulator.venues import SimulatedVenues, first_ids_after
 from marketpipe.sources.venue import VenueSettings
+from marketpipe.sources.venues import VENUES
+
+
+def demo_venues() -> list[str]:
+    """The venues the demo runs by default: every one with a connector and a simulated front."""
+    return [name for name in VENUES if name in SIMULATED]
 
 
 def point_at(settings: Settings, exchange: SimulatedExchange) -> Settings:
@@ -23,15 +37,19 @@ async def demo(
     trades_per_second: float,
     faults: FaultPlan | None = None,
     ready: Callable[[LiveRun], None] | None = None,
+    started: Callable[[SimulatedExchange | SimulatedVenues], None] | None = None,
 ) -> LiveRun:
-    """The whole pipeline offline: the real connector against the local simulated exchange.
+    """The whole pipeline offline: the real connectors against local simulated venues.
 
     The exchange continues each symbol's trade ids after the last one the data dir holds, as
     a real venue would: a second demo on the same data dir stores its trades from the start
-    instead of dropping them as duplicates of the first run's."""
-    exchanges: list[SimulatedExchange] = []
+    instead of dropping them as duplicates of the first run's. `started` is handed the
+    simulated venues once they run (tests read their ground truth)."""
+    exchanges: list[SimulatedExchange | SimulatedVenues] = []
 
     async def start_venues(last_ids: dict[str, dict[str, int]]) -> dict[str, VenueSettings]:
+        if settings.venues != ["binance"]:
+            return await start_several(last_ids)
         first_ids = {symbol: last + 1 for symbol, last in last_ids.get("binance", {}).items()}
         market = SyntheticMarket(
             settings.symbols, trades_per_second, settings.simulator.seed, first_ids=first_ids
@@ -40,12 +58,48 @@ async def demo(
         exchange = SimulatedExchange(market, faults, simulator.host, simulator.port)
         await exchange.start()
         exchanges.append(exchange)
+        if started is not None:
+            started(exchange)
         live.extra_status["simulator"] = {
             "status": "ok",
             "ws_url": exchange.ws_url,
             "faults": faults is not None and faults.any,
         }
         return {"binance": point_at(settings, exchange).binance}
+
+    async def start_several(last_ids: dict[str, dict[str, int]]) -> dict[str, VenueSettings]:
+        missing = [name for name in settings.venues if name not in SIMULATED]
+        if missing:
+            raise ConfigError(
+                f"no simulated venue for {', '.join(missing)}; the demo simulates "
+                f"{', '.join(SIMULATED)}"
+            )
+        simulator = settings.simulator
+        venues = SimulatedVenues.build(
+            {name: settings.venue_symbols(name) for name in settings.venues},
+            trades_per_second,  # each venue trades at this rate
+            simulator.seed,
+            faults=faults,
+            first_ids=first_ids_after(last_ids),
+            host=simulator.host,
+            ports={"binance": simulator.port} if simulator.port else None,
+        )
+        await venues.start()
+        exchanges.append(venues)
+        if started is not None:
+            started(venues)
+        urls = venues.urls()
+        live.extra_status["simulator"] = {
+            "status": "ok",
+            "venues": {name: url.ws_url for name, url in urls.items()},
+            "faults": faults is not None and faults.any,
+        }
+        return {
+            name: settings.venue_settings(name).model_copy(
+                update={"ws_url": url.ws_url, "rest_url": url.rest_url}
+            )
+            for name, url in urls.items()
+        }
 
     live = LiveRun(settings, start_venues=start_venues)
     try:
