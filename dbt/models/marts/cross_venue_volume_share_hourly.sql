@@ -22,11 +22,15 @@ with buckets as (
         base_volume,
         quote_volume
     from {{ ref('int_trades_bucketed_to_hours') }}
+    -- a VWAP needs volume: a bucket of zero-size trades has no price to compare
+    where base_volume > 0
     {% if is_incremental() %}
-    where hour_start >= {{ incremental_cutoff('hour_start', var('lookback_hours'), 'hours') }}
+      and hour_start >= {{ incremental_cutoff('hour_start', var('lookback_hours'), 'hours') }}
     {% endif %}
 ),
 
+-- Both levels straight from the buckets (no aggregate over an aggregate, which the BigQuery
+-- emulator refuses: 'Aggregations of aggregations are not allowed').
 venues as (
     select
         asset,
@@ -39,35 +43,37 @@ venues as (
     from buckets
     where asset is not null
     group by asset, hour_start, exchange
-    -- a VWAP needs volume; a venue-hour of zero-size trades has no price to compare
-    having sum(base_volume) > 0
 ),
 
-hours as (
+assets as (
     select
-        *,
-        quote_volume / base_volume as vwap,
-        count(*) over (partition by asset, hour_start) as venue_count,
-        sum(quote_volume) over (partition by asset, hour_start) as asset_quote_volume,
-        sum(base_volume) over (partition by asset, hour_start) as asset_base_volume
-    from venues
+        asset,
+        hour_start,
+        count(distinct exchange) as venue_count,
+        sum(quote_volume) as asset_quote_volume,
+        sum(quote_volume) / sum(base_volume) as cross_venue_vwap
+    from buckets
+    where asset is not null
+    group by asset, hour_start
 )
 
 select
-    asset,
-    hour_start,
-    exchange,
-    symbol_count,
-    venue_count,
-    trade_count,
-    base_volume,
-    quote_volume,
-    vwap,
-    asset_quote_volume / asset_base_volume as cross_venue_vwap,
-    quote_volume / asset_quote_volume as volume_share,
-    10000 * (vwap / (asset_quote_volume / asset_base_volume) - 1) as vwap_vs_cross_venue_bps,
+    v.asset,
+    v.hour_start,
+    v.exchange,
+    v.symbol_count,
+    a.venue_count,
+    v.trade_count,
+    v.base_volume,
+    v.quote_volume,
+    v.quote_volume / v.base_volume as vwap,
+    a.cross_venue_vwap,
+    v.quote_volume / a.asset_quote_volume as volume_share,
+    10000 * (v.quote_volume / v.base_volume / a.cross_venue_vwap - 1) as vwap_vs_cross_venue_bps,
     -- ties go to the alphabetically first venue, so a rebuild never reorders them
     row_number() over (
-        partition by asset, hour_start order by quote_volume desc, exchange
+        partition by v.asset, v.hour_start order by v.quote_volume desc, v.exchange
     ) as volume_rank
-from hours
+from venues as v
+inner join assets as a
+    on a.asset = v.asset and a.hour_start = v.hour_start
