@@ -9,8 +9,8 @@ from marketpipe.config import DEFAULT_SYMBOLS, load_settings
 from marketpipe.model.errors import ConfigError
 from marketpipe.sources.venues import VENUES
 
-SECTIONS = {"alerts", "api", "binance", "cluster", "dbt", "engine", "gcp", "kraken",
-            "lifecycle", "scheduler", "simulator", "storage"}  # fmt: skip
+SECTIONS = {"alerts", "api", "binance", "cluster", "coinbase", "dbt", "engine", "finnhub",
+            "gcp", "kraken", "lifecycle", "scheduler", "simulator", "storage"}  # fmt: skip
 
 
 def test_defaults_are_the_twenty_usdt_pairs(

@@ -26,6 +26,8 @@ from marketpipe.model.errors import ConfigError
 from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
 from marketpipe.serving.settings import ApiSettings
 from marketpipe.sources.binance.settings import BinanceSettings
+from marketpipe.sources.coinbase.settings import CoinbaseSettings
+from marketpipe.sources.finnhub.settings import FinnhubSettings
 from marketpipe.sources.kraken.settings import KrakenSettings
 from marketpipe.sources.venue import VenueSettings
 from marketpipe.sources.venues import VENUES, venue
@@ -122,7 +124,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     binance: BinanceSettings = BinanceSettings()
+    coinbase: CoinbaseSettings = CoinbaseSettings()
     kraken: KrakenSettings = KrakenSettings()
+    finnhub: FinnhubSettings = FinnhubSettings()
     engine: EngineSettings = EngineSettings()
     alerts: AlertSettings = AlertSettings()
     storage: StorageSettings = StorageSettings()

@@ -108,6 +108,14 @@ def demo(
             help="Fault injection, e.g. 'chaos' or 'disconnect_every_s=5,duplicate_prob=0.01'.",
         ),
     ] = None,
+    diverge: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--diverge",
+            help="Move one venue's price away for a while: venue:asset:bps:start_s:duration_s, "
+            "e.g. kraken:BTC:80:30:150 (the venue_divergence alert's scenario; repeatable).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """The whole pipeline offline: the real connectors against local simulated venues."""
@@ -129,6 +137,12 @@ def demo(
         plan = None if faults is None else FaultPlan.parse(faults)
     except ValueError as exc:
         raise fail(f"--faults: {exc}", 2) from None
+    from marketpipe.simulator.divergence import Divergence
+
+    try:
+        divergences = [Divergence.parse(text) for text in diverge or []]
+    except ValueError as exc:
+        raise fail(f"--diverge: {exc}", 2) from None
     holder: dict[str, LiveRun] = {}
 
     def ready(live: "LiveRun") -> None:
@@ -136,7 +150,14 @@ def demo(
         _announce(live, f"simulated exchange, {rate:g} trades/s")
 
     _run_live(
-        run_demo(settings, duration_s=duration, trades_per_second=rate, faults=plan, ready=ready),
+        run_demo(
+            settings,
+            duration_s=duration,
+            trades_per_second=rate,
+            faults=plan,
+            ready=ready,
+            divergences=divergences,
+        ),
         holder,
     )
 

@@ -5,12 +5,13 @@ venues run on `SimulatedVenues`: one front per venue, each speaking its venue's 
 one market whose assets share a fair value (so BTC is priced alike on every venue).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from marketpipe.config import Settings
 from marketpipe.embedded.live import LiveRun
 from marketpipe.model.errors import ConfigError
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
+from marketpipe.simulator.divergence import Divergence
 from marketpipe.simulator.venues import VENUES as SIMULATED
 from marketpipe.simulator.venues import SimulatedVenues, first_ids_after
 from marketpipe.sources.venue import VenueSettings
@@ -38,18 +39,22 @@ async def demo(
     faults: FaultPlan | None = None,
     ready: Callable[[LiveRun], None] | None = None,
     started: Callable[[SimulatedExchange | SimulatedVenues], None] | None = None,
+    divergences: Sequence[Divergence] = (),
 ) -> LiveRun:
     """The whole pipeline offline: the real connectors against local simulated venues.
 
     The exchange continues each symbol's trade ids after the last one the data dir holds, as
     a real venue would: a second demo on the same data dir stores its trades from the start
     instead of dropping them as duplicates of the first run's. `started` is handed the
-    simulated venues once they run (tests read their ground truth)."""
+    simulated venues once they run (tests read their ground truth); `divergences` move one
+    venue's price away from the others' for a while (several venues only)."""
     exchanges: list[SimulatedExchange | SimulatedVenues] = []
 
     async def start_venues(last_ids: dict[str, dict[str, int]]) -> dict[str, VenueSettings]:
         if settings.venues != ["binance"]:
             return await start_several(last_ids)
+        if divergences:
+            raise ConfigError("a divergence needs several venues: add --venues")
         first_ids = {symbol: last + 1 for symbol, last in last_ids.get("binance", {}).items()}
         market = SyntheticMarket(
             settings.symbols, trades_per_second, settings.simulator.seed, first_ids=first_ids
@@ -83,6 +88,7 @@ async def demo(
             first_ids=first_ids_after(last_ids),
             host=simulator.host,
             ports={"binance": simulator.port} if simulator.port else None,
+            divergences=divergences,
         )
         await venues.start()
         exchanges.append(venues)

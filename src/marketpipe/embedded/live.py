@@ -27,6 +27,7 @@ from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import ConfigError
 from marketpipe.model.records import DeadLetter, Position, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
+from marketpipe.observability.native import status as native_status
 from marketpipe.sources.connector import VenueConnector
 from marketpipe.sources.venue import VenueSettings
 from marketpipe.sources.venues import venue
@@ -308,6 +309,9 @@ class LiveRun:
             }
         if self.scheduler is not None:
             components["scheduler"] = self.scheduler.status()
+        # The compiled hot path, or why marketpipe runs on its Python path (still healthy).
+        native = native_status()
+        components["native"] = {"status": "ok", "active": native.active, "reason": native.reason}
         components.update(self.extra_status)
         healthy = all(c.get("status") == "ok" for c in components.values())
         return {

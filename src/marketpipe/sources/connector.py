@@ -26,7 +26,7 @@ from marketpipe.sources.backfill import Backfiller
 from marketpipe.sources.ratelimit import MessagePacer
 from marketpipe.sources.supervisor import ConnectionSupervisor, Frame, SupervisorTiming
 from marketpipe.sources.tracker import BackfillJob, TradeIdTracker
-from marketpipe.sources.venue import Control, Subscription, VenueSpec
+from marketpipe.sources.venue import Control, Subscription, VenueSpec, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class VenueConnector:
         connections = [
             ConnectionStatus(
                 name=s.status.name,
-                url=s.status.url,
+                url=redact_url(s.status.url),
                 connected=s.status.connected,
                 connections_opened=s.status.connections_opened,
                 frames=s.status.frames,
@@ -275,7 +275,7 @@ class VenueConnector:
             source=self.exchange,
             error=error,
             raw=bytes(raw),
-            context=f"ws:{name}:{url[:200]}",
+            context=f"ws:{name}:{redact_url(url)[:200]}",
         )
 
     def _on_control(self, name: str, control: Control) -> str | None:

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 from pydantic import Field, field_validator
@@ -68,6 +69,23 @@ class Subscription:
     url: str
     symbols: tuple[str, ...]  # normalized symbols whose trades this connection carries
     messages: tuple[str, ...] = ()  # sent, paced, right after connecting
+
+
+# Query parameters that carry a credential (Finnhub's `?token=`): never logged or stored.
+SECRET_PARAMS = frozenset({"token", "apikey", "api_key", "key", "secret", "signature"})
+
+
+def redact_url(url: str) -> str:
+    """`url` with the values of credential parameters replaced by `***`, for logs, health and
+    dead letters (`wss://ws.finnhub.io?token=abc` -> `wss://ws.finnhub.io?token=***`)."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [
+        (name, "***" if name.lower() in SECRET_PARAMS else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="/,@*")))
 
 
 class TradeHistory(Protocol):

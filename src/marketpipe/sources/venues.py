@@ -9,6 +9,10 @@ from dataclasses import dataclass
 
 from marketpipe.sources.binance.settings import BinanceSettings
 from marketpipe.sources.binance.spec import BinanceSpec
+from marketpipe.sources.coinbase.settings import CoinbaseSettings
+from marketpipe.sources.coinbase.spec import CoinbaseSpec
+from marketpipe.sources.finnhub.settings import FinnhubSettings
+from marketpipe.sources.finnhub.spec import FinnhubSpec
 from marketpipe.sources.kraken.settings import KrakenSettings
 from marketpipe.sources.kraken.spec import KrakenSpec
 from marketpipe.sources.venue import VenueSettings, VenueSpec
@@ -28,6 +32,16 @@ def _binance(settings: VenueSettings) -> VenueSpec:
     return BinanceSpec(settings)
 
 
+def _coinbase(settings: VenueSettings) -> VenueSpec:
+    assert isinstance(settings, CoinbaseSettings)
+    return CoinbaseSpec(settings)
+
+
+def _finnhub(settings: VenueSettings) -> VenueSpec:
+    assert isinstance(settings, FinnhubSettings)
+    return FinnhubSpec(settings)
+
+
 def _kraken(settings: VenueSettings) -> VenueSpec:
     assert isinstance(settings, KrakenSettings)
     return KrakenSpec(settings)
@@ -35,7 +49,9 @@ def _kraken(settings: VenueSettings) -> VenueSpec:
 
 VENUES: dict[str, VenueEntry] = {
     "binance": VenueEntry("binance", BinanceSettings, _binance),
+    "coinbase": VenueEntry("coinbase", CoinbaseSettings, _coinbase),
     "kraken": VenueEntry("kraken", KrakenSettings, _kraken),
+    "finnhub": VenueEntry("finnhub", FinnhubSettings, _finnhub, needs_key=True),
 }
 
 

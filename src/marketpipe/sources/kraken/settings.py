@@ -11,9 +11,10 @@ From Kraken's documentation:
 - `/0/public/Trades` returns at most 1000 trades a call (`count`).
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from marketpipe.sources.kraken.symbols import canonical
 from marketpipe.sources.venue import VenueSettings
@@ -26,7 +27,8 @@ class KrakenSettings(VenueSettings):
 
     ws_url: str = "wss://ws.kraken.com/v2"
     rest_url: str = "https://api.kraken.com"
-    symbols: list[str] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    # NoDecode as in VenueSettings: `MARKETPIPE_KRAKEN__SYMBOLS=BTC-USD,ETH-USD` is a list.
+    symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     max_messages_per_second: float = Field(1.0, gt=0, le=5)
     # How many pairs one connection subscribes to (both channels); more means more connections.
     symbols_per_connection: int = Field(100, ge=1, le=1000)
