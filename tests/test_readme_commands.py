@@ -162,12 +162,14 @@ def poll_health(
 
 
 def stored_ids() -> dict[str, list[int]]:
+    """Trade ids per `exchange:symbol` (the demo runs several venues)."""
     store = EmbeddedStore(DEMO_DIR, read_only=True)
     try:
         rows = store.warm.reader().execute(
-            "SELECT symbol, list(trade_id ORDER BY trade_id) FROM trades_recent GROUP BY symbol"
+            "SELECT exchange || ':' || symbol, list(trade_id ORDER BY trade_id) "
+            "FROM trades_recent GROUP BY ALL"
         )
-        return {symbol: ids for symbol, ids in rows.fetchall()}
+        return {key: ids for key, ids in rows.fetchall()}
     finally:
         store.close()
 

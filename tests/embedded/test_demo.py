@@ -2,6 +2,7 @@
 and what the pipeline stores equals the simulator's ground truth, venue by venue."""
 
 from collections import defaultdict
+from typing import Any
 
 import pytest
 
@@ -9,13 +10,15 @@ from harness.reference import RawTrade, assert_candles_match, reference_candles
 from marketpipe.config import Settings
 from marketpipe.embedded.demo import demo, demo_venues
 from marketpipe.model.records import Trade
+from marketpipe.observability.native import extension
 from marketpipe.simulator import FaultPlan, SimulatedExchange
+from marketpipe.simulator.divergence import Divergence
 from marketpipe.simulator.venues import SimulatedVenues
 from marketpipe.storage.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.integration
 
-VENUES = ["binance", "kraken"]
+VENUES = ["binance", "coinbase", "kraken"]
 
 
 def _raw(trades: list[Trade]) -> list[RawTrade]:
@@ -36,9 +39,10 @@ async def test_every_venue_ends_complete_and_equal_to_its_ground_truth(settings:
         update={"symbols": ["BTC-USDT", "ETH-USDT"], "api": api, "scheduler": scheduler}
     ).choose_venues(VENUES)
     simulated: list[SimulatedExchange | SimulatedVenues] = []
+    health: list[dict[str, Any]] = []
     live = await demo(
         settings, duration_s=20.0, trades_per_second=60, faults=FaultPlan.parse("chaos"),
-        started=simulated.append,
+        started=simulated.append, ready=lambda run: health.append(run.status()),
     )  # fmt: skip
     [venues] = simulated
     assert isinstance(venues, SimulatedVenues) and venues.venues == VENUES
@@ -48,9 +52,11 @@ async def test_every_venue_ends_complete_and_equal_to_its_ground_truth(settings:
     try:
         positions = {(p.exchange, p.symbol): p for p in store.warm.positions()}
         assert set(positions) == {
-            ("binance", "BTC-USDT"), ("binance", "ETH-USDT"),
-            ("kraken", "BTC-USD"), ("kraken", "ETH-USD"),
+            ("binance", "BTC-USDT"), ("binance", "ETH-USDT"), ("coinbase", "BTC-USD"),
+            ("coinbase", "ETH-USD"), ("kraken", "BTC-USD"), ("kraken", "ETH-USD"),
         }  # fmt: skip
+        # Venues within a few bps of each other: no divergence without the scenario.
+        assert not store.warm.alerts(None, None, None, None, kind="venue_divergence")
         for key, position in positions.items():
             assert position.completeness == 1.0, (key, position.id_ranges)
             assert position.trades_seen > 50, key
@@ -77,3 +83,27 @@ async def test_every_venue_ends_complete_and_equal_to_its_ground_truth(settings:
     assert live.pipeline is not None and live.pipeline.totals.trades_stored == sum(
         p.trades_seen for p in positions.values()
     )
+    native = health[0]["components"]["native"]
+    assert native["active"] is (extension() is not None) and native["status"] == "ok"
+
+
+async def test_a_venue_moved_away_fires_one_divergence_alert(settings: Settings) -> None:
+    """Kraken's BTC 80 bps above the others for 130 s: the others see it at half that (40 bps,
+    under the 50 bps threshold), Kraken's episode lasts two or more final minutes."""
+    api = settings.api.model_copy(update={"port": 0})
+    scheduler = settings.scheduler.model_copy(update={"enabled": False})
+    alerts = settings.alerts.model_copy(update={"divergence_s": 60.0})
+    settings = settings.model_copy(
+        update={"api": api, "scheduler": scheduler, "alerts": alerts}
+    ).choose_venues(VENUES, ["BTC-USD"])
+    await demo(
+        settings, duration_s=150.0, trades_per_second=20,
+        divergences=[Divergence("kraken", "BTC", 80.0, 0.0, 130.0)],
+    )  # fmt: skip
+    store = EmbeddedStore(settings.data_dir, read_only=True)
+    try:
+        fired = store.warm.alerts(None, None, None, None, kind="venue_divergence")
+    finally:
+        store.close()
+    assert [(a.exchange, a.symbol) for a in fired] == [("kraken", "BTC-USD")]
+    assert 60 < fired[0].value < 100  # about +80 bps against the others' median
