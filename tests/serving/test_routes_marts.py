@@ -99,3 +99,42 @@ def test_before_the_first_build_the_answer_is_503_and_says_why(tmp_path: Path) -
     assert "scheduler builds the marts" in response.json()["detail"]
     unwired = client(None).get("/api/v1/analytics/market-overview")
     assert unwired.status_code == 503
+
+
+def test_cross_venue_marts_by_asset_in_either_spelling(marts_dir: Path) -> None:
+    con = duckdb.connect(str(marts_dir / "analytics.duckdb"))
+    con.execute(
+        "CREATE TABLE marts.cross_venue_hourly (asset VARCHAR, hour_start TIMESTAMPTZ, "
+        "spread_bps DOUBLE)"
+    )
+    con.execute(
+        "INSERT INTO marts.cross_venue_hourly VALUES "
+        "('BTC-USD', '2024-08-09 01:00:00+00', 3.5), ('BTC-USD', '2024-08-09 00:00:00+00', 2.0), "
+        "('BTC-EUR', '2024-08-09 00:00:00+00', 0.0)"
+    )
+    con.execute(
+        "CREATE TABLE marts.cross_venue_volume_share_hourly (asset VARCHAR, "
+        "hour_start TIMESTAMPTZ, exchange VARCHAR, volume_share DOUBLE)"
+    )
+    con.execute(
+        "INSERT INTO marts.cross_venue_volume_share_hourly VALUES "
+        "('BTC-USD', '2024-08-09 00:00:00+00', 'kraken', 0.25), "
+        "('BTC-USD', '2024-08-09 00:00:00+00', 'coinbase', 0.75)"
+    )
+    con.close()
+    c = client(marts_dir)
+    rows = c.get("/api/v1/analytics/cross-venue/hourly", params={"asset": "btc"}).json()
+    assert [(r["hour_start"], r["spread_bps"]) for r in rows] == [
+        ("2024-08-09T00:00:00Z", 2.0), ("2024-08-09T01:00:00Z", 3.5),
+    ]  # fmt: skip
+    eur = c.get("/api/v1/analytics/cross-venue/hourly", params={"asset": "BTC-EUR"}).json()
+    assert [r["spread_bps"] for r in eur] == [0.0]
+    assert len(c.get("/api/v1/analytics/cross-venue/hourly").json()) == 3
+    shares = c.get(
+        "/api/v1/analytics/cross-venue/hourly", params={"asset": "BTC-USD", "shares": "true"}
+    ).json()
+    assert [(r["exchange"], r["volume_share"]) for r in shares] == [
+        ("coinbase", 0.75), ("kraken", 0.25),
+    ]  # fmt: skip
+    bad = c.get("/api/v1/analytics/cross-venue/hourly", params={"asset": "BTC;DROP"})
+    assert bad.status_code == 400 and "BASE-QUOTE" in bad.text

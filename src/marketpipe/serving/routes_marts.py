@@ -160,4 +160,28 @@ def marts_router() -> APIRouter:
         sql = "SELECT * FROM marts.market_overview ORDER BY volume_rank, exchange, symbol"
         return serve(request, sql, [], response)
 
+    @router.get(
+        "/cross-venue/hourly",
+        summary="Hourly cross-venue spread and volume share per asset (dbt marts)",
+    )
+    def cross_venue_hourly(
+        request: Request,
+        response: Response,
+        asset: str | None = Query(
+            None, description="BTC-USD (dollar quotes are one asset) or BTC; default: all"
+        ),
+        shares: bool = Query(False, description="one row per venue and hour instead"),
+    ) -> list[dict[str, Any]]:
+        table = "cross_venue_volume_share_hourly" if shares else "cross_venue_hourly"
+        where, params = ["true"], []
+        if asset:
+            name = asset.strip().upper()
+            if not name.replace("-", "").replace(".", "").isalnum() or name.count("-") > 1:
+                raise HTTPException(400, f"asset {asset!r} is not BASE or BASE-QUOTE")
+            where.append("asset = ?")
+            params.append(name if "-" in name else f"{name}-USD")
+        order = "hour_start, asset" + (", exchange" if shares else "")
+        sql = f"SELECT * FROM marts.{table} WHERE {' AND '.join(where)} ORDER BY {order}"
+        return serve(request, sql, params, response)
+
     return router
