@@ -1,4 +1,4 @@
-# marketpipe: `make run` (live Binance, embedded) and `make test` are all a new user needs.
+# marketpipe: `make run` (live venues, embedded) and `make test` are all a new user needs.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -34,8 +34,12 @@ install: $(STAMP) $(WEB_STAMP) $(NATIVE_STAMP)
 dbt-venv:  ## dbt in .cache/dbt-venv, for the scheduled marts builds (idempotent)
 	bash scripts/setup.d/40-dbt-venv.sh
 
-run: install dbt-venv  ## live Binance -> candles, alerts, DuckDB + Parquet; API on :8000
-	$(BIN)/marketpipe run --data-dir $(DATA_DIR) $(RUN_ARGS)
+comma := ,
+# Every venue that needs no key; Finnhub joins when its token is set.
+RUN_VENUES ?= binance,coinbase,kraken$(if $(MARKETPIPE_FINNHUB__TOKEN),$(comma)finnhub)
+
+run: install dbt-venv  ## live venues -> candles, alerts, DuckDB + Parquet; API on :8000
+	$(BIN)/marketpipe run --venues $(RUN_VENUES) --data-dir $(DATA_DIR) $(RUN_ARGS)
 
 demo: install dbt-venv  ## the whole pipeline offline, against the local simulated exchange
 	$(BIN)/marketpipe demo --data-dir $(DATA_DIR)/demo $(DEMO_ARGS)
