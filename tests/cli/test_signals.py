@@ -80,7 +80,8 @@ def test_sigterm_during_start_up_still_removes_the_lock_file(tmp_path: Path) -> 
     data = tmp_path / "data"
     demo = start("demo", "--data-dir", str(data), "--port", "0", "--symbols", DEMO_SYMBOLS,
                  cwd=tmp_path)  # fmt: skip
-    demo.wait_until(lambda: "simulated exchange on" in demo.stderr, "the simulator")
+    # Each simulated venue logs "simulated <venue> on <url>" once it listens.
+    demo.wait_until(lambda: "simulated binance on" in demo.stderr, "the simulator")
     assert demo.stop(signal.SIGTERM) == 0, demo.stderr[-3000:]
     assert demo.stderr.splitlines()[-1] == "stopped"
     assert not (data / "marketpipe.lock.json").exists()
