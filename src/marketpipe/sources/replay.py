@@ -17,14 +17,11 @@ line before the break: the break itself becomes a dead letter and the chunk's `b
 message, which names the file, the line and the byte.
 """
 
-import gzip
 import io
 import logging
 import queue
 import threading
 import time
-import zipfile
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,18 +39,17 @@ from marketpipe.model.schemas import QUOTE_SCHEMA, TRADE_INT_SCHEMA, TRADE_SCHEM
 from marketpipe.model.symbols import SymbolMap
 from marketpipe.observability.native import extension
 from marketpipe.sources.binance.frames import EXCHANGE, parse_frame
+from marketpipe.sources.replay_files import (
+    FileBreak,
+    LineBlocks,
+    detect_format,
+    numbered_lines,
+    open_file,
+    read_all,
+)
 from marketpipe.sources.replay_native import decode_block
 
 log = logging.getLogger(__name__)
-
-Format = Literal["recv", "jsonl", "csv"]
-BLOCK_BYTES = 32 * 1024 * 1024
-# Reads are read1() calls of at most this: a decompressor that fails loses none of the data
-# it already returned (one read(n) call would lose everything it gathered before the error).
-READ_BYTES = 1024 * 1024
-# What a damaged file raises part way: gzip cut short (EOFError), a bad gzip header or CRC
-# (BadGzipFile, an OSError), corrupt deflate data (zlib.error), a damaged zip member.
-_READ_ERRORS = (EOFError, OSError, zlib.error, zipfile.BadZipFile)
 
 # Numbers are bounded so they fit int64 (recv ns: 19 digits below 9e18; ids 18 digits; trade
 # time 15 digits of ms, so µs fit too), are JSON numbers (ASCII digits, no leading zero; a
@@ -78,158 +74,6 @@ class ReplayChunk:
     skipped: int = 0  # valid frames of streams we do not process (depth, snapshots)
     bytes_read: int = 0
     broken: str | None = None  # the file stopped being readable here: one line for the user
-
-
-def detect_format(path: Path) -> Format:
-    if path.suffix == ".zip" or ".csv" in path.suffixes:
-        _open(path).close()  # a damaged archive fails here, before any work
-        return "csv"
-    with _open(path) as handle:
-        try:
-            head = handle.readline(4096).lstrip()
-        except _READ_ERRORS as exc:
-            raise SourceError(f"{path}: cannot be read: {_reason(exc)}") from None
-    if not head:
-        raise SourceError(f"{path}: the file is empty, there is nothing to replay")
-    if head[:1] == b"{":
-        return "jsonl"
-    first, _, rest = head.partition(b" ")
-    if first.isdigit() and rest[:1] == b"{":
-        return "recv"
-    if head[:1].isdigit() or head.lower().startswith(b"id,"):
-        return "csv"
-    raise SourceError(
-        f"{path}: unrecognized replay format (expected <recv_ns> <json>, JSONL or CSV)"
-    )
-
-
-def _open(path: Path) -> io.BufferedIOBase:
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file")
-    if path.suffix == ".gz":
-        return gzip.GzipFile(path, "rb")
-    if path.suffix == ".zip":
-        try:
-            archive = zipfile.ZipFile(path)
-            names = archive.namelist()
-            if not names:
-                raise SourceError(f"{path}: the zip archive holds no file")
-            member = archive.open(names[0])  # a ZipExtFile, typed as IO[bytes]
-            assert isinstance(member, io.BufferedIOBase)
-            return member
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise SourceError(f"{path}: not a readable zip archive ({exc})") from None
-    return path.open("rb")
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, EOFError):
-        return "the compressed data ends early (the file is cut short)"
-    if isinstance(exc, gzip.BadGzipFile) and str(exc).startswith("Not a gzipped file"):
-        return f"not gzip data ({exc})"
-    if isinstance(exc, zlib.error | gzip.BadGzipFile | zipfile.BadZipFile):
-        return f"the compressed data is damaged ({exc})"  # a bad CRC, corrupt deflate data
-    return str(exc) or type(exc).__name__
-
-
-@dataclass(slots=True)
-class _Break:
-    """Where a file stopped being readable: the line that could not be read whole."""
-
-    path: Path
-    line: int  # 1-based
-    offset: int  # its first byte, in the file's (decompressed) content
-    reason: str
-    partial: bytes  # what of that line was read
-
-    def message(self) -> str:
-        content = "decompressed data" if self.path.suffix in (".gz", ".zip") else "file"
-        return (
-            f"{self.path}: broken at line {self.line:,} (byte {self.offset:,} of the {content}): "
-            f"{self.reason}. Kept the {self.line - 1:,} lines before it; the break is in "
-            "dead_letters."
-        )
-
-    def dead_letter(self) -> DeadLetter:
-        return DeadLetter(
-            ts=time.time_ns() // 1000,
-            source="replay",
-            error=self.message(),
-            raw=self.partial,
-            context=f"{self.path}:{self.line}",
-        )
-
-
-class _LineBlocks:
-    """Blocks of whole lines of one file, each with the number of its first line. A read
-    error ends the blocks and is kept in `broken`, so the lines before it are still used."""
-
-    def __init__(self, path: Path, handle: io.BufferedIOBase, size: int = BLOCK_BYTES) -> None:
-        self.path, self.handle, self.size = path, handle, size
-        self.broken: _Break | None = None
-
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        buffer = bytearray()
-        line, offset = 1, 0  # of the first line in `buffer`
-        while True:
-            try:
-                piece = self.handle.read1(READ_BYTES)
-            except _READ_ERRORS as exc:
-                self.broken = _Break(self.path, 0, 0, _reason(exc), b"")
-                piece = b""
-            if piece:
-                buffer += piece
-                if len(buffer) < self.size:
-                    continue
-            cut = buffer.rfind(b"\n") + 1
-            if piece and not cut:  # one line longer than a block: read on
-                continue
-            if not piece and self.broken is None:
-                cut = len(buffer)  # the end: a last line without a newline is whole
-            if cut:
-                with memoryview(buffer) as view:  # one copy of the block, not two
-                    block = view[:cut].tobytes()
-                del buffer[:cut]
-                yield line, block
-                line += block.count(b"\n") + (not block.endswith(b"\n"))
-                offset += len(block)
-            if not piece:
-                break
-        if self.broken is not None:
-            self.broken.line, self.broken.offset = line, offset
-            self.broken.partial = bytes(buffer)
-
-
-def _read_all(path: Path, handle: io.BufferedIOBase) -> tuple[bytes, _Break | None]:
-    """The whole lines of a file (for formats parsed in one go), and where it broke."""
-    lines = _LineBlocks(path, handle)
-    return b"".join(block for _, block in lines), lines.broken
-
-
-# A byte that never occurs in a frame: splitting on it gives whole lines.
-_NO_SPLIT = "\x1f"
-
-
-def _lines(block: bytes, first_line: int = 1) -> pl.DataFrame:
-    """The non-empty lines of a block, as a string column `line` with its number `no`.
-
-    Polars' CSV reader splits and decodes the block in Rust, without a Python string per
-    line (the Python split cost more than the regex that follows). Undecodable bytes become
-    U+FFFD, as before, so such a line fails the fast path and is dead-lettered whole.
-    """
-    if _NO_SPLIT.encode() in block:  # cannot happen in JSON frames; stay exact if it does
-        text = block.decode("utf-8", errors="replace").split("\n")
-        lines = pl.Series("line", [t.removesuffix("\r") for t in text], dtype=pl.Utf8)
-    else:
-        lines = pl.read_csv(
-            block, has_header=False, separator=_NO_SPLIT, quote_char=None,
-            new_columns=["line"], schema={"line": pl.Utf8}, encoding="utf8-lossy",
-        )["line"]  # fmt: skip
-    # The reader keeps empty lines (as nulls), so a row's index is its line's offset.
-    numbered = pl.DataFrame(
-        {"line": lines, "no": pl.int_range(first_line, first_line + len(lines), eager=True)}
-    )
-    return numbered.filter(lines.is_not_null() & (lines.str.len_bytes() > 0))
 
 
 class ReplayReader:
@@ -258,9 +102,9 @@ class ReplayReader:
             if fmt == "csv":
                 yield self._csv(path)
                 continue
-            with _open(path) as handle:
+            with open_file(path) as handle:
                 raw_size = path.stat().st_size
-                blocks = _LineBlocks(path, handle)
+                blocks = LineBlocks(path, handle)
                 for first_line, block in blocks:
                     chunk = (
                         self._recv_block(block, path, first_line)
@@ -296,7 +140,7 @@ class ReplayReader:
 
     def _regex_block(self, block: bytes, first_line: int) -> tuple[pa.Table, pl.DataFrame]:
         """The Python path's fast trades, and the other lines (`line`, `no`) for the parser."""
-        numbered = _lines(block, first_line)
+        numbered = numbered_lines(block, first_line)
         parsed = numbered["line"].str.extract_groups(_TRADE_FRAME)
         fast = numbered.with_columns(m=parsed).unnest("m")
         names = fast.columns[2:]
@@ -439,8 +283,8 @@ class ReplayReader:
                 f"{path}: a trades CSV is named after its symbol, like "
                 f"BTCUSDT-trades-2024-08-09.csv ({exc})"
             ) from None
-        with _open(path) as handle:
-            data, broken = _read_all(path, handle)
+        with open_file(path) as handle:
+            data, broken = read_all(path, handle)
         if broken is not None and not data.strip():
             return _broken_chunk(broken, bytes_read=path.stat().st_size)
         has_header = data[:2].lower() == b"id"
@@ -568,7 +412,7 @@ def _dead_letter(line: str, exc: Exception, path: Path, line_no: int) -> DeadLet
     )
 
 
-def _broken_chunk(broken: _Break, bytes_read: int = 0) -> ReplayChunk:
+def _broken_chunk(broken: FileBreak, bytes_read: int = 0) -> ReplayChunk:
     return ReplayChunk(
         TRADE_SCHEMA.empty_table(),
         dead_letters=[broken.dead_letter()],
