@@ -11,14 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from marketpipe.model.symbols import normalize
+from marketpipe.model.symbols import USD_LIKE, normalize
 from marketpipe.simulator.columns import UNITS
 from marketpipe.simulator.symbols import SymbolSpec, symbol_spec
 
 ListingKind = Literal["crypto", "stock"]
 CRYPTO_VENUES = ("binance", "coinbase", "kraken")
-USD_LIKE = frozenset({"USD", "USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI"})
-
 # (venue, normalized symbol) -> (tick, lot step) where the venue's differ from Binance's.
 _VENUE_SIZES: dict[tuple[str, str], tuple[float, float]] = {
     ("kraken", "BTC-USD"): (0.1, 1e-8),
