@@ -81,6 +81,27 @@ class Alert(msgspec.Struct, frozen=True, gc=False):
     details: str  # JSON object
 
 
+class MarketSnapshot(msgspec.Struct, frozen=True, gc=False):
+    """One coin's market data from an aggregator (CoinGecko `/coins/markets`), not a trade.
+
+    `asset` is the coin's ticker in upper case (`BTC`), `vs_currency` the quote it is priced
+    in (`USD`). Aggregators leave some figures unknown (`null`): they stay None, never 0.
+    `ts_source` is the source's `last_updated`, the snapshot's event time.
+    """
+
+    source: str
+    asset: str
+    vs_currency: str
+    price: float
+    market_cap: float | None
+    fully_diluted_valuation: float | None
+    volume_24h: float | None
+    circulating_supply: float | None
+    market_cap_rank: int | None
+    ts_source: int
+    ts_recv: int
+
+
 class DeadLetter(msgspec.Struct, frozen=True):
     """Input that could not be processed, kept with why and where it came from."""
 

@@ -76,6 +76,22 @@ ALERT_SCHEMA = pa.schema(
     ]
 )
 
+MARKET_SNAPSHOT_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("asset", pa.string()),
+        ("vs_currency", pa.string()),
+        ("price", pa.float64()),
+        ("market_cap", pa.float64()),
+        ("fully_diluted_valuation", pa.float64()),
+        ("volume_24h", pa.float64()),
+        ("circulating_supply", pa.float64()),
+        ("market_cap_rank", pa.int64()),
+        ("ts_source", TS),
+        ("ts_recv", TS),
+    ]
+)
+
 DEAD_LETTER_SCHEMA = pa.schema(
     [
         ("ts", TS),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketpipe.bus.broadcast import CommitBroadcaster
-from marketpipe.model.records import Position, Quote
+from marketpipe.model.records import MarketSnapshot, Position, Quote
 from marketpipe.storage.embedded import EmbeddedStore
 from marketpipe.storage.embedded_tiers import WarmDuckDBTier, embedded_router
 from marketpipe.storage.router import TierRouter
@@ -33,6 +33,9 @@ class Backend:
     # A number that changes whenever the served data may have changed (e.g. the committed
     # batch sequence); lets the API reuse a response until then. None disables reuse.
     version: Callable[[], int] | None = None
+    # Latest market snapshot per (source, asset, vs_currency), e.g. CoinGecko market caps;
+    # None when the backend stores no market data.
+    market: Callable[[], list[MarketSnapshot]] | None = None
 
 
 def embedded_backend(
