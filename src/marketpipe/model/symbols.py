@@ -1,6 +1,18 @@
-"""Symbol normalization: exchange-native `BTCUSDT` <-> marketpipe's `BTC-USDT`, both ways."""
+"""Symbols: exchange-native `BTCUSDT` <-> marketpipe's `BTC-USDT`, both ways; pairs and equities.
 
+A symbol is one of two kinds, both spelt `BASE-QUOTE` in records:
+- a **pair** (`BTC-USDT`): a crypto base in a quote asset;
+- an **equity** (`AAPL-USD`): a stock ticker and the currency it is priced in. Finnhub's
+  `AAPL` is `AAPL-USD` in the house form; the quote is dropped again at the venue's edge.
+The spelling alone cannot tell `AAPL-USD` the stock from a crypto token called AAPL, so the
+kind comes from the venue (`EQUITY_VENUES`): `instrument(symbol, exchange)`. Comparing venues
+(`comparable_asset`) never puts an equity with a pair of the same ticker.
+"""
+
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
 
 # The default universe: the 20 most-watched USDT pairs.
 DEFAULT_SYMBOLS: tuple[str, ...] = tuple(
@@ -67,12 +79,91 @@ def normalize(symbol: str) -> str:
 USD_LIKE: frozenset[str] = frozenset({"USD", "USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI"})
 
 
-def comparable_asset(symbol: str) -> str | None:
-    """What a normalized symbol is priced as across venues: `BTC-USDT` and `BTC-USD` are both
-    `BTC-USD`; `BTC-EUR` stays itself. None for a symbol that is not `BASE-QUOTE`."""
+# -- equities ---------------------------------------------------------------------------------
+
+SymbolKind = Literal["pair", "equity"]
+# Venues whose symbols are equities (stock tickers), not crypto pairs.
+EQUITY_VENUES: Final = frozenset({"finnhub"})
+EQUITY_QUOTE: Final = "USD"  # US listings: the house form of a bare ticker is TICKER-USD
+# Prefix that keeps an equity's comparable asset apart from a pair's of the same ticker.
+EQUITY_ASSET_PREFIX: Final = "equity:"
+# 1 to 15 of A-Z, 0-9 and `.`, starting with a letter (US share classes: `BRK.B`).
+_TICKER = re.compile(r"[A-Z][A-Z0-9.]{0,14}")
+
+
+def symbol_kind(exchange: str | None) -> SymbolKind:
+    """What the symbols of `exchange` are; without a venue, a pair."""
+    return "equity" if exchange is not None and exchange.lower() in EQUITY_VENUES else "pair"
+
+
+def is_ticker(text: str) -> bool:
+    """A US stock ticker as venues spell it: `AAPL`, `BRK.B`."""
+    return _TICKER.fullmatch(text) is not None
+
+
+def equity_symbol(ticker: str, quote: str = EQUITY_QUOTE) -> str:
+    """`aapl`, `AAPL` or `AAPL-USD` -> `AAPL-USD`; ValueError for anything else."""
+    cleaned = ticker.strip().upper()
+    suffix = f"-{quote.upper()}"
+    if cleaned.endswith(suffix):
+        cleaned = cleaned[: -len(suffix)]
+    if not is_ticker(cleaned):
+        raise ValueError(f"{ticker!r} is not a US stock ticker (e.g. AAPL, BRK.B)")
+    return f"{cleaned}{suffix}"
+
+
+def equity_ticker(symbol: str) -> str:
+    """`AAPL-USD` (or `AAPL`) -> the venue's `AAPL`."""
+    return equity_symbol(symbol).rpartition("-")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A normalized symbol with its kind: what trades, in what, and how venues compare it."""
+
+    base: str  # `BTC`, or the ticker `AAPL`
+    quote: str  # `USDT`, `USD`
+    kind: SymbolKind
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.base}-{self.quote}"
+
+    @property
+    def usd_like(self) -> bool:
+        return self.quote in USD_LIKE
+
+    @property
+    def comparable_asset(self) -> str:
+        """What this is priced as across venues: dollar quotes are one market (`BTC-USDT` and
+        `BTC-USD` are both `BTC-USD`); an equity is `equity:AAPL-USD`, never a pair's."""
+        asset = f"{self.base}-USD" if self.usd_like else self.symbol
+        return f"{EQUITY_ASSET_PREFIX}{asset}" if self.kind == "equity" else asset
+
+
+def instrument(symbol: str, exchange: str | None = None) -> Instrument:
+    """`symbol` (any common spelling; a bare ticker on an equity venue) as an Instrument of
+    the kind `exchange` lists. ValueError for a symbol that is neither."""
+    if symbol_kind(exchange) == "equity":
+        base, _, quote = equity_symbol(symbol).rpartition("-")
+        return Instrument(base, quote, "equity")
+    base, _, quote = normalize(symbol).partition("-")
+    return Instrument(base, quote, "pair")
+
+
+def comparable_asset(symbol: str, exchange: str | None = None) -> str | None:
+    """What a normalized symbol of `exchange` is priced as across venues: `BTC-USDT` and
+    `BTC-USD` are both `BTC-USD`; `BTC-EUR` stays itself; Finnhub's `AAPL-USD` is
+    `equity:AAPL-USD`, apart from any crypto `AAPL-USD`. Without `exchange`, a pair. None for
+    a symbol that is not `BASE-QUOTE` (or not a ticker on an equity venue)."""
     base, sep, quote = symbol.partition("-")
     if not sep or not base or not quote:
         return None
+    if symbol_kind(exchange) == "equity":
+        try:
+            return instrument(symbol, exchange).comparable_asset
+        except ValueError:
+            return None
     return f"{base}-USD" if quote in USD_LIKE else symbol
 
 

@@ -1,31 +1,21 @@
-"""Stock tickers in our symbol model: `AAPL` is `AAPL-USD`, a stock priced in dollars.
+"""Stock tickers in our symbol model: `AAPL` is the equity `AAPL-USD` (see `model.symbols`).
 
-`model.symbols.normalize` knows only BASE-QUOTE pairs (`normalize("AAPL")` raises), so the
-Finnhub venue maps its US tickers to `<TICKER>-USD` itself: `BRK.B` is `BRK.B-USD`, and the
-quote is dropped again on the wire. A ticker is 1 to 15 of A-Z, 0-9 and `.`, starting with a
-letter (Finnhub's spelling of US share classes: `BRK.B`).
+`model.symbols.normalize` reads pairs only (`normalize("AAPL")` raises), so the Finnhub venue
+maps its US tickers with the model's equity helpers: `BRK.B` is `BRK.B-USD`, and the quote is
+dropped again on the wire.
 """
 
-import re
+from marketpipe.model.symbols import EQUITY_QUOTE, equity_symbol, equity_ticker, is_ticker
 
-QUOTE = "USD"
-_TICKER = re.compile(r"[A-Z][A-Z0-9.]{0,14}")
-
-
-def is_ticker(text: str) -> bool:
-    return _TICKER.fullmatch(text) is not None
+QUOTE = EQUITY_QUOTE
+__all__ = ["QUOTE", "is_ticker", "to_symbol", "to_ticker"]
 
 
 def to_symbol(ticker: str) -> str:
     """`aapl`, `AAPL` or `AAPL-USD` -> `AAPL-USD`; ValueError for anything else."""
-    cleaned = ticker.strip().upper()
-    if cleaned.endswith(f"-{QUOTE}"):
-        cleaned = cleaned[: -len(QUOTE) - 1]
-    if not is_ticker(cleaned):
-        raise ValueError(f"{ticker!r} is not a US stock ticker (e.g. AAPL, BRK.B)")
-    return f"{cleaned}-{QUOTE}"
+    return equity_symbol(ticker)
 
 
 def to_ticker(symbol: str) -> str:
     """`AAPL-USD` (or `AAPL`) -> Finnhub's `AAPL`."""
-    return to_symbol(symbol)[: -len(QUOTE) - 1]
+    return equity_ticker(symbol)
