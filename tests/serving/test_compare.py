@@ -142,7 +142,9 @@ def test_the_body_names_every_field_a_client_reads(client: TestClient) -> None:
     body = client.get("/api/v1/market/compare", params={"base": "BTC"}).json()
     assert set(body) == {
         "base", "venues", "median_price", "spread_bps", "best_bid", "best_ask", "cross_bps",
+        "market_cap", "market",  # null here: this backend stores no market data
     }  # fmt: skip
+    assert body["market_cap"] is None and body["market"] is None
     assert set(body["venues"][0]) == {
         "exchange", "symbol", "last_price", "last_trade_time", "bid", "ask", "vwap_1m",
         "volume_1m", "minute", "vs_others_bps",

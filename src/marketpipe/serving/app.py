@@ -23,6 +23,7 @@ from marketpipe.serving.ratelimit import RateLimitMiddleware
 from marketpipe.serving.request_metrics import RequestMetricsMiddleware
 from marketpipe.serving.reuse import ResponseReuseMiddleware
 from marketpipe.serving.routes_binance import BinanceRoutes
+from marketpipe.serving.routes_market_data import market_data_router
 from marketpipe.serving.routes_marts import marts_router
 from marketpipe.serving.routes_native import NativeRoutes, health_response
 from marketpipe.serving.security import BearerTokenMiddleware
@@ -36,7 +37,7 @@ DESCRIPTION = """\
 Market data from marketpipe's pipeline.
 
 * **/api/v1** — native REST: market overview, candles of every interval (with `is_final` and
-  `revision`), alerts, health.
+  `revision`), market snapshots (CoinGecko market caps), alerts, health.
 * **/api/v3** — Binance-compatible REST: point Binance clients here.
 * **/ws/&lt;stream&gt;**, **/stream?streams=a/b** — Binance-compatible WebSocket streams.
 * **/metrics** — Prometheus. **/** — the live dashboard.
@@ -73,6 +74,7 @@ def create_app(
     native = NativeRoutes(view, PipelineStats(view))
     for router in native.routers():
         app.include_router(router)
+    app.include_router(market_data_router(view))
     app.include_router(BinanceRoutes(view).router)
     app.include_router(marts_router())
     for router in extra_routers:

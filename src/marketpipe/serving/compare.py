@@ -9,9 +9,10 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Final
 
+from marketpipe.model.records import MarketSnapshot
 from marketpipe.model.symbols import USD_LIKE
 from marketpipe.serving.market import MarketView
-from marketpipe.serving.rows import iso
+from marketpipe.serving.rows import iso, snapshot_row
 
 BPS: Final = 10_000.0
 
@@ -60,8 +61,12 @@ def venue_prices(view: MarketView, base: str, quote: str | None = None) -> list[
     return found
 
 
-def comparison(base: str, prices: list[VenuePrice]) -> dict[str, Any]:
-    """The compare endpoint's body: each venue's price and its distance from the others."""
+def comparison(
+    base: str, prices: list[VenuePrice], market: MarketSnapshot | None = None
+) -> dict[str, Any]:
+    """The compare endpoint's body: each venue's price and its distance from the others, and
+    the asset's market cap when an aggregator snapshot of it is stored (`market`: the whole
+    snapshot; both null otherwise)."""
     lasts = [p.last for p in prices]
     median = statistics.median(lasts) if lasts else None
     venues = []
@@ -96,6 +101,8 @@ def comparison(base: str, prices: list[VenuePrice]) -> dict[str, Any]:
         "best_bid": _side(best_bid, best_bid.bid if best_bid else None),
         "best_ask": _side(best_ask, best_ask.ask if best_ask else None),
         "cross_bps": _cross_bps(best_bid, best_ask),
+        "market_cap": market.market_cap if market is not None else None,
+        "market": snapshot_row(market) if market is not None else None,
     }
 
 

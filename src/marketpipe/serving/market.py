@@ -10,8 +10,9 @@ from typing import TypeVar
 import msgspec
 
 from marketpipe.model.intervals import INTERVAL_US, MINUTE_US
-from marketpipe.model.records import Candle, Position, Quote, Trade
+from marketpipe.model.records import Candle, MarketSnapshot, Position, Quote, Trade
 from marketpipe.serving.backend import Backend
+from marketpipe.serving.market_data import latest_snapshots
 from marketpipe.storage.router import Routed
 from marketpipe.storage.tiers import Series
 
@@ -236,6 +237,14 @@ class MarketView:
         return self._cached(
             "quotes", lambda: {(q.exchange, q.symbol): q for q in self.backend.quotes()}
         )
+
+    def market_snapshots(self) -> list[MarketSnapshot] | None:
+        """The newest market snapshot per (source, asset, vs_currency); None when the backend
+        stores no market data at all (as opposed to none received yet: an empty list)."""
+        market = self.backend.market
+        if market is None:
+            return None
+        return self._cached("market", lambda: latest_snapshots(market()))
 
     # ---- candles -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from marketpipe.model.records import Alert, Candle
 from marketpipe.model.symbols import to_native
 from marketpipe.serving.compare import comparison, venue_prices
 from marketpipe.serving.market import MarketView, Stats24h, UnknownExchange, UnknownSymbol
+from marketpipe.serving.market_data import snapshot_for
 from marketpipe.serving.pipeline_stats import PipelineStats
 from marketpipe.serving.rows import iso, position_row, to_rows
 
@@ -125,7 +126,7 @@ class NativeRoutes:
             "/compare",
             self.compare,
             methods=["GET"],
-            summary="One asset on every venue: price, bid/ask, 1m VWAP, spread in bps",
+            summary="One asset on every venue: price, bid/ask, 1m VWAP, spread in bps, market cap",
         )
         m.add_api_route(
             "/ticker-health",
@@ -233,7 +234,8 @@ class NativeRoutes:
                 + (f" against {quote.upper()}" if quote else " against a USD-like quote")
                 + f"; bases with trades: {', '.join(bases[:30]) or 'none'}",
             )
-        return comparison(base, prices)
+        held = self.view.market_snapshots()
+        return comparison(base, prices, snapshot_for(held, base) if held else None)
 
     def summary(self) -> dict[str, Any]:
         stats = self.view.all_stats()

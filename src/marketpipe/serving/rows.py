@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from marketpipe.model.records import Alert, Candle, Position, Trade
+from marketpipe.model.records import Alert, Candle, MarketSnapshot, Position, Trade
 
 TIME_FIELDS = frozenset({"ts_event", "ts_recv", "open_time", "close_time", "ts"})
 
@@ -46,3 +46,11 @@ def position_row(position: Position) -> dict[str, Any]:
         "trades_seen": position.trades_seen,
         "duplicates": position.duplicates,
     }
+
+
+def snapshot_row(snapshot: MarketSnapshot) -> dict[str, Any]:
+    """Every field of a market snapshot; unknown figures stay null, times are ISO-8601 UTC."""
+    row = msgspec.structs.asdict(snapshot)
+    row["ts_source"] = iso(snapshot.ts_source)
+    row["ts_recv"] = iso(snapshot.ts_recv)
+    return row
