@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import StorageError
-from marketpipe.model.records import Alert, Candle, DeadLetter, Position, Quote
+from marketpipe.model.records import Alert, Candle, DeadLetter, MarketSnapshot, Position, Quote
 from marketpipe.model.schemas import TRADE_SCHEMA
 
 _HEADER = struct.Struct("<II")  # payload length, CRC-32 of the payload
@@ -40,6 +40,8 @@ class _Entry(msgspec.Struct, array_like=True):
     positions: list[Position]
     dead_letters: list[DeadLetter]
     duplicates: int
+    # Last, with a default: a log written before snapshots existed still reads.
+    snapshots: list[MarketSnapshot] = []
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -74,6 +76,7 @@ def encode(seq: int, batch: CommitBatch) -> bytes:
             batch.positions,
             batch.dead_letters,
             batch.duplicates,
+            batch.snapshots,
         )
     )
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
@@ -84,7 +87,7 @@ def _decode(payload: bytes) -> tuple[int, CommitBatch]:
     batch = CommitBatch(
         trades=_from_ipc(e.trades), late_trades=_from_ipc(e.late_trades), candles=e.candles,
         alerts=e.alerts, quotes=e.quotes, positions=e.positions, dead_letters=e.dead_letters,
-        duplicates=e.duplicates,
+        duplicates=e.duplicates, snapshots=e.snapshots,
     )  # fmt: skip
     return e.seq, batch
 

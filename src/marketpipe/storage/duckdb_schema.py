@@ -43,6 +43,16 @@ TABLES = {
         CREATE TABLE IF NOT EXISTS dead_letters (
             ts TIMESTAMPTZ, source VARCHAR, error VARCHAR, raw BLOB, context VARCHAR
         )""",
+    # Market data (CoinGecko) as a time series: insert-or-ignore by the primary key, so a
+    # re-polled or replayed snapshot is stored once. Unknown figures stay NULL.
+    "market_snapshots": """
+        CREATE TABLE IF NOT EXISTS market_snapshots (
+            source VARCHAR NOT NULL, asset VARCHAR NOT NULL, vs_currency VARCHAR NOT NULL,
+            price DOUBLE NOT NULL, market_cap DOUBLE, fully_diluted_valuation DOUBLE,
+            volume_24h DOUBLE, circulating_supply DOUBLE, market_cap_rank BIGINT,
+            ts_source TIMESTAMPTZ NOT NULL, ts_recv TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (source, asset, vs_currency, ts_source)
+        )""",
     # One row per committed micro-batch; batch_seq orders raw trades for lake export.
     "batches": """
         CREATE TABLE IF NOT EXISTS batches (
@@ -59,5 +69,12 @@ TABLES = {
     "lake_archive": """
         CREATE TABLE IF NOT EXISTS lake_archive (
             day TIMESTAMPTZ PRIMARY KEY, candles BIGINT NOT NULL, archived_at TIMESTAMPTZ NOT NULL
+        )""",
+    # Lifecycle: UTC days of market snapshots written to the lake, with how many rows; a day
+    # whose count grew since (a late snapshot) is written again.
+    "market_archive": """
+        CREATE TABLE IF NOT EXISTS market_archive (
+            day TIMESTAMPTZ PRIMARY KEY, snapshots BIGINT NOT NULL,
+            archived_at TIMESTAMPTZ NOT NULL
         )""",
 }

@@ -18,12 +18,14 @@ from marketpipe.model.schemas import (
     ALERT_SCHEMA,
     CANDLE_SCHEMA,
     DEAD_LETTER_SCHEMA,
+    MARKET_SNAPSHOT_SCHEMA,
     QUOTE_SCHEMA,
     TRADE_SCHEMA,
     from_table,
     to_table,
 )
 from marketpipe.storage.duckdb_schema import TABLES
+from marketpipe.storage.market_keys import first_per_key
 from marketpipe.storage.sql_dialect import DUCKDB
 from marketpipe.storage.sql_tier import SqlReads
 
@@ -149,6 +151,9 @@ class DuckDBWarehouse(SqlReads):
             insert("INSERT", "dead_letters", to_table(batch.dead_letters, DEAD_LETTER_SCHEMA))
         if batch.positions:
             insert("INSERT OR REPLACE", "positions", _positions_table(batch.positions))
+        if batch.snapshots:
+            snapshots = to_table(first_per_key(batch.snapshots), MARKET_SNAPSHOT_SCHEMA)
+            insert("INSERT OR IGNORE", "market_snapshots", snapshots)
 
     # ---- reads ---------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The embedded hot tier: the last hour in memory — latest quotes, recent candles and alerts.
+"""The embedded hot tier: the last hour in memory — latest quotes, recent candles and alerts,
+and the latest market snapshot per (source, asset, vs_currency).
 
 It is a `Tier` of the router itself: it holds every candle this process committed since its
 first one per series; no raw trades, and alerts only as a bounded feed (so no coverage for
@@ -10,7 +11,8 @@ from collections import deque
 
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.intervals import INTERVAL_US
-from marketpipe.model.records import Alert, Candle, Quote, Trade
+from marketpipe.model.records import Alert, Candle, MarketSnapshot, Quote, Trade
+from marketpipe.storage.market_keys import SeriesKey, keep_latest
 from marketpipe.storage.tiers import Series, TimeRange, matching_alerts, window
 
 
@@ -24,6 +26,7 @@ class MemoryHotTier:
         # Per (exchange, symbol, interval): open_time -> latest candle value, oldest first.
         self._candles: dict[tuple[str, str, str], dict[int, Candle]] = {}
         self._alerts: deque[Alert] = deque(maxlen=max_alerts)
+        self._market: dict[SeriesKey, MarketSnapshot] = {}
 
     def apply(self, batch: CommitBatch) -> None:
         with self._lock:
@@ -36,6 +39,7 @@ class MemoryHotTier:
                 series[candle.open_time] = candle
                 self._trim(series, candle)
             self._alerts.extend(batch.alerts)
+            keep_latest(self._market, batch.snapshots)
 
     def _trim(self, series: dict[int, Candle], newest: Candle) -> None:
         # Keep the last hour, but always a few windows of the long intervals.
@@ -49,6 +53,11 @@ class MemoryHotTier:
     def quotes(self) -> list[Quote]:
         with self._lock:
             return list(self._quotes.values())
+
+    def latest_market_snapshots(self) -> list[MarketSnapshot]:
+        """What this process committed: the newest per (source, asset, vs_currency)."""
+        with self._lock:
+            return [self._market[k] for k in sorted(self._market)]
 
     def _series(self, exchange: str, symbol: str, interval: str) -> list[Candle]:
         with self._lock:

@@ -1,15 +1,18 @@
-"""The lake: raw trades and archived candles as Parquet, on any `pyarrow.fs` filesystem — a
-local directory (embedded mode) or an S3 or GCS bucket (cluster mode), same layout:
+"""The lake: raw trades, archived candles and market snapshots as Parquet, on any
+`pyarrow.fs` filesystem — a local directory (embedded mode) or an S3 or GCS bucket (cluster
+mode), same layout:
 
 `{root}/trades/exchange=binance/symbol=BTC-USDT/date=2024-08-09/part-{first_id}-{last_id}.parquet`
 `{root}/candles/interval=1m/exchange=binance/symbol=BTC-USDT/date=2024-08-09/part-{first}-{last}.parquet`
+`{root}/market/source=coingecko/asset=BTC/date=2024-08-09/part-{first}-{last}.parquet`
 
 (trade parts are named by their first and last trade id, candle parts by their first and last
-open time in µs). Names are deterministic, so writing the same rows again replaces a file with
-identical content. A reader never sees half a file: locally a file is written to a temporary
-name and renamed; on S3 and GCS an object becomes visible only once its upload completes, so parts
-are written to their final key directly (a copy-and-delete "rename" would double the I/O for
-no gain). Readers drop duplicate keys, which makes compaction crash-safe (lake_compaction.py).
+open time in µs, market snapshot parts by their first and last ts_source in µs). Names are
+deterministic, so writing the same rows again replaces a file with identical content. A reader
+never sees half a file: locally a file is written to a temporary name and renamed; on S3 and
+GCS an object becomes visible only once its upload completes, so parts are written to their
+final key directly (a copy-and-delete "rename" would double the I/O for no gain). Readers drop
+duplicate keys, which makes compaction crash-safe (lake_compaction.py).
 """
 
 import uuid
@@ -26,7 +29,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from marketpipe.model.errors import StorageError
-from marketpipe.model.schemas import CANDLE_SCHEMA, TRADE_SCHEMA
+from marketpipe.model.schemas import CANDLE_SCHEMA, MARKET_SNAPSHOT_SCHEMA, TRADE_SCHEMA
 
 TMP_PREFIX = ".tmp-"
 _EPOCH = date(1970, 1, 1)
@@ -53,6 +56,12 @@ TRADES = LakeDataset(
 CANDLES = LakeDataset(
     "candles", CANDLE_SCHEMA, ("interval", "exchange", "symbol"), "open_time", "open_time",
     ("exchange", "symbol", "interval", "open_time"), (("revision", True), ("is_final", True)),
+)  # fmt: skip
+
+# Every vs_currency of an asset shares its files; a day is written whole (lifecycle).
+MARKET = LakeDataset(
+    "market", MARKET_SNAPSHOT_SCHEMA, ("source", "asset"), "ts_source", "ts_source",
+    ("source", "asset", "vs_currency", "ts_source"),
 )  # fmt: skip
 
 
@@ -91,6 +100,10 @@ class ParquetLake:
         """Write candles, one file per (interval, exchange, symbol, date)."""
         return self.write(CANDLES, candles)
 
+    def write_market(self, snapshots: pa.Table) -> int:
+        """Write market snapshots, one file per (source, asset, date)."""
+        return self.write(MARKET, snapshots)
+
     def write(self, dataset: LakeDataset, rows: pa.Table) -> int:
         if not rows.num_rows:
             return 0
@@ -102,7 +115,7 @@ class ParquetLake:
             *dataset.partitions, "date", as_dict=True, maintain_order=True
         ).items():
             directory = self.partition_dir(dataset, values[:-1], str(values[-1]))
-            table = part.drop("date").sort(dataset.name_column).to_arrow().cast(dataset.schema)
+            table = part.drop("date").sort(order_of(dataset)).to_arrow().cast(dataset.schema)
             self.write_part(dataset, table, directory)
             written += 1
         return written
@@ -194,6 +207,16 @@ class ParquetLake:
         return table.sort_by([("open_time", "ascending"), ("exchange", "ascending"),
                               ("symbol", "ascending")])  # fmt: skip
 
+    def read_market(
+        self, *, source: str | None = None, asset: str | None = None,
+        start: int | None = None, end: int | None = None,
+    ) -> pa.Table:  # fmt: skip
+        """Market snapshots with ts_source in `[start, end)`, sorted by (ts_source, source,
+        asset, vs_currency), each key once."""
+        table = self.read(MARKET, {"source": source, "asset": asset}, start, end)
+        order = ["ts_source", "source", "asset", "vs_currency"]
+        return table.sort_by([(c, "ascending") for c in order])
+
     def read(
         self, dataset: LakeDataset, equal: dict[str, str | None], start: int | None,
         end: int | None,
@@ -222,6 +245,13 @@ class ParquetLake:
         except OSError as exc:
             raise StorageError(f"lake read failed: {exc}") from exc
         return deduplicate(dataset, table)
+
+
+def order_of(dataset: LakeDataset) -> list[str]:
+    """Rows of a part file are sorted by its name column, then by the rest of the key not
+    fixed by the directory (market: vs_currency), so the same rows give the same file."""
+    fixed = {*dataset.partitions, dataset.name_column}
+    return [dataset.name_column, *(k for k in dataset.key if k not in fixed)]
 
 
 def deduplicate(dataset: LakeDataset, table: pa.Table) -> pa.Table:

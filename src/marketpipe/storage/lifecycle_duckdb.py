@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from marketpipe.model.errors import StorageError
-from marketpipe.model.schemas import CANDLE_SCHEMA
+from marketpipe.model.schemas import CANDLE_SCHEMA, MARKET_SNAPSHOT_SCHEMA
 from marketpipe.storage.duckdb_schema import TABLES
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
 
@@ -22,7 +22,8 @@ class DuckDBLifecycle:
     def __init__(self, warehouse: DuckDBWarehouse) -> None:
         self.warehouse = warehouse
         self._rows("SELECT 1")  # opens fine
-        self._rows(TABLES["lake_archive"])  # data dirs older than this table
+        for table in ("lake_archive", "market_snapshots", "market_archive"):
+            self._rows(TABLES[table])  # data dirs older than these tables
 
     def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.warehouse._lock:
@@ -67,6 +68,36 @@ class DuckDBLifecycle:
             [day_us, candles],
         )
 
+    def snapshot_days(self) -> dict[int, int]:
+        rows = self._rows(
+            "SELECT epoch_us(date_trunc('day', ts_source)) AS d, count(*) FROM market_snapshots "
+            "GROUP BY d"
+        )
+        return {int(d): int(n) for d, n in rows}
+
+    def snapshot_table(self, *, start: int, end: int) -> pa.Table:
+        sql = (
+            "SELECT * FROM market_snapshots WHERE ts_source >= make_timestamptz(?::BIGINT) "
+            "AND ts_source < make_timestamptz(?::BIGINT) "
+            "ORDER BY source, asset, ts_source, vs_currency"
+        )
+        with self.warehouse._lock:
+            try:
+                table = self.warehouse._con.sql(sql, params=[start, end]).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StorageError(f"warm store lifecycle failed: {exc}") from None
+        return table.cast(MARKET_SNAPSHOT_SCHEMA)
+
+    def archived_snapshot_days(self) -> dict[int, int]:
+        rows = self._rows("SELECT epoch_us(day), snapshots FROM market_archive")
+        return {int(d): int(n) for d, n in rows}
+
+    def mark_snapshots_archived(self, day_us: int, snapshots: int) -> None:
+        self._rows(
+            "INSERT OR REPLACE INTO market_archive VALUES (make_timestamptz(?::BIGINT), ?, now())",
+            [day_us, snapshots],
+        )
+
     def apply_retention(self, cutoff_us: int) -> dict[str, int]:
         cutoff = "make_timestamptz(?::BIGINT)"
         statements = {
@@ -75,6 +106,7 @@ class DuckDBLifecycle:
             "candles": f"close_time <= {cutoff}",
             "alerts": f"ts < {cutoff}",
             "dead_letters": f"ts < {cutoff}",
+            "market_snapshots": f"ts_source < {cutoff}",
         }
         removed = {}
         with self.warehouse._lock:

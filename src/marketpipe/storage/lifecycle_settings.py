@@ -11,4 +11,5 @@ class LifecycleSettings(BaseModel):
 
     warm_retention_days: float = Field(90.0, gt=0)
     archive_candles: bool = True
+    archive_market: bool = True  # market snapshots (CoinGecko) warm -> lake, per final day
     compact: bool = True

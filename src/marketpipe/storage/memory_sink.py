@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import FencedOut
-from marketpipe.model.records import Alert, Candle, DeadLetter, Position, Trade
+from marketpipe.model.records import Alert, Candle, DeadLetter, MarketSnapshot, Position, Trade
 from marketpipe.model.schemas import from_table
 from marketpipe.observability import metrics as m
+from marketpipe.storage.market_keys import SnapshotKey, keep_latest, snapshot_key
 from marketpipe.storage.tiers import window
 
 Partitions = Mapping[tuple[str, int], int]  # (topic, partition) -> next offset, or epoch
@@ -30,10 +31,12 @@ TradeKey = tuple[str, str, int]  # (exchange, symbol, trade_id)
 
 @dataclass
 class MemorySink:
+    stores_market_snapshots = True  # no annotation: a class attribute, not a field
     candle_map: dict[CandleKey, Candle] = field(default_factory=dict)
     alerts: dict[str, Alert] = field(default_factory=dict)
     position_map: dict[tuple[str, str], Position] = field(default_factory=dict)
     trade_map: dict[TradeKey, Trade] = field(default_factory=dict)
+    snapshot_map: dict[SnapshotKey, MarketSnapshot] = field(default_factory=dict)
     # (consumer group, topic, partition) -> next offset
     offsets: dict[tuple[str | None, str, int], int] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -67,6 +70,8 @@ class MemorySink:
             self.alerts.setdefault(a.alert_id, a)
         for p in batch.positions:
             self.position_map[(p.exchange, p.symbol)] = p
+        for s in batch.snapshots:
+            self.snapshot_map.setdefault(snapshot_key(s), s)
         for (topic, partition), offset in (offsets or {}).items():
             self.offsets[(consumer_group, topic, partition)] = offset
         self.dead_letters.extend(batch.dead_letters)
@@ -154,3 +159,18 @@ class MemorySink:
             key=lambda t: (t.ts_event, t.trade_id),
         )  # fmt: skip
         return window(picked, lambda t: t.ts_event, start, end, limit, newest_first)
+
+    def latest_market_snapshots(self) -> list[MarketSnapshot]:
+        latest: dict[tuple[str, str, str], MarketSnapshot] = {}
+        keep_latest(latest, self.snapshot_map.values())
+        return [latest[k] for k in sorted(latest)]
+
+    def market_snapshots(
+        self, asset: str | None, start: int | None, end: int | None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[MarketSnapshot]:  # fmt: skip
+        picked = sorted(
+            (s for s in self.snapshot_map.values() if asset in (None, "", s.asset)),
+            key=lambda s: (s.ts_source, s.source, s.asset, s.vs_currency),
+        )
+        return window(picked, lambda s: s.ts_source, start, end, limit, newest_first)

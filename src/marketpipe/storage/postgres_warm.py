@@ -33,12 +33,14 @@ from marketpipe.model.records import Candle, Position
 from marketpipe.model.schemas import (
     ALERT_SCHEMA,
     CANDLE_SCHEMA,
+    MARKET_SNAPSHOT_SCHEMA,
     TRADE_SCHEMA,
     to_table,
 )
 from marketpipe.observability import metrics as m
 from marketpipe.storage import postgres_fences as fences
 from marketpipe.storage import postgres_schema as schema
+from marketpipe.storage.market_keys import first_per_key
 from marketpipe.storage.postgres_copy import copy_in, insert_select, select_list, staging_ddl
 from marketpipe.storage.sql_dialect import POSTGRES
 from marketpipe.storage.sql_tier import SqlReads, position_from_row
@@ -53,7 +55,9 @@ _STAGING = {
     "_stage_late": TRADE_SCHEMA,
     "_stage_candles": CANDLE_SCHEMA,
     "_stage_alerts": ALERT_SCHEMA,
+    "_stage_snapshots": MARKET_SNAPSHOT_SCHEMA,
 }
+_SNAPSHOT_KEY = ("source", "asset", "vs_currency", "ts_source")
 _CANDLE_KEY = ("exchange", "symbol", "interval", "open_time")
 _TRADE_KEY = ("exchange", "symbol", "trade_id")
 _CANDLE_VALUES = [f.name for f in CANDLE_SCHEMA if f.name not in _CANDLE_KEY]
@@ -78,6 +82,7 @@ class PostgresWarehouse(SqlReads):
     Candles, trades, alerts, quotes and counts are read as `SqlReads` says."""
 
     dialect = POSTGRES
+    stores_market_snapshots = True  # the archive role consumes marketpipe.market into it
 
     def __init__(self, dsn: str, *, pool_size: int = 4, timeout_s: float = 10.0) -> None:
         self.dsn = dsn
@@ -252,6 +257,11 @@ class PostgresWarehouse(SqlReads):
             )
         if batch.positions:
             _store_positions(cur, batch.positions)
+        if batch.snapshots:
+            snapshots = to_table(first_per_key(batch.snapshots), MARKET_SNAPSHOT_SCHEMA)
+            copy_in(cur, "_stage_snapshots", snapshots)
+            rows = insert_select(MARKET_SNAPSHOT_SCHEMA, "_stage_snapshots", _SNAPSHOT_KEY)
+            cur.execute(f"INSERT INTO market_snapshots {rows} ON CONFLICT DO NOTHING")
         cur.execute(
             "INSERT INTO batches VALUES (%s, now(), %s, %s)",
             [seq, batch.trades.num_rows, len(batch.candles)],
@@ -377,6 +387,7 @@ class PostgresWarehouse(SqlReads):
                         ("alerts", "ts < mp_ts(%s)"),
                         ("late_trades", "ts_event < mp_ts(%s)"),
                         ("dead_letters", "ts < mp_ts(%s)"),
+                        ("market_snapshots", "ts_source < mp_ts(%s)"),
                     ):
                         cur = conn.execute(
                             f"DELETE FROM {table} WHERE {condition}".encode(), [cutoff_us]
@@ -404,6 +415,30 @@ class PostgresWarehouse(SqlReads):
                 "INSERT INTO lake_archive VALUES (mp_ts(%s), %s, now()) ON CONFLICT (day) "
                 "DO UPDATE SET candles = EXCLUDED.candles, archived_at = EXCLUDED.archived_at",
                 [day_us, candles],
+            )
+
+    def snapshot_days(self) -> dict[int, int]:
+        """UTC day (µs at midnight) -> how many market snapshots it holds."""
+        rows = self.rows(
+            "SELECT mp_us(date_trunc('day', ts_source)), count(*) FROM market_snapshots GROUP BY 1"
+        )
+        return {int(d): int(n) for d, n in rows}
+
+    def snapshot_table(self, *, start: int, end: int) -> pa.Table:
+        """Market snapshots with ts_source in `[start, end)` as an Arrow table (lake)."""
+        snapshots = self.market_snapshots(None, start, end)
+        return to_table(snapshots, MARKET_SNAPSHOT_SCHEMA)
+
+    def archived_snapshot_days(self) -> dict[int, int]:
+        rows = self.rows("SELECT mp_us(day), snapshots FROM market_archive")
+        return {int(d): int(n) for d, n in rows}
+
+    def mark_snapshots_archived(self, day_us: int, snapshots: int) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO market_archive VALUES (mp_ts(%s), %s, now()) ON CONFLICT (day) "
+                "DO UPDATE SET snapshots = EXCLUDED.snapshots, archived_at = EXCLUDED.archived_at",
+                [day_us, snapshots],
             )
 
     def partitions(self) -> list[str]:

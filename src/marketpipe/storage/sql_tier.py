@@ -9,8 +9,14 @@ from typing import Any
 import msgspec
 
 from marketpipe.model.intervals import INTERVAL_US
-from marketpipe.model.records import Alert, Candle, Position, Quote, Trade
-from marketpipe.model.schemas import ALERT_SCHEMA, CANDLE_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
+from marketpipe.model.records import Alert, Candle, MarketSnapshot, Position, Quote, Trade
+from marketpipe.model.schemas import (
+    ALERT_SCHEMA,
+    CANDLE_SCHEMA,
+    MARKET_SNAPSHOT_SCHEMA,
+    QUOTE_SCHEMA,
+    TRADE_SCHEMA,
+)
 from marketpipe.storage.sql_dialect import SqlDialect
 from marketpipe.storage.tiers import Series, TimeRange
 
@@ -18,6 +24,7 @@ from marketpipe.storage.tiers import Series, TimeRange
 _COVERAGE_OF = {"candles": ("candles", "open_time"), "trades": ("trades_recent", "ts_event"),
                 "alerts": ("alerts", "ts")}  # fmt: skip
 _COUNTED = ("trades_recent", "late_trades", "candles", "alerts", "dead_letters")
+_MARKET_KEY = "source, asset, vs_currency"
 
 
 def position_from_row(row: Sequence[Any]) -> Position:
@@ -80,6 +87,35 @@ class SqlReads:
         columns = self.dialect.select_list(QUOTE_SCHEMA)
         sql = f"SELECT {columns} FROM quotes ORDER BY exchange, symbol"
         return [Quote(*row) for row in self._rows(sql, [])]
+
+    def latest_market_snapshots(self) -> list[MarketSnapshot]:
+        """The newest snapshot (largest ts_source) per (source, asset, vs_currency); the key
+        includes ts_source, so there is exactly one."""
+        columns = self.dialect.select_list(MARKET_SNAPSHOT_SCHEMA)
+        sql = (
+            f"SELECT {', '.join(MARKET_SNAPSHOT_SCHEMA.names)} FROM ("
+            f"SELECT {columns}, row_number() OVER "
+            f"(PARTITION BY {_MARKET_KEY} ORDER BY ts_source DESC) AS newest "
+            f"FROM market_snapshots) latest WHERE newest = 1 ORDER BY {_MARKET_KEY}"
+        )
+        return [MarketSnapshot(*row) for row in self._rows(sql, [])]
+
+    def market_snapshots(
+        self, asset: str | None, start: int | None, end: int | None,
+        *, limit: int | None = None, newest_first: bool = False,
+    ) -> list[MarketSnapshot]:  # fmt: skip
+        """Snapshots of one asset (None or "": every one) with ts_source in `[start, end)`,
+        oldest first, by (ts_source, source, asset, vs_currency)."""
+        d = self.dialect
+        where, params = d.filters(None, None, start, end, "ts_source")
+        if asset:
+            where.append(f"asset = {d.param}")
+            params.append(asset)
+        columns = d.select_list(MARKET_SNAPSHOT_SCHEMA)
+        sql = f"SELECT {columns} FROM market_snapshots WHERE {' AND '.join(where)}"
+        order = ["ts_source", "source", "asset", "vs_currency"]
+        query = d.ordered(sql, order, params, limit, newest_first)
+        return [MarketSnapshot(*row) for row in self._rows(*query)]
 
     def counts(self) -> dict[str, int]:
         sql = " UNION ALL ".join(f"SELECT '{n}', count(*) FROM {n}" for n in _COUNTED)
