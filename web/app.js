@@ -11,6 +11,8 @@ const state = {
   symbol: params.get("symbol") || null, // native, e.g. BTCUSDT
   interval: params.get("interval") || "1m",
   tickers: new Map(), // native -> {last, changePct}
+  bases: new Map(), // native -> base asset (BTCUSDT -> BTC), from the realtime rows
+  market: new Map(), // base asset -> newest market snapshot (CoinGecko), dollars preferred
   candles: 0,
   alerts: [],
   seenAlerts: new Set(),
@@ -49,6 +51,21 @@ function pct(value) {
 }
 function compact(value) {
   return Number(value).toLocaleString("en-US", { notation: "compact", maximumFractionDigits: 2 });
+}
+// Market cap in the units a reader scans: $1.23T, $456.7B, $12.35M; "—" when unknown.
+const CAP_UNITS = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]]; // largest first
+function marketCap(value) {
+  if (value === null || value === undefined || !isFinite(Number(value))) return "—";
+  const v = Number(value);
+  let i = CAP_UNITS.findIndex(([size]) => Math.abs(v) >= size);
+  if (i < 0) return `$${v.toFixed(2)}`;
+  // Rounding may carry into the next unit: 999.96B reads $1.00T, never $1000.0B.
+  if (i > 0 && Math.abs(v) / CAP_UNITS[i][0] >= 999.95) i -= 1;
+  const scaled = v / CAP_UNITS[i][0];
+  return `$${scaled.toFixed(Math.abs(scaled) >= 99.995 ? 1 : 2)}${CAP_UNITS[i][1]}`;
+}
+function rank(value) {
+  return value === null || value === undefined ? "—" : `#${value}`;
 }
 function clock(iso) {
   return new Date(iso).toISOString().replace("T", " ").slice(5, 19);
@@ -178,8 +195,11 @@ function renderSymbols() {
     li.dataset.symbol = symbol;
     li.className = symbol === state.symbol ? "active" : "";
     const dir = t.changePct >= 0 ? "up" : "down";
+    const snapshot = state.market.get(state.bases.get(symbol));
     li.innerHTML = `<span class="sym">${symbol}</span><span>${price(t.last)}</span>` +
-      `<span class="${dir}">${pct(t.changePct)}</span>`;
+      `<span class="${dir}">${pct(t.changePct)}</span>` +
+      `<span class="cap" data-testid="market-cap">${marketCap(snapshot && snapshot.market_cap)}</span>` +
+      `<span class="rank" data-testid="market-rank">${rank(snapshot && snapshot.market_cap_rank)}</span>`;
     li.addEventListener("click", () => selectSymbol(symbol));
     list.appendChild(li);
   }
@@ -195,12 +215,32 @@ function renderTitle() {
   change.className = `change ${t && t.changePct < 0 ? "down" : "up"}`;
 }
 
+// Market cap and rank per coin from /api/v1/market/snapshots; a backend without market data
+// (503) or a failed call leaves the watchlist as it is, with "—" for the unknown.
+async function loadMarket() {
+  let rows;
+  try {
+    rows = await api("/api/v1/market/snapshots");
+  } catch {
+    return;
+  }
+  const market = new Map();
+  for (const r of rows) {
+    const held = market.get(r.asset);
+    if (!held || (held.vs_currency !== "USD" && r.vs_currency === "USD")) market.set(r.asset, r);
+  }
+  state.market = market;
+}
+
 async function loadTickers() {
-  const rows = await api(`/api/v1/market/realtime?exchange=${EXCHANGE}`);
+  const [rows] = await Promise.all([
+    api(`/api/v1/market/realtime?exchange=${EXCHANGE}`), loadMarket(),
+  ]);
   for (const r of rows) {
     state.tickers.set(r.native_symbol, {
       last: r.last_price, changePct: r.change_pct_24h, symbol: r.symbol,
     });
+    state.bases.set(r.native_symbol, r.symbol.split("-")[0]);
   }
   if (!state.symbol && rows.length) {
     const top = [...rows].sort((a, b) => b.quote_volume_24h - a.quote_volume_24h)[0];
@@ -387,7 +427,9 @@ async function start() {
   document.body.dataset.ready = "true";
 }
 
-window.dashboard = { state, chart, candleSeries, overlaySeries: state.overlaySeries };
+window.dashboard = {
+  state, chart, candleSeries, overlaySeries: state.overlaySeries, loadTickers, marketCap,
+};
 start().catch((error) => {
   console.error(error);
   document.getElementById("title-symbol").textContent = `error: ${error.message}`;

@@ -1,15 +1,26 @@
 """The dashboard in headless Chromium (Playwright driving Debian's /usr/bin/chromium):
-candles render, the symbol switch works, the alerts feed shows the replay's whale alert."""
+candles render, the symbol switch works, the alerts feed shows the replay's whale alert, the
+watchlist shows each coin's market cap and rank."""
 
+import dataclasses
 import os
+import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from playwright.sync_api import Browser, Page
 
-from tests.serving.conftest import serving
-from tests.serving.venues import TRADES, venues_data_dir
+from marketpipe.model.records import MarketSnapshot
+from marketpipe.serving.app import create_app
+from marketpipe.serving.backend import embedded_backend
+from marketpipe.serving.settings import ApiSettings
+from marketpipe.storage.embedded import EmbeddedStore
+from tests.serving.conftest import healthy, serving
+from tests.serving.venues import T0, TRADES, venues_data_dir
 
 pytestmark = pytest.mark.integration
 
@@ -115,5 +126,94 @@ def test_the_dashboard_overlays_the_asset_on_the_other_venues(
     page.locator("[data-testid=venues-toggle]").click()  # and off again
     page.wait_for_function("!document.querySelector('[data-testid=chart]').dataset.overlay")
     assert page.evaluate("window.dashboard.overlaySeries.size") == 0
+    assert errors == []
+    page.close()
+
+
+def _snapshot(asset: str, vs: str, cap: float | None, rank: int | None) -> MarketSnapshot:
+    return MarketSnapshot(
+        source="coingecko", asset=asset, vs_currency=vs, price=61_000.0, market_cap=cap,
+        fully_diluted_valuation=None, volume_24h=None, circulating_supply=None,
+        market_cap_rank=rank, ts_source=T0, ts_recv=T0,
+    )  # fmt: skip
+
+
+@dataclasses.dataclass
+class MarketServer:
+    url: str
+    # What the backend's `market` answers; the test replaces it to see the watchlist refresh.
+    snapshots: list[MarketSnapshot]
+
+
+@pytest.fixture(scope="module")
+def market_server(
+    two_symbol_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MarketServer]:
+    """The API in-process over a copy of the two-symbol data dir, with a `market` of known
+    snapshots (the pipeline's own backend fills it from the warm store's market_snapshots)."""
+    data_dir = shutil.copytree(two_symbol_dir, tmp_path_factory.mktemp("market") / "data")
+    store = EmbeddedStore(data_dir, read_only=True)
+    held = MarketServer("", [
+        _snapshot("BTC", "EUR", 9.99e12, 1),  # not dollars: the watchlist reads USD
+        _snapshot("BTC", "USD", 1_234_567_890_123.0, 1),
+    ])  # fmt: skip
+    backend = dataclasses.replace(embedded_backend(store, healthy), market=lambda: held.snapshots)
+    app = create_app(backend, ApiSettings(rate_limit="100000/minute"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start in 30 s"
+        time.sleep(0.02)
+    held.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    yield held
+    server.should_exit = True
+    thread.join(10)
+    store.close()
+
+
+def _cells(page: Page, symbol: str) -> tuple[str, str]:
+    row = page.locator(f"[data-testid=symbols] li[data-symbol={symbol}]")
+    return (
+        row.locator("[data-testid=market-cap]").inner_text(),
+        row.locator("[data-testid=market-rank]").inner_text(),
+    )
+
+
+def test_the_watchlist_shows_market_cap_and_rank_and_a_dash_when_unknown(
+    browser: Browser, market_server: MarketServer, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1440, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(market_server.url, wait_until="networkidle")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    # BTC's dollar snapshot (not EUR's); ETH has none.
+    assert _cells(page, "BTCUSDT") == ("$1.23T", "#1")
+    assert _cells(page, "ETHUSDT") == ("—", "—")
+    _shot(page, "dashboard-market-cap", tmp_path)
+
+    # The next watchlist refresh (the 15 s poll's own function) reads the new snapshots.
+    market_server.snapshots = [
+        _snapshot("BTC", "USD", 456_700_000_000.0, 2),
+        _snapshot("ETH", "USD", 312_345_678_901.0, 3),
+    ]
+    time.sleep(1.1)  # the API's read cache lives 1 s
+    page.evaluate("window.dashboard.loadTickers()")
+    page.wait_for_function(
+        "document.querySelector('[data-symbol=ETHUSDT] [data-testid=market-cap]')"
+        ".textContent !== '—'"
+    )
+    assert _cells(page, "BTCUSDT") == ("$456.7B", "#2")
+    assert _cells(page, "ETHUSDT") == ("$312.3B", "#3")
+
+    # Units at their boundaries: rounding carries into the next unit.
+    formatted = page.evaluate(
+        "[999.96e9, 99.996e9, 99.994e9, 12345678, null].map(window.dashboard.marketCap)"
+    )
+    assert formatted == ["$1.00T", "$100.0B", "$99.99B", "$12.35M", "—"]
     assert errors == []
     page.close()
