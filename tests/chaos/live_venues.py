@@ -24,6 +24,12 @@ LISTINGS: dict[str, list[str]] = {
     "coinbase": ["BTC-USD", "ETH-USD"],
     "kraken": ["BTC-USD", "ETH-USD"],
 }
+# Each venue's REST trade history: the back-filler's one source of what a live feed missed.
+HISTORY_ROUTES = {
+    "binance": "/api/v3/historicalTrades",
+    "coinbase": "/products/{product_id}/trades",
+    "kraken": "/0/public/Trades",
+}
 # exchange, symbol, trade_id, price, qty, side, ts_event (µs)
 VenueTrade = tuple[str, str, int, float, float, str, int]
 
@@ -50,9 +56,9 @@ class Venues:
         trades: list[VenueTrade] = pickle.loads(path.read_bytes())
         return trades
 
-    def rest_requests(self) -> dict[str, int]:
-        """REST requests each venue's front has served so far."""
-        counts: dict[str, int] = json.loads(self._ask("requests"))
+    def requests(self) -> dict[str, dict[str, int]]:
+        """Requests each venue's front has served so far, by route."""
+        counts: dict[str, dict[str, int]] = json.loads(self._ask("requests"))
         return counts
 
 

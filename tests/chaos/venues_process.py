@@ -8,7 +8,8 @@ listening. Reads commands on stdin, each answered by one line:
 
 - `truth <path>`: pickles every trade made so far to `path`, as plain tuples
   `(exchange, symbol, trade_id, price, qty, side, ts_event)`; answers `ok`;
-- `requests`: answers a JSON line `{venue: REST requests served so far}`;
+- `requests`: answers a JSON line `{venue: {route: requests served so far}}`, routes as the
+  front declares them (`/products/{product_id}/trades`): the log of what each venue was asked;
 - `calm`: stops injecting per-frame and REST faults (so a final run can settle); answers `ok`.
 
 End of input stops the venues.
@@ -18,10 +19,17 @@ import asyncio
 import json
 import pickle
 import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from aiohttp import web
+
 from marketpipe.simulator.faults import FaultPlan
+from marketpipe.simulator.front import VenueFront
 from marketpipe.simulator.venues import SimulatedVenues
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def parse_listings(text: str) -> dict[str, list[str]]:
@@ -33,13 +41,32 @@ def parse_listings(text: str) -> dict[str, list[str]]:
     return listings
 
 
-def rest_requests(venues: SimulatedVenues) -> dict[str, int]:
-    """REST requests each front has served (every front's REST API counts them)."""
-    return {v: int(getattr(venues.front(v), "rest").requests) for v in venues.venues}  # noqa: B009
+def log_requests(front: VenueFront) -> Counter[str]:
+    """Count every request `front` serves, by route, without touching the front's code: its
+    routes are wrapped before it starts (it builds its server from `routes()` then)."""
+    counts: Counter[str] = Counter()
+    declared = front.routes
+
+    def counted(path: str, handler: Handler) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            counts[path] += 1
+            return await handler(request)
+
+        return handle
+
+    def routes() -> list[web.RouteDef]:
+        return [
+            web.RouteDef(r.method, r.path, counted(r.path, r.handler), r.kwargs)  # type: ignore[arg-type]
+            for r in declared()
+        ]
+
+    front.routes = routes  # type: ignore[method-assign]
+    return counts
 
 
 async def serve(listings: dict[str, list[str]], rate: float, seed: int, faults: FaultPlan) -> None:
     venues = SimulatedVenues.build(listings, rate, seed, faults=faults)
+    logs = {venue: log_requests(venues.front(venue)) for venue in venues.venues}
     async with venues:
         urls = {v: [u.ws_url, u.rest_url] for v, u in venues.urls().items()}
         print(json.dumps(urls), flush=True)
@@ -52,7 +79,7 @@ async def serve(listings: dict[str, list[str]], rate: float, seed: int, faults: 
                 ]
                 Path(arg).write_bytes(pickle.dumps(truth))  # noqa: ASYNC240
             elif command == "requests":
-                print(json.dumps(rest_requests(venues)), flush=True)
+                print(json.dumps(logs), flush=True)
                 continue
             elif command == "calm":
                 for venue in venues.venues:
