@@ -55,9 +55,56 @@ def test_kraken_btc_ticks_a_dime_and_coinbase_lots_are_satoshis() -> None:
     assert (coinbase.tick, coinbase.step) == (0.01, 1e-8)
 
 
-def test_stock_listings_have_a_kind_but_no_front_yet() -> None:
-    with pytest.raises(ValueError, match="stock listings"):
-        listing("finnhub", "AAPL", kind="stock")
+def test_finnhub_lists_stocks_as_equities_spelt_by_ticker() -> None:
+    for text in ("AAPL", "aapl", "AAPL-USD"):
+        item = listing("finnhub", text)
+        assert (item.symbol, item.native, item.asset, item.kind) == (
+            "AAPL-USD",
+            "AAPL",
+            "AAPL",
+            "stock",
+        )
+        assert item.fair_key == "stock:AAPL"
+    assert listing("binance", "BTCUSDT").fair_key == "BTC"
+    spec = listing_spec(listing("finnhub", "MSFT"))
+    assert (spec.native, spec.tick, spec.step, spec.start_price) == ("MSFT", 0.01, 1.0, 420.0)
+
+
+def test_a_stock_on_a_crypto_venue_or_a_pair_on_finnhub_is_refused() -> None:
+    with pytest.raises(ValueError, match="binance lists crypto pairs, not the stock 'AAPL'"):
+        listing("binance", "AAPL", kind="stock")
+    with pytest.raises(ValueError, match="not a US stock ticker"):
+        listing("finnhub", "BTC-USDT")
+    with pytest.raises(ValueError, match="finnhub lists stocks"):
+        listing("finnhub", "AAPL", kind="crypto")
+
+
+def test_a_stock_never_shares_a_fair_value_with_a_crypto_of_its_ticker() -> None:
+    market = MultiVenueMarket({"binance": ["AAPL-USDT"], "finnhub": ["AAPL"]}, 40, 7, START_US)
+    end = START_US + 30_000_000
+    crypto = market.market("binance").advance_columns(end)
+    stock = market.market("finnhub").advance_columns(end)
+    assert {t.symbol for t in stock.to_trades()} == {"AAPL-USD"}
+    ts = stock.ts_us
+    assert np.allclose(stock.price, market.fair_price("stock:AAPL", ts), rtol=0.002)
+    assert not np.allclose(
+        crypto.price[:10], market.fair_price("stock:AAPL", crypto.ts_us[:10]), rtol=0.05
+    )
+    assert np.allclose(
+        market.venue_price("finnhub", "AAPL", ts), market.fair_price("stock:AAPL", ts), rtol=4e-4
+    )
+
+
+def test_stock_trades_are_whole_shares_in_cents_at_whole_milliseconds_with_twins() -> None:
+    market = MultiVenueMarket({"finnhub": ["AAPL", "MSFT"]}, 60, 7, START_US)
+    cols = market.market("finnhub").advance_columns(START_US + 60_000_000)
+    trades = cols.to_trades()
+    assert len(trades) > 1000 and {t.exchange for t in trades} == {"finnhub"}
+    assert all(t.qty == int(t.qty) >= 1 and round(t.price * 100) == t.price * 100 for t in trades)
+    assert all(t.ts_event % 1000 == 0 for t in trades)
+    # Equal price, size and time: two real trades the id-less venue must keep apart.
+    rows = [(t.symbol, t.price, t.qty, t.ts_event) for t in trades]
+    assert len(set(rows)) < len(rows) - 50
 
 
 def test_every_venue_has_its_own_trades_ids_and_exchange_name() -> None:

@@ -11,6 +11,8 @@ import pytest
 import websockets
 
 from marketpipe.simulator import Divergence, FaultPlan, SimulatedVenues, first_ids_after
+from marketpipe.simulator.finnhub import FinnhubFront, MarketHours
+from marketpipe.simulator.venues import SIMULATED_TOKEN
 from tests.simulator.venue_clients import LISTINGS, read_json
 
 pytestmark = pytest.mark.integration
@@ -134,5 +136,30 @@ async def test_a_port_in_use_fails_the_start_and_stops_the_venues_already_up() -
 
 
 def test_an_unknown_venue_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"okx.*binance, coinbase, kraken"):
+    with pytest.raises(ValueError, match=r"okx.*binance, coinbase, kraken, finnhub"):
         SimulatedVenues.build({"okx": ["BTC-USDT"]}, 10, seed=1)
+
+
+async def test_finnhub_serves_stocks_beside_the_crypto_venues_to_a_client_with_its_token() -> None:
+    listings = {"binance": ["BTC-USDT"], "finnhub": ["AAPL", "MSFT"]}
+    venues = SimulatedVenues.build(listings, 200, seed=5)
+    async with venues:
+        urls = venues.urls()
+        assert urls["finnhub"].token == SIMULATED_TOKEN and urls["binance"].token is None
+        url = f"{urls['finnhub'].ws_url}?token={urls['finnhub'].token}"
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "symbol": "MSFT"}))
+            body: dict[str, object] = {"type": ""}
+            while body["type"] != "trade":
+                body = json.loads(await asyncio.wait_for(ws.recv(), 3))
+        front = venues.front("finnhub")
+        assert isinstance(front, FinnhubFront) and front.feed.hours is None  # around the clock
+    data = body["data"]
+    assert isinstance(data, list) and {item["s"] for item in data} == {"MSFT"}
+    assert {t.symbol for t in venues.ground_truth("finnhub")} == {"AAPL-USD", "MSFT-USD"}
+
+
+def test_the_market_hours_flag_makes_finnhub_keep_us_hours() -> None:
+    venues = SimulatedVenues.build({"finnhub": ["AAPL"]}, 10, seed=1, market_hours=True)
+    front = venues.front("finnhub")
+    assert isinstance(front, FinnhubFront) and isinstance(front.feed.hours, MarketHours)

@@ -3,7 +3,11 @@
 One asset (BTC) can be listed on several venues, each spelling the pair its own way:
 Binance `BTCUSDT`, Coinbase `BTC-USD`, Kraken `BTC/USD`. Ticks and lots follow the venue
 where it is known to differ from Binance's (Kraken's BTC/USD ticks 0.1, Coinbase and Kraken
-lots are 1e-8). The listing kind leaves room for stocks (Finnhub), which have no front yet.
+lots are 1e-8).
+
+A stock (kind "stock") is listed on a stock venue (Finnhub): the equity `AAPL-USD`, spelt
+`AAPL`, in cent ticks and whole shares. Its fair value is its own, never a crypto's of the
+same ticker (`MultiVenueMarket` keys fair values by kind and asset).
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from marketpipe.model.symbols import USD_LIKE, normalize
+from marketpipe.model.symbols import USD_LIKE, equity_symbol, equity_ticker, normalize, symbol_kind
 from marketpipe.simulator.columns import UNITS
+from marketpipe.simulator.finnhub.feed import stock_spec
 from marketpipe.simulator.symbols import SymbolSpec, symbol_spec
 
 ListingKind = Literal["crypto", "stock"]
 CRYPTO_VENUES = ("binance", "coinbase", "kraken")
+STOCK_VENUES = ("finnhub",)
+DEFAULT_STOCKS = ("AAPL", "MSFT")
 # (venue, normalized symbol) -> (tick, lot step) where the venue's differ from Binance's.
 _VENUE_SIZES: dict[tuple[str, str], tuple[float, float]] = {
     ("kraken", "BTC-USD"): (0.1, 1e-8),
@@ -33,8 +40,15 @@ class Listing:
     venue: str  # lowercase, as the records spell it
     symbol: str  # normalized `BTC-USD`
     native: str  # the venue's spelling: `BTCUSDT`, `BTC-USD`, `BTC/USD`
-    asset: str  # what one fair value is shared across venues for: `BTC` (in USD), `ETH-BTC`
+    asset: str  # what one fair value is shared across venues for: `BTC` (in USD), `ETH-BTC`,
+    # the ticker `AAPL` for a stock
     kind: ListingKind = "crypto"
+
+    @property
+    def fair_key(self) -> str:
+        """The name of the fair value this listing trades at: a stock's is apart from a
+        crypto's of the same ticker."""
+        return f"stock:{self.asset}" if self.kind == "stock" else self.asset
 
 
 def native_spelling(venue: str, symbol: str) -> str:
@@ -53,17 +67,27 @@ def asset_of(symbol: str) -> str:
     return base if quote in USD_LIKE else f"{base}-{quote}"
 
 
-def listing(venue: str, symbol: str, kind: ListingKind = "crypto") -> Listing:
-    """A crypto pair (any common spelling) on `venue`."""
-    if kind != "crypto":
-        raise ValueError(f"{kind} listings ({symbol} on {venue}) have no simulated front yet")
+def listing(venue: str, symbol: str, kind: ListingKind | None = None) -> Listing:
+    """`symbol` (any common spelling; a bare ticker for a stock) on `venue`, of the kind the
+    venue lists unless given: stocks on Finnhub, crypto pairs elsewhere."""
+    venue_kind: ListingKind = "stock" if symbol_kind(venue) == "equity" else "crypto"
+    kind = venue_kind if kind is None else kind
+    if kind != venue_kind:
+        lists = "stocks" if venue_kind == "stock" else "crypto pairs"
+        raise ValueError(f"{venue} lists {lists}, not the {kind} {symbol!r}")
+    if kind == "stock":
+        equity = equity_symbol(symbol)
+        ticker = equity_ticker(equity)
+        return Listing(venue, equity, ticker, ticker, "stock")
     normalized = normalize(symbol)
     return Listing(venue, normalized, native_spelling(venue, normalized), asset_of(normalized))
 
 
 def listing_spec(item: Listing, seed: int = 0) -> SymbolSpec:
     """The market parameters of a listing: Binance's for the pair, with the venue's
-    spelling, tick and lot."""
+    spelling, tick and lot; a stock's own (cent ticks, whole shares)."""
+    if item.kind == "stock":
+        return stock_spec(item.native, seed)
     spec = symbol_spec(item.symbol, seed)
     tick, step = _VENUE_SIZES.get(
         (item.venue, item.symbol), (spec.tick, _DEFAULT_STEP.get(item.venue, spec.step))
@@ -76,6 +100,9 @@ def listing_spec(item: Listing, seed: int = 0) -> SymbolSpec:
 
 
 def default_symbols(venue: str, assets: tuple[str, ...] = ("BTC", "ETH")) -> list[str]:
-    """The demo's pairs of `assets` on `venue`: USDT on Binance, USD elsewhere."""
+    """The demo's listings on `venue`: `assets` in USDT on Binance and in USD on the other
+    crypto venues; AAPL and MSFT (`AAPL-USD`) on a stock venue."""
+    if symbol_kind(venue) == "equity":
+        return [equity_symbol(ticker) for ticker in DEFAULT_STOCKS]
     quote = "USDT" if venue == "binance" else "USD"
     return [f"{asset}-{quote}" for asset in assets]

@@ -4,7 +4,9 @@
 venues share each asset's fair-value path (`fairvalue.FairValue`) and add their own basis
 (a clipped mean-reverting offset of about a basis point) and any divergence episode; their
 arrivals, sides, sizes and trade ids are their own. All of it is deterministic per seed:
-the same seed, listings and start give the same trades on every venue.
+the same seed, listings and start give the same trades on every venue. A stock venue
+(Finnhub) lists equities (`AAPL-USD`), whose fair values are their own: a stock never shares
+a path with a crypto of the same ticker.
 
     market = MultiVenueMarket(
         {"binance": ["BTC-USDT"], "coinbase": ["BTC-USD"], "kraken": ["BTC-USD"]},
@@ -26,13 +28,14 @@ import numpy.typing as npt
 
 from marketpipe.simulator.divergence import Divergence, log_offsets
 from marketpipe.simulator.fairvalue import FairValue, VenueBasis
+from marketpipe.simulator.finnhub.feed import stock_spec
 from marketpipe.simulator.listings import Listing, listing, listing_spec
 from marketpipe.simulator.market import PricePath, SyntheticMarket
 from marketpipe.simulator.symbols import SECONDS_PER_YEAR, symbol_spec
 
 F64 = npt.NDArray[np.float64]
 # Venues whose trade times are whole milliseconds; the others print microseconds.
-_MS_VENUES = frozenset({"binance"})
+_MS_VENUES = frozenset({"binance", "finnhub"})
 
 
 def _seed(seed: int, name: str) -> np.random.SeedSequence:
@@ -102,7 +105,8 @@ class MultiVenueMarket:
         return list(self._listings[venue])
 
     def fair_price(self, asset: str, t_us: npt.ArrayLike) -> F64:
-        """The asset's shared fair value (USD, or the pair's quote) at `t_us`."""
+        """The asset's shared fair value (USD, or the pair's quote) at `t_us`; a stock's as
+        `stock:AAPL` (`Listing.fair_key`)."""
         return np.exp(self._fair_value(asset).at(t_us))
 
     def venue_price(self, venue: str, asset: str, t_us: npt.ArrayLike) -> F64:
@@ -112,17 +116,25 @@ class MultiVenueMarket:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _fair_value(self, asset: str) -> FairValue:
-        path = self._fair.get(asset)
+    def _fair_value(self, key: str) -> FairValue:
+        path = self._fair.get(key)
         if path is None:
-            pair = asset if "-" in asset else f"{asset}-USD"
-            spec = symbol_spec(pair, self.seed)
+            if key.startswith("stock:"):
+                spec = stock_spec(key.removeprefix("stock:"), self.seed)
+            else:
+                spec = symbol_spec(key if "-" in key else f"{key}-USD", self.seed)
             annual = spec.vol_per_sqrt_s * SECONDS_PER_YEAR**0.5
             path = FairValue(
-                spec.start_price, annual, _seed(self.seed, f"fair:{asset}"), self.start_us
+                spec.start_price, annual, _seed(self.seed, f"fair:{key}"), self.start_us
             )
-            self._fair[asset] = path
+            self._fair[key] = path
         return path
+
+    def _fair_key(self, venue: str, asset: str) -> str:
+        for item in self._listings.get(venue, ()):
+            if item.asset == asset:
+                return item.fair_key
+        return asset
 
     def _log_price(self, venue: str, asset: str, t: F64) -> F64:
         basis = self._basis.get((venue, asset))
@@ -135,7 +147,7 @@ class MultiVenueMarket:
             )
             self._basis[(venue, asset)] = basis
         offsets = log_offsets(self.divergences, venue, asset, self.start_us, t)
-        return self._fair_value(asset).at(t) + basis.at(t) + offsets
+        return self._fair_value(self._fair_key(venue, asset)).at(t) + basis.at(t) + offsets
 
     def _path_of(self, venue: str) -> PricePath:
         assets = {item.symbol: item.asset for item in self._listings[venue]}

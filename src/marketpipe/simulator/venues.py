@@ -6,13 +6,14 @@ runs to show every venue side by side:
 
     venues = SimulatedVenues.build(
         {"binance": ["BTC-USDT", "ETH-USDT"], "coinbase": ["BTC-USD", "ETH-USD"],
-         "kraken": ["BTC-USD", "ETH-USD"]},
+         "kraken": ["BTC-USD", "ETH-USD"], "finnhub": ["AAPL", "MSFT"]},
         trades_per_second=50,            # per venue (or a mapping venue -> rate)
         seed=7,
         faults=FaultPlan.parse("chaos"),  # or {"kraken": plan, ...}; None for no faults
         first_ids={"coinbase": {"BTC-USD": 1_000}},  # continue a data dir's ids
         divergences=[Divergence("kraken", "BTC", bps=80, start_s=30, duration_s=20)],
         ports={"binance": 9443},         # 0 or absent: any free port
+        market_hours=False,              # True: Finnhub's stocks keep US market hours
     )
     async with venues:
         venues.urls()["kraken"].ws_url    # ws://127.0.0.1:PORT/v2
@@ -21,7 +22,11 @@ runs to show every venue side by side:
         venues.front("binance")           # the SimulatedExchange itself
 
 The URLs are the connectors' `ws_url` / `rest_url` settings for that venue (Binance's are
-the base its connector appends `/ws` or `/stream` to, as with `SimulatedExchange`).
+the base its connector appends `/ws` or `/stream` to, as with `SimulatedExchange`). Finnhub's
+front wants a token (`VenueUrls.token`, the connector's `token` setting): any string, since it
+is a local server. Its stocks trade around the clock unless `market_hours`, so a demo always
+shows them; with it they keep US market hours (09:30-16:00 New York, weekdays), and closed
+hours have no trades at all.
 """
 
 from __future__ import annotations
@@ -36,19 +41,23 @@ from marketpipe.simulator.coinbase.front import CoinbaseFront
 from marketpipe.simulator.divergence import Divergence
 from marketpipe.simulator.exchange import SimulatedExchange
 from marketpipe.simulator.faults import FaultPlan
+from marketpipe.simulator.finnhub.front import FinnhubFront
+from marketpipe.simulator.finnhub.hours import MarketHours
 from marketpipe.simulator.front import VenueFront
 from marketpipe.simulator.kraken.front import KrakenFront
 from marketpipe.simulator.market import SyntheticMarket
 from marketpipe.simulator.multivenue import MultiVenueMarket
 
 log = logging.getLogger(__name__)
-VENUES = ("binance", "coinbase", "kraken")  # the venues with a front
+VENUES = ("binance", "coinbase", "kraken", "finnhub")  # the venues with a front
+SIMULATED_TOKEN = "simulated"  # the API token the simulated Finnhub accepts
 
 
 @dataclass(frozen=True, slots=True)
 class VenueUrls:
     ws_url: str
     rest_url: str
+    token: str | None = None  # the API token the venue wants (Finnhub), if any
 
 
 def make_front(
@@ -60,8 +69,10 @@ def make_front(
     *,
     tick_s: float = 0.002,
     record_send_times: bool = False,
+    market_hours: bool = False,
 ) -> VenueFront:
-    """The front of `venue` over `market` (whose trades should name that venue)."""
+    """The front of `venue` over `market` (whose trades should name that venue);
+    `market_hours`: stocks trade in US market hours only (Finnhub)."""
     if venue == "binance":
         return SimulatedExchange(
             market, faults, host, port, tick_s=tick_s, record_send_times=record_send_times
@@ -73,6 +84,17 @@ def make_front(
     if venue == "kraken":
         return KrakenFront(
             market, faults, host, port, tick_s=tick_s, record_send_times=record_send_times
+        )
+    if venue == "finnhub":
+        return FinnhubFront(
+            market,
+            faults,
+            host,
+            port,
+            token=SIMULATED_TOKEN,
+            hours=MarketHours() if market_hours else None,
+            tick_s=tick_s,
+            record_send_times=record_send_times,
         )
     raise ValueError(f"no simulated front for venue {venue!r}; there are {', '.join(VENUES)}")
 
@@ -94,6 +116,7 @@ class SimulatedVenues:
         *,
         tick_s: float = 0.002,
         record_send_times: bool = False,
+        market_hours: bool = False,
     ) -> None:
         self.market = market
         self.fronts: dict[str, VenueFront] = {}
@@ -107,6 +130,7 @@ class SimulatedVenues:
                 (ports or {}).get(venue, 0),
                 tick_s=tick_s,
                 record_send_times=record_send_times,
+                market_hours=market_hours,
             )
 
     @classmethod
@@ -122,6 +146,7 @@ class SimulatedVenues:
         host: str = "127.0.0.1",
         ports: Mapping[str, int] | None = None,
         start_us: int | None = None,
+        market_hours: bool = False,
     ) -> SimulatedVenues:
         unknown = sorted(set(listings) - set(VENUES))
         if unknown:
@@ -134,7 +159,7 @@ class SimulatedVenues:
             divergences=divergences,
             first_ids=first_ids,
         )
-        return cls(market, faults, host, ports)
+        return cls(market, faults, host, ports, market_hours=market_hours)
 
     async def start(self) -> None:
         started: list[VenueFront] = []
@@ -169,7 +194,10 @@ class SimulatedVenues:
             raise KeyError(f"no simulated venue {venue!r}; running {self.venues}") from None
 
     def urls(self) -> dict[str, VenueUrls]:
-        return {v: VenueUrls(f.ws_url, f.rest_url) for v, f in self.fronts.items()}
+        return {
+            v: VenueUrls(f.ws_url, f.rest_url, f.token if isinstance(f, FinnhubFront) else None)
+            for v, f in self.fronts.items()
+        }
 
     def ground_truth(self, venue: str | None = None) -> list[Trade]:
         """Every trade produced so far: of one venue, or of all ordered by
@@ -191,10 +219,17 @@ async def run_venues(
     faults: FaultPlan | None = None,
     host: str = "127.0.0.1",
     ports: Mapping[str, int] | None = None,
+    market_hours: bool = False,
 ) -> None:
     """Run several simulated venues until cancelled (`python -m marketpipe.simulator`)."""
     venues = SimulatedVenues.build(
-        listings, trades_per_second, seed, faults=faults, host=host, ports=ports
+        listings,
+        trades_per_second,
+        seed,
+        faults=faults,
+        host=host,
+        ports=ports,
+        market_hours=market_hours,
     )
     async with venues:
         for venue, urls in venues.urls().items():

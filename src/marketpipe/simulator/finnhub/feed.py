@@ -2,7 +2,8 @@
 
 - Trades go out as `{"data":[{"c":[...],"p":..,"s":"AAPL","t":<ms>,"v":..}],"type":"trade"}`,
   one message per symbol per poll with at most `batch_max` trades (a burst spans several
-  messages, so one millisecond's trades can straddle two frames). `c`, the trade conditions,
+  messages, so one millisecond's trades can straddle two frames of one poll; a poll takes
+  whole milliseconds only, so no millisecond straddles two polls). `c`, the trade conditions,
   are drawn per trade from a few real codes, sometimes null or absent.
 - `{"type":"ping"}` every `ping_every_us` to every authenticated client.
 - With `hours`, trades outside the regular session are never sent nor kept: the market
@@ -14,12 +15,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from marketpipe.model.records import Trade
+from marketpipe.model.symbols import equity_ticker
 from marketpipe.simulator.columns import UNITS, TradeColumns
 from marketpipe.simulator.feed import Frame
 from marketpipe.simulator.finnhub.hours import MarketHours
 from marketpipe.simulator.formats import mix64, number
 from marketpipe.simulator.market import SyntheticMarket
-from marketpipe.simulator.symbols import SymbolSpec, symbol_spec
+from marketpipe.simulator.symbols import SECONDS_PER_YEAR, SymbolSpec, symbol_spec
 from marketpipe.simulator.tape import TradeTape, split_by_symbol, tapes_truth
 
 EXCHANGE = "finnhub"
@@ -32,16 +34,28 @@ def topic(ticker: str) -> str:
     return f"trade:{ticker}"
 
 
+# ticker -> (USD price, share of the market's trades, annualized volatility), mid-2024.
+_STOCKS: dict[str, tuple[float, float, float]] = {
+    "AAPL": (190.0, 1.0, 0.28),
+    "MSFT": (420.0, 0.8, 0.25),
+}
+_STOCK_VOL = 0.35  # an unknown ticker's annualized volatility
+
+
 def stock_spec(ticker: str, seed: int = 0) -> SymbolSpec:
-    """A stock as the market trades it: `AAPL-USD`, spelt `AAPL`, cent ticks, whole shares."""
+    """A stock as the market trades it: `AAPL-USD`, spelt `AAPL`, cent ticks, whole shares
+    (so a $150 order is one share, and equal trades in one millisecond are common)."""
+    ticker = equity_ticker(ticker)
     spec = symbol_spec(f"{ticker}-USD", seed)
-    tick = UNITS // 100
+    price, weight, annual = _STOCKS.get(ticker, (spec.start_price, spec.weight, _STOCK_VOL))
     return replace(
         spec,
         native=ticker,
-        tick_units=tick,
+        tick_units=UNITS // 100,
         step_units=UNITS,
-        start_price=max(1.0, round(spec.start_price * 100) / 100),
+        start_price=max(1.0, round(price * 100) / 100),
+        weight=weight,
+        vol_per_sqrt_s=annual / SECONDS_PER_YEAR**0.5,
     )
 
 
@@ -100,7 +114,9 @@ class FinnhubFeed:
 
     def poll(self, now_us: int) -> list[Frame]:
         out: list[Frame] = []
-        cols = self.market.advance_columns(now_us)
+        # Only whole milliseconds: one ms of a symbol is never split over two polls, so two
+        # frames are never byte-identical (the parser takes such frames for one).
+        cols = self.market.advance_columns(now_us - now_us % 1000 - 1)
         if len(cols) and self.hours is not None:
             cols = cols.take(self.hours.mask(cols.ts_us))
         if len(cols):
