@@ -98,15 +98,25 @@ class CoinGeckoFront(VenueFront):
         self.requests: list[tuple[float, int]] = []
 
     @classmethod
-    def over(cls, market: MultiVenueMarket, **kwargs: Any) -> CoinGeckoFront:
+    def over(
+        cls, market: MultiVenueMarket, faults: FaultPlan | None = None, **kwargs: Any
+    ) -> CoinGeckoFront:
         """Priced at `market`'s shared fair values (the demo's several venues)."""
-        return cls(market_prices(market), **kwargs)
+        return cls(market_prices(market), faults, **kwargs)
 
     @classmethod
-    def standalone(cls, seed: int, start_us: int | None = None, **kwargs: Any) -> CoinGeckoFront:
-        """Priced at fair values of its own, as a MultiVenueMarket of `seed` would have."""
+    def standalone(
+        cls,
+        seed: int,
+        faults: FaultPlan | None = None,
+        *,
+        start_us: int | None = None,
+        **kwargs: Any,
+    ) -> CoinGeckoFront:
+        """Priced at fair values of its own, as a MultiVenueMarket of `seed` started at
+        `start_us` (default now) would price them."""
         start = time.time_ns() // 1000 if start_us is None else start_us
-        return cls(StandaloneFairValues(seed, start), **kwargs)
+        return cls(StandaloneFairValues(seed, start), faults, **kwargs)
 
     async def __aenter__(self) -> CoinGeckoFront:
         await self.start()
