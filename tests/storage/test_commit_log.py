@@ -1,9 +1,11 @@
 """The commit log: round trip, torn tails, recovery into the warm store, and kill -9."""
 
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +14,7 @@ import pytest
 
 from harness.reference import raw_trades, reference_candles
 from marketpipe.model.batch import CommitBatch, merge_batches
-from marketpipe.model.records import Alert, Position, Trade
+from marketpipe.model.records import Alert, MarketSnapshot, Position, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.storage.commit_log import CommitLog
 from marketpipe.storage.embedded import EmbeddedStore
@@ -166,3 +168,74 @@ def test_merged_batches_keep_the_latest_candle_and_first_alert() -> None:
     assert [x.alert_id for x in merged.alerts] == ["a1", "a4"]
     assert merged.positions == b.positions
     assert isinstance(merged.trades, pa.Table)
+
+
+def market_batch(minute: int) -> CommitBatch:
+    ts = T0 + minute * 60_000_000
+    snapshots = [
+        MarketSnapshot("coingecko", asset, "usd", 100.0 + minute, None if asset == "ETH" else 1e9,
+                       None, 5e6, 1e6, None, ts, ts + 7)
+        for asset in ("BTC", "ETH")
+    ]  # fmt: skip
+    return CommitBatch(snapshots=snapshots)
+
+
+def test_logged_market_snapshots_the_warm_store_lacks_are_recovered_once(tmp_path: Path) -> None:
+    # A crash after the log append and before DuckDB: the log holds 1..3, DuckDB only 1.
+    store = EmbeddedStore(tmp_path)
+    store.commit(market_batch(1))
+    store.close()
+    log = CommitLog(tmp_path / "commit.log")
+    for seq, minute in enumerate((1, 2, 3), start=1):
+        log.append(seq, market_batch(minute))
+    log.close()
+    want = sorted((s for m in (1, 2, 3) for s in market_batch(m).snapshots),
+                  key=lambda s: (s.ts_source, s.asset))  # fmt: skip
+    for _ in range(2):  # opening again changes nothing
+        store = EmbeddedStore(tmp_path)
+        assert store.warm.market_snapshots(None, None, None) == want
+        store.close()
+
+
+def test_an_entry_written_before_snapshots_existed_still_reads(tmp_path: Path) -> None:
+    import msgspec
+
+    # The entry layout before issue 13: the same fields without the trailing snapshots.
+    old = msgspec.msgpack.encode([7, b"", b"", [], [], [], [], [], 0])
+    (tmp_path / "commit.log").write_bytes(struct.pack("<II", len(old), zlib.crc32(old)) + old)
+    [(seq, entry)] = list(CommitLog(tmp_path / "commit.log").entries())
+    assert seq == 7 and entry.snapshots == [] and entry.is_empty
+
+
+_MARKET_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from marketpipe.storage.embedded import EmbeddedStore
+    from tests.storage.test_commit_log import market_batch
+
+    store = EmbeddedStore(Path(sys.argv[1]), commit_log=True, fsync=False)
+    for minute in range(20):
+        store.commit(market_batch(minute))
+    print(20, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # right after the last commit returned
+    """
+)
+
+
+def test_kill_9_right_after_market_commits_loses_no_snapshot(tmp_path: Path) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", _MARKET_CHILD, str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    store = EmbeddedStore(tmp_path / "data")
+    try:
+        stored = store.warm.market_snapshots(None, None, None)
+        assert len(stored) == 40
+        assert {(s.asset, s.ts_source) for s in stored} == {
+            (s.asset, s.ts_source) for m in range(20) for s in market_batch(m).snapshots
+        }
+        assert [s.price for s in store.warm.latest_market_snapshots()] == [119.0, 119.0]
+    finally:
+        store.close()

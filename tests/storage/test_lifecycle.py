@@ -15,7 +15,7 @@ from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Candle, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, from_table, to_table
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
-from marketpipe.storage.lake import CANDLES, TRADES, ParquetLake
+from marketpipe.storage.lake import CANDLES, MARKET, TRADES, ParquetLake
 from marketpipe.storage.lifecycle_duckdb import DuckDBLifecycle
 from marketpipe.storage.postgres_warm import PostgresWarehouse
 from marketpipe.storage.redis_hot import RedisHotTier
@@ -141,6 +141,6 @@ def test_cluster_lifecycle_archives_to_s3_drops_partitions_and_trims_redis(
     again = run_lifecycle(settings, NOW, backend="cluster")
     assert again.archived_days == [] and again.compaction["trades"].partitions == 0
     check_lake(lake)
-    assert {d.name for d in (TRADES, CANDLES)} == set(report.compaction)
+    assert {d.name for d in (TRADES, CANDLES, MARKET)} == set(report.compaction)
     hot.close()
     warm.close()
