@@ -187,7 +187,8 @@ def _zip_of_nothing(p: Path) -> None:
         (
             "words.recv",
             lambda p: p.write_text("these are not frames\n"),
-            "{path}: unrecognized replay format (expected <recv_ns> <json>, JSONL or CSV)",
+            "{path}: unrecognized replay format (expected <recv_ns> <json>, a cryptofeed "
+            "recording, JSONL or CSV)",
         ),
     ],
 )

@@ -277,27 +277,64 @@ def _parse_speed(speed: str) -> float | None:
     return value
 
 
+# One string per paragraph: rich keeps a docstring's line breaks, so --help would break
+# mid-sentence at the source's line width.
+REPLAY_HELP = "\n\n".join(
+    [
+        "Replay recordings through the same pipeline as live; end of input finalizes all "
+        "windows.",
+        "Formats, detected from each file's content:",
+        "- [bold]<recv_ns> <json>[/bold] lines: Binance combined-stream frames as recorded "
+        "(any venue's frames with --venue).",
+        "- [bold]cryptofeed recordings[/bold] (cryptofeed-COINBASE.ws.28.0, "
+        "cryptofeed-KRAKEN.ws.48.0, cryptofeed-BINANCE.ws.1.0, .gz ok): the venue comes from "
+        "the file name, or from the URL of its first (connect) line.",
+        "- [bold]capture JSONL[/bold], as `marketpipe query trades --format jsonl` writes it, "
+        "for any venue: each line's exchange, or --venue.",
+        "- [bold]Binance trade CSVs[/bold] (BTCUSDT-trades-2024-08-09.csv or .zip, ms or µs).",
+        "Each venue's frames go through that venue's own parser, as live (Coinbase's maker "
+        "side becomes the taker's; Kraken v1 trades get arrival keys). A frame that does not "
+        "parse is stored in dead_letters under file:line and counted, never fatal. An unknown "
+        "venue fails before any work, naming it. A file damaged part way keeps the lines "
+        "before the break, names its line and byte, and exits 1. Replaying the same files "
+        "into the same --data-dir again changes nothing.",
+    ]
+)
+
+
 def replay(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Recordings (<recv_ns> <json>, .gz ok), capture JSONL or Binance trade CSVs."
+            help="Files to replay, in order: frame recordings (<recv_ns> <json> or "
+            "cryptofeed's), capture JSONL or Binance trade CSVs; .gz (and .zip for CSVs) ok."
         ),
     ],
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where to store the results.")],
     speed: Annotated[
         str, typer.Option("--speed", help="'max' (default) or a pace like '10x' event time.")
     ] = "max",
+    venue: Annotated[
+        str | None,
+        typer.Option(
+            "--venue",
+            help="The venue of every file (binance, coinbase, kraken, finnhub), overriding "
+            "what a file names: a cryptofeed recording's name, a capture line's exchange, "
+            "Binance for <recv_ns> <json>.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Replay recordings through the same pipeline as live; end of input finalizes all windows."""
+    """Replay recordings through the same pipeline as live (REPLAY_HELP says more)."""
     from marketpipe.embedded.replay import replay as run_replay
     from marketpipe.sources.replay import ReplayReader
 
     pace = _parse_speed(speed)
     settings = settings_from(config, data_dir=data_dir)
     try:
-        total = ReplayReader(paths).total_bytes()
+        total = ReplayReader(
+            paths, venue=venue, venue_settings=settings.venue_settings
+        ).total_bytes()
         with Progress(
             TextColumn("replay"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
             console=console,
@@ -305,13 +342,18 @@ def replay(
         ) as bar:  # fmt: skip
             task = bar.add_task("replay", total=total)
             summary = run_replay(
-                settings, paths, speed=pace, progress=lambda n: bar.advance(task, n)
+                settings,
+                paths,
+                speed=pace,
+                progress=lambda n: bar.advance(task, n),
+                venue=venue,
             )
     except MarketpipeError as exc:
         raise fail(str(exc)) from None
     table = Table(title="replay summary", show_header=False)
     for name, value in (
-        ("files", summary.files), ("trades read", summary.trades_read),
+        ("files", summary.files), ("venues", ", ".join(sorted(summary.venues)) or "-"),
+        ("trades read", summary.trades_read),
         ("trades stored", summary.trades_stored),
         ("duplicates", summary.duplicates), ("late (beyond lateness)", summary.late),
         ("candle writes", summary.candles), ("alerts", summary.alerts),
@@ -339,4 +381,4 @@ def replay(
 def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(demo)
-    app.command()(replay)
+    app.command(help=REPLAY_HELP)(replay)

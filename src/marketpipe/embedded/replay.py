@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from marketpipe.config import Settings
 from marketpipe.embedded.pipeline import CommitHook, Pipeline, Totals
@@ -26,6 +27,7 @@ class ReplaySummary(Totals):
     # One line per input that broke part way (what was read before the break is committed).
     broken: list[str] = field(default_factory=list)
     first_dead_letter: str | None = None  # "file:line: why", for the user to look at
+    venues: set[str] = field(default_factory=set)  # the venues of the trades read
 
     @property
     def trades_per_s(self) -> float:
@@ -39,9 +41,14 @@ def replay(
     speed: float | None = None,
     progress: Callable[[int], None] | None = None,
     on_commit: CommitHook | None = None,
+    venue: str | None = None,
 ) -> ReplaySummary:
-    """Replay files through the pipeline; end of input finalizes every window."""
-    reader = ReplayReader(paths)
+    """Replay files through the pipeline; end of input finalizes every window.
+
+    `venue` names every file's venue (`--venue`); None lets each file say which it is. Each
+    venue's frames go through its own parser, with its settings section of `settings`.
+    """
+    reader = ReplayReader(paths, venue=venue, venue_settings=settings.venue_settings)
     summary = ReplaySummary(files=len(paths))
     started = time.perf_counter()
     store = open_store(settings)
@@ -55,6 +62,8 @@ def replay(
         pacer = _Pacer(speed)
         for chunk in read_ahead(reader):
             summary.trades_read += chunk.trades.num_rows
+            if chunk.trades.num_rows:
+                summary.venues.update(pc.unique(chunk.trades.column("exchange")).to_pylist())
             summary.skipped_frames += chunk.skipped
             if chunk.broken is not None:
                 summary.broken.append(chunk.broken)

@@ -1,9 +1,15 @@
 """Replay recorded data through the same pipeline code as live.
 
-Formats, detected from content:
-- `<recv_ns> <json>` recordings of Binance combined-stream frames (plain or `.gz`);
-- our own capture JSONL: one trade object per line, as `marketpipe query trades --format jsonl`;
+Formats, detected from content (plain, `.gz`, or `.zip` for CSVs):
+- `<recv_ns> <json>` recordings: Binance combined-stream frames, or any venue's frames with
+  `venue` given;
+- cryptofeed recordings (`cryptofeed-COINBASE.ws.28.0`) of any registered venue, named by the
+  file or its connect line (`sources/replay_venues.py`);
+- our own capture JSONL for any venue (`sources/replay_capture.py`);
 - Binance public-dump trade CSVs (`BTCUSDT-trades-2024-08-09.csv` or `.zip`).
+
+Every venue's frames but Binance's `<recv_ns> <json>` go through that venue's own parser
+(`VenueSpec.parse`). Binance's recordings keep the paths below.
 
 Trade and bookTicker frames take a compiled path when the Rust extension is loaded
 (`sources/replay_native.py`, docs/native.md); without it, trade frames in Binance's canonical
@@ -23,31 +29,44 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Literal, TypeVar
 
-import msgspec
 import polars as pl
 import pyarrow as pa
 
 from marketpipe.model.errors import FrameError, SourceError
-from marketpipe.model.records import DeadLetter, Quote, Trade
-from marketpipe.model.schemas import QUOTE_SCHEMA, TRADE_INT_SCHEMA, TRADE_SCHEMA, to_table
+from marketpipe.model.records import Quote, Trade
+from marketpipe.model.schemas import QUOTE_SCHEMA, TRADE_SCHEMA, to_table
 from marketpipe.model.symbols import SymbolMap
 from marketpipe.observability.native import extension
 from marketpipe.sources.binance.frames import EXCHANGE, parse_frame
+from marketpipe.sources.replay_capture import CaptureLines, check_capture_start
+from marketpipe.sources.replay_chunk import ReplayChunk, broken_chunk, dead_letter, to_trade_table
 from marketpipe.sources.replay_files import (
-    FileBreak,
+    Format,
     LineBlocks,
     detect_format,
+    first_line,
     numbered_lines,
     open_file,
     read_all,
 )
 from marketpipe.sources.replay_native import decode_block
+from marketpipe.sources.replay_venues import (
+    LineSplitter,
+    VenueFrames,
+    VenueSettingsOf,
+    cryptofeed_frame,
+    default_settings,
+    known_venue,
+    recording_venue,
+    recv_frame,
+)
+from marketpipe.sources.venues import venue as registered_venue
+
+__all__ = ["ReplayChunk", "ReplayReader", "detect_format", "read_ahead"]
 
 log = logging.getLogger(__name__)
 
@@ -66,58 +85,92 @@ _MAX_RECV_NS = 2**63 - 1
 _CSV_COLUMNS = ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"]
 
 
-@dataclass(slots=True)
-class ReplayChunk:
-    trades: pa.Table
-    quotes: list[Quote] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    skipped: int = 0  # valid frames of streams we do not process (depth, snapshots)
-    bytes_read: int = 0
-    broken: str | None = None  # the file stopped being readable here: one line for the user
-
-
 class ReplayReader:
     """Reads replay files into chunks of records, in file order.
 
+    `venue`: every file's venue (`--venue`), overriding what a file names; None lets each file
+    say (a cryptofeed recording's name, a capture line's `exchange`; Binance for recv lines).
+    `venue_settings`: a venue's settings section (default: the venue's defaults).
     `native`: None takes the compiled path when the extension is loaded
     (`observability.native`), False the Python path, True insists on the compiled one.
+    Every file's format and venue are checked here, before any work: SourceError naming it.
     """
 
     def __init__(
-        self, paths: Iterable[Path], symbols: SymbolMap | None = None, native: bool | None = None
+        self,
+        paths: Iterable[Path],
+        symbols: SymbolMap | None = None,
+        native: bool | None = None,
+        *,
+        venue: str | None = None,
+        venue_settings: VenueSettingsOf | None = None,
     ) -> None:
         self.paths = list(paths)
         self.symbols = symbols or SymbolMap()
         self.use_native = native
         self._native: ModuleType | Literal[False] | None = False  # False: not looked up yet
-        for path in self.paths:
-            detect_format(path)  # fail fast, before any work, on a file we cannot read
+        self.venue = None if venue is None else known_venue(venue, "--venue")
+        self._settings_of = venue_settings or default_settings
+        self._frames: dict[str, VenueFrames] = {}  # one parser per venue, across files
+        self._capture = CaptureLines(self.symbols, self.venue)
+        # Fail fast, before any work, on a file we cannot read or whose venue is unknown.
+        self._plan = [(path, *self._format_and_venue(path)) for path in self.paths]
+
+    def _format_and_venue(self, path: Path) -> tuple[Format, str | None]:
+        fmt = detect_format(path)
+        if fmt == "cryptofeed":
+            return fmt, self.venue or recording_venue(path, first_line(path))
+        if fmt == "recv":
+            return fmt, self.venue or EXCHANGE
+        if fmt == "jsonl":
+            check_capture_start(path, first_line(path), self.venue)
+            return fmt, None  # per line
+        if self.venue not in (None, EXCHANGE):
+            raise SourceError(f"{path}: trade CSVs are Binance's public dumps, not {self.venue}'s")
+        return fmt, EXCHANGE
+
+    def venues(self) -> list[str | None]:
+        """Each file's venue (None: a capture's lines name theirs), in file order."""
+        return [name for _, _, name in self._plan]
 
     def total_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.paths)
 
     def __iter__(self) -> Iterator[ReplayChunk]:
-        for path in self.paths:
-            fmt = detect_format(path)
+        for path, fmt, venue in self._plan:
             if fmt == "csv":
                 yield self._csv(path)
                 continue
             with open_file(path) as handle:
                 raw_size = path.stat().st_size
                 blocks = LineBlocks(path, handle)
-                for first_line, block in blocks:
-                    chunk = (
-                        self._recv_block(block, path, first_line)
-                        if fmt == "recv"
-                        else self._jsonl_block(block, path, first_line)
-                    )
+                for first, block in blocks:
+                    chunk = self._block(fmt, venue, block, path, first)
                     # Progress in on-disk bytes, so compressed files advance proportionally.
                     chunk.bytes_read = min(raw_size, len(block)) if path.suffix != ".gz" else 0
                     yield chunk
                 if blocks.broken is not None:
-                    yield _broken_chunk(blocks.broken)
+                    yield broken_chunk(blocks.broken)
                 if path.suffix == ".gz":
                     yield ReplayChunk(TRADE_SCHEMA.empty_table(), bytes_read=raw_size)
+
+    def _block(
+        self, fmt: Format, venue: str | None, block: bytes, path: Path, first: int
+    ) -> ReplayChunk:
+        if fmt == "jsonl":
+            return self._capture.chunk(block, path, first)
+        assert venue is not None
+        if fmt == "recv" and venue == EXCHANGE:
+            return self._recv_block(block, path, first)  # Binance's own fast paths
+        split: LineSplitter = cryptofeed_frame if fmt == "cryptofeed" else recv_frame
+        return self._venue_frames(venue).chunk(block, path, first, split)
+
+    def _venue_frames(self, name: str) -> VenueFrames:
+        frames = self._frames.get(name)
+        if frames is None:
+            spec = registered_venue(name).build(self._settings_of(name))
+            frames = self._frames[name] = VenueFrames(spec)
+        return frames
 
     # ---- <recv_ns> <json> recordings -----------------------------------------------------
 
@@ -188,7 +241,7 @@ class ReplayReader:
                     raise FrameError("line is not '<recv_ns> <json>' with an int64 recv_ns")
                 record = parse_frame(frame, self.symbols, int(recv) // 1000)
             except FrameError as exc:
-                chunk.dead_letters.append(_dead_letter(line, exc, path, no))
+                chunk.dead_letters.append(dead_letter(line, exc, path, no))
                 continue
             if isinstance(record, Trade):
                 slow_trades.append(record)
@@ -252,25 +305,7 @@ class ReplayReader:
             ts_event=pl.col("T").cast(pl.Int64) * 1000,
             ts_recv=pl.col("recv").cast(pl.Int64) // 1000,
         )
-        return _to_trade_table(frame)
-
-    # ---- our capture JSONL ---------------------------------------------------------------
-
-    def _jsonl_block(self, block: bytes, path: Path, first_line: int = 1) -> ReplayChunk:
-        good: list[dict[str, object]] = []
-        chunk = ReplayChunk(TRADE_SCHEMA.empty_table())
-        for no, line in enumerate(block.split(b"\n"), first_line):
-            if not line.strip():
-                continue
-            try:
-                row = msgspec.json.decode(line, type=_CapturedTrade)
-                good.append(row.to_columns(self.symbols))
-            except (msgspec.DecodeError, ValueError) as exc:
-                text = line.decode(errors="replace")
-                chunk.dead_letters.append(_dead_letter(text, exc, path, no))
-        if good:
-            chunk.trades = _to_trade_table(pl.DataFrame(good))
-        return chunk
+        return to_trade_table(frame)
 
     # ---- Binance public-dump CSV ---------------------------------------------------------
 
@@ -286,7 +321,7 @@ class ReplayReader:
         with open_file(path) as handle:
             data, broken = read_all(path, handle)
         if broken is not None and not data.strip():
-            return _broken_chunk(broken, bytes_read=path.stat().st_size)
+            return broken_chunk(broken, bytes_read=path.stat().st_size)
         has_header = data[:2].lower() == b"id"
         try:
             raw = pl.read_csv(
@@ -312,7 +347,7 @@ class ReplayReader:
             ts_event=pl.col("time") * scale,
             ts_recv=pl.lit(now_us, dtype=pl.Int64),
         )
-        chunk = ReplayChunk(_to_trade_table(frame), bytes_read=path.stat().st_size)
+        chunk = ReplayChunk(to_trade_table(frame), bytes_read=path.stat().st_size)
         if broken is not None:
             chunk.dead_letters.append(broken.dead_letter())
             chunk.broken = broken.message()
@@ -364,58 +399,3 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         worker.join()
-
-
-class _CapturedTrade(msgspec.Struct):
-    exchange: str
-    symbol: str
-    trade_id: int
-    price: float
-    qty: float
-    side: str
-    ts_event: str | int
-    ts_recv: str | int
-
-    def to_columns(self, symbols: SymbolMap) -> dict[str, object]:
-        if self.side not in ("buy", "sell"):
-            raise ValueError(f"side {self.side!r} is not buy or sell")
-        return {
-            "exchange": self.exchange.lower(),
-            "symbol": symbols.normalize(self.symbol),
-            "trade_id": self.trade_id,
-            "price": self.price,
-            "qty": self.qty,
-            "side": self.side,
-            "ts_event": _to_us(self.ts_event),
-            "ts_recv": _to_us(self.ts_recv),
-        }
-
-
-def _to_us(value: str | int) -> int:
-    if isinstance(value, int):
-        return value
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
-
-
-def _to_trade_table(frame: pl.DataFrame) -> pa.Table:
-    return frame.select(TRADE_SCHEMA.names).to_arrow().cast(TRADE_INT_SCHEMA).cast(TRADE_SCHEMA)
-
-
-def _dead_letter(line: str, exc: Exception, path: Path, line_no: int) -> DeadLetter:
-    return DeadLetter(
-        ts=time.time_ns() // 1000,
-        source="replay",
-        error=str(exc),
-        raw=line.encode(),
-        context=f"{path}:{line_no}",
-    )
-
-
-def _broken_chunk(broken: FileBreak, bytes_read: int = 0) -> ReplayChunk:
-    return ReplayChunk(
-        TRADE_SCHEMA.empty_table(),
-        dead_letters=[broken.dead_letter()],
-        bytes_read=bytes_read,
-        broken=broken.message(),
-    )

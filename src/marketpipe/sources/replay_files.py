@@ -17,8 +17,9 @@ import polars as pl
 
 from marketpipe.model.errors import SourceError
 from marketpipe.model.records import DeadLetter
+from marketpipe.sources.cryptofeed_recording import parse_line
 
-Format = Literal["recv", "jsonl", "csv"]
+Format = Literal["recv", "jsonl", "csv", "cryptofeed"]
 BLOCK_BYTES = 32 * 1024 * 1024
 # Reads are read1() calls of at most this: a decompressor that fails loses none of the data
 # it already returned (one read(n) call would lose everything it gathered before the error).
@@ -44,11 +45,23 @@ def detect_format(path: Path) -> Format:
     first, _, rest = head.partition(b" ")
     if first.isdigit() and rest[:1] == b"{":
         return "recv"
+    if parse_line(head) is not None:  # `wss://host <-> ts` or `ts: frame`
+        return "cryptofeed"
     if head[:1].isdigit() or head.lower().startswith(b"id,"):
         return "csv"
     raise SourceError(
-        f"{path}: unrecognized replay format (expected <recv_ns> <json>, JSONL or CSV)"
+        f"{path}: unrecognized replay format (expected <recv_ns> <json>, a cryptofeed "
+        "recording, JSONL or CSV)"
     )
+
+
+def first_line(path: Path) -> bytes:
+    """The file's first line (at most 4 KiB): where a recording names its connection."""
+    with open_file(path) as handle:
+        try:
+            return handle.readline(4096)
+        except READ_ERRORS:
+            return b""
 
 
 def open_file(path: Path) -> io.BufferedIOBase:
