@@ -2,10 +2,14 @@
 
 Binance alone runs on `SimulatedExchange` over a `SyntheticMarket`, as it always has; several
 venues run on `SimulatedVenues`: one front per venue, each speaking its venue's protocol, over
-one market whose assets share a fair value (so BTC is priced alike on every venue).
+one market whose assets share a fair value (so BTC is priced alike on every venue). Finnhub's
+stocks (AAPL, MSFT) trade around the clock unless `market_hours`; the demo hands the Finnhub
+connector the simulated front's token, so the venue needs no key offline.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from pydantic import SecretStr
 
 from marketpipe.config import Settings
 from marketpipe.embedded.live import LiveRun
@@ -13,7 +17,7 @@ from marketpipe.model.errors import ConfigError
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.simulator.divergence import Divergence
 from marketpipe.simulator.venues import VENUES as SIMULATED
-from marketpipe.simulator.venues import SimulatedVenues, first_ids_after
+from marketpipe.simulator.venues import SimulatedVenues, VenueUrls, first_ids_after
 from marketpipe.sources.venue import VenueSettings
 from marketpipe.sources.venues import VENUES
 
@@ -31,15 +35,24 @@ def point_at(settings: Settings, exchange: SimulatedExchange) -> Settings:
     return settings.model_copy(update={"binance": binance})
 
 
+def _pointed(section: VenueSettings, url: VenueUrls) -> VenueSettings:
+    """A venue's settings with the simulated front's endpoints (and token, for Finnhub)."""
+    update: dict[str, object] = {"ws_url": url.ws_url, "rest_url": url.rest_url}
+    if url.token is not None:
+        update["token"] = SecretStr(url.token)
+    return section.model_copy(update=update)
+
+
 async def demo(
     settings: Settings,
     *,
     duration_s: float | None,
     trades_per_second: float,
-    faults: FaultPlan | None = None,
+    faults: FaultPlan | Mapping[str, FaultPlan] | None = None,
     ready: Callable[[LiveRun], None] | None = None,
     started: Callable[[SimulatedExchange | SimulatedVenues], None] | None = None,
     divergences: Sequence[Divergence] = (),
+    market_hours: bool = False,
 ) -> LiveRun:
     """The whole pipeline offline: the real connectors against local simulated venues.
 
@@ -47,8 +60,13 @@ async def demo(
     a real venue would: a second demo on the same data dir stores its trades from the start
     instead of dropping them as duplicates of the first run's. `started` is handed the
     simulated venues once they run (tests read their ground truth); `divergences` move one
-    venue's price away from the others' for a while (several venues only)."""
+    venue's price away from the others' for a while (several venues only). `faults` is one
+    plan for every venue or a plan per venue (several venues; a venue left out has none);
+    `market_hours` makes the simulated stocks keep US market hours (09:30-16:00 New York,
+    weekdays): no trades, so no candles, while the market is closed."""
     exchanges: list[SimulatedExchange | SimulatedVenues] = []
+    plans = faults if isinstance(faults, Mapping) else None
+    single = None if isinstance(faults, Mapping) else faults
 
     async def start_venues(last_ids: dict[str, dict[str, int]]) -> dict[str, VenueSettings]:
         if settings.venues != ["binance"]:
@@ -60,7 +78,8 @@ async def demo(
             settings.symbols, trades_per_second, settings.simulator.seed, first_ids=first_ids
         )
         simulator = settings.simulator
-        exchange = SimulatedExchange(market, faults, simulator.host, simulator.port)
+        plan = plans.get("binance") if plans is not None else single
+        exchange = SimulatedExchange(market, plan, simulator.host, simulator.port)
         await exchange.start()
         exchanges.append(exchange)
         if started is not None:
@@ -68,7 +87,7 @@ async def demo(
         live.extra_status["simulator"] = {
             "status": "ok",
             "ws_url": exchange.ws_url,
-            "faults": faults is not None and faults.any,
+            "faults": plan is not None and plan.any,
         }
         return {"binance": point_at(settings, exchange).binance}
 
@@ -89,6 +108,7 @@ async def demo(
             host=simulator.host,
             ports={"binance": simulator.port} if simulator.port else None,
             divergences=divergences,
+            market_hours=market_hours,
         )
         await venues.start()
         exchanges.append(venues)
@@ -98,14 +118,12 @@ async def demo(
         live.extra_status["simulator"] = {
             "status": "ok",
             "venues": {name: url.ws_url for name, url in urls.items()},
-            "faults": faults is not None and faults.any,
+            "faults": any(p.any for p in plans.values())
+            if plans is not None
+            else single is not None and single.any,
+            "market_hours": market_hours,
         }
-        return {
-            name: settings.venue_settings(name).model_copy(
-                update={"ws_url": url.ws_url, "rest_url": url.rest_url}
-            )
-            for name, url in urls.items()
-        }
+        return {name: _pointed(settings.venue_settings(name), url) for name, url in urls.items()}
 
     live = LiveRun(settings, start_venues=start_venues)
     try:
