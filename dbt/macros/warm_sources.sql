@@ -38,6 +38,23 @@
         from read_parquet('{{ var("lake_trades_glob") }}', hive_partitioning = false)
         where ts_event < make_timestamptz({{ var('warm_trades_since_us') | int }}::bigint)
         {%- endif %};
+    {#- Market snapshots (CoinGecko): a snapshot written before the warm store held them has
+        no such file; an empty view of the same columns keeps every model building. -#}
+    {%- set market_file = inputs ~ '/market_snapshots.parquet' -%}
+    {%- set found = run_query("select count(*) from glob('" ~ market_file ~ "')") if execute else none %}
+    {%- if found is not none and found.columns[0].values()[0] > 0 %}
+    create or replace view warm.market_snapshots as
+        select * from read_parquet('{{ market_file }}');
+    {%- else %}
+    create or replace view warm.market_snapshots as
+        select
+            null::varchar as source, null::varchar as asset, null::varchar as vs_currency,
+            null::double as price, null::double as market_cap,
+            null::double as fully_diluted_valuation, null::double as volume_24h,
+            null::double as circulating_supply, null::bigint as market_cap_rank,
+            null::timestamptz as ts_source, null::timestamptz as ts_recv
+        where false;
+    {%- endif %}
 {%- endmacro %}
 
 

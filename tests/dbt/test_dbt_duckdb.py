@@ -13,12 +13,14 @@ import duckdb
 import pytest
 
 from harness.reference import raw_trades, reference_hours
+from marketpipe.model.records import MarketSnapshot
 from marketpipe.model.symbols import comparable_asset
 from tests.conftest import BINANCE_08, BINANCE_09
 from tests.dbt.conftest import BuiltMarts
 from tests.dbt.warehouse import (
     CROSS_VENUE_START_US,
     HOUR_US,
+    MARKET_SNAPSHOTS,
     copy_data_dir,
     cross_venue_trades,
     dbt,
@@ -69,11 +71,13 @@ def test_build_passes_with_every_test_counted(built_marts: BuiltMarts) -> None:
         "cross_venue_shares",
         "cross_venue_spread",
         "assert_cross_venue_marts",
+        "assert_market_cap_mart",
     ):
         assert expected in names
     assert len(declared_tests) >= 100
     models = {k.rsplit(".", 1)[-1] for k in manifest["nodes"] if k.startswith("model.")}
     assert {"cross_venue_hourly", "cross_venue_volume_share_hourly"} <= models
+    assert {"stg_marketpipe__market_snapshots", "volume_share_of_market_cap_hourly"} <= models
     assert {"cross_venue_hourly", "cross_venue_volume_share_hourly"} <= {
         r["unique_id"].rsplit(".", 1)[-1] for r in results if r["status"] == "success"
     }
@@ -263,6 +267,61 @@ def test_cross_venue_marts_equal_python_over_the_raw_trades(built_marts: BuiltMa
     assert single[0] == "BTC-USD" and single[3] == 1 and single[13] == 0.0
 
 
+def test_volume_share_of_market_cap_equals_python_over_raw_trades_and_snapshots(
+    built_marts: BuiltMarts,
+) -> None:
+    """Per hour: our BTC dollar volume from the raw trades (every venue, every dollar quote)
+    against the hour's last dollar snapshot, both computed here."""
+    ours: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0, 0])  # base, quote, n, venues
+    for (asset, hour, _exchange), (base, quote, count, _) in _cross_venue_reference().items():
+        if asset == "BTC-USD":
+            total = ours[hour]
+            total[0] += base
+            total[1] += quote
+            total[2] += count
+            total[3] += 1
+    newest: dict[int, MarketSnapshot] = {}
+    for snapshot in sorted(MARKET_SNAPSHOTS, key=lambda s: s.ts_source):
+        if snapshot.vs_currency == "USD":
+            newest[snapshot.ts_source - snapshot.ts_source % HOUR_US] = snapshot
+    hours = sorted(set(ours) & set(newest))
+    start = CROSS_VENUE_START_US
+    assert hours == [start, start + HOUR_US, start + 2 * HOUR_US]  # not 01:00 nor 03:00
+
+    rows = (
+        marts(built_marts.data_dir)
+        .execute(
+            """
+            SELECT data_source, asset, hour_start, hour_end, snapshot_at, price, market_cap,
+                   fully_diluted_valuation, circulating_supply, market_cap_rank,
+                   reported_volume_24h, venue_count, trade_count, base_volume, quote_volume,
+                   volume_share_of_market_cap, circulating_supply_turnover
+            FROM marts.volume_share_of_market_cap_hourly ORDER BY data_source, asset, hour_start
+            """
+        )
+        .fetchall()
+    )
+    assert [(r[0], r[1], r[2]) for r in rows] == [("coingecko", "BTC", _hour(h)) for h in hours]
+    for row, hour in zip(rows, hours, strict=True):
+        snap = newest[hour]
+        base, quote, count, venues = ours[hour]
+        assert row[3] == _hour(hour + HOUR_US)
+        assert row[4] == datetime.fromtimestamp(snap.ts_source / 1e6, UTC)
+        figures = (snap.price, snap.market_cap, snap.fully_diluted_valuation,
+                   snap.circulating_supply, snap.market_cap_rank, snap.volume_24h)  # fmt: skip
+        assert row[5:11] == figures
+        assert row[11:13] == (venues, count)
+        assert row[13:15] == pytest.approx((base, quote), rel=1e-12)
+        cap, supply = snap.market_cap, snap.circulating_supply
+        assert row[15] == (None if cap is None else pytest.approx(quote / cap, rel=1e-12))
+        assert row[16] == pytest.approx(base / supply, rel=1e-12)
+    # The boundaries: 23:00's snapshot at its last µs wins over the one at its first; 00:00's
+    # (at 00:00:00 exactly) belongs to 00:00 and, knowing no market cap, has no share.
+    assert rows[1][4].minute == 59 and rows[1][6] == 1.2250e12
+    assert rows[2][4] == _hour(start + 2 * HOUR_US) and rows[2][6] is None and rows[2][15] is None
+    assert rows[1][11] == 3 and rows[0][11] == 2  # Binance joins at 23:54
+
+
 def test_incremental_run_after_new_trades_equals_full_refresh(
     built_marts: BuiltMarts, tmp_path: Path
 ) -> None:
@@ -285,6 +344,7 @@ _MARTS = (
     "data_quality_daily",
     "cross_venue_volume_share_hourly",
     "cross_venue_hourly",
+    "volume_share_of_market_cap_hourly",
 )
 
 

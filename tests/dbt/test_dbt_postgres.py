@@ -33,6 +33,7 @@ MARTS = {
     "data_quality_daily": "exchange, symbol, trade_date",
     "cross_venue_volume_share_hourly": "asset, hour_start, exchange",
     "cross_venue_hourly": "asset, hour_start",
+    "volume_share_of_market_cap_hourly": "data_source, asset, hour_start",
 }
 # Computed from the build clock, so the two builds differ by their run times.
 CLOCK_COLUMNS = {"seconds_since_last_trade"}

@@ -1,6 +1,7 @@
 """A data dir for dbt tests: the two recorded BTCUSDT files, a small synthetic capture of the
-same hours on other venues, and a synthetic multi-day, multi-symbol market, replayed through
-the real pipeline (small enough for CI)."""
+same hours on other venues, a synthetic multi-day, multi-symbol market, replayed through the
+real pipeline (small enough for CI), and CoinGecko-style market snapshots of BTC in the
+capture's hours, committed to the warm store like the pipeline's."""
 
 import asyncio
 import json
@@ -11,15 +12,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+import duckdb
 import pytest
 
 from marketpipe.analytics.build import run_for_mode
 from marketpipe.analytics.runner import DbtResult, dbt_executable
 from marketpipe.analytics.settings import DbtSettings
+from marketpipe.analytics.snapshot import SNAPSHOT_TABLES
 from marketpipe.config import load_settings
 from marketpipe.embedded.pipeline import CommitHook
 from marketpipe.embedded.replay import replay
+from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import ConfigError
+from marketpipe.model.records import MarketSnapshot
 from marketpipe.simulator import SyntheticMarket, write_trade_frames
 from marketpipe.storage.embedded import EmbeddedStore
 from tests.conftest import BINANCE_08, BINANCE_09
@@ -107,6 +112,59 @@ def cross_venue_trades() -> list[CapturedTrade]:
     return sorted(trades, key=lambda t: (t.ts_event, t.exchange, t.symbol, t.trade_id))
 
 
+MINUTE_US = 60_000_000
+
+
+def _btc(minutes: float, cap: float | None, supply: float | None, *, vs: str = "USD",
+         rank: int | None = 1) -> MarketSnapshot:  # fmt: skip
+    ts = CROSS_VENUE_START_US + round(minutes * MINUTE_US)
+    return MarketSnapshot(
+        source="coingecko", asset="BTC", vs_currency=vs, price=61_800.0, market_cap=cap,
+        fully_diluted_valuation=None if cap is None else cap * 1.066, volume_24h=3.2e10,
+        circulating_supply=supply, market_cap_rank=rank, ts_source=ts, ts_recv=ts + 2_000_000,
+    )  # fmt: skip
+
+
+# BTC in the capture's hours (22:00-01:00 UTC): the hour's last dollar snapshot is the one a
+# mart reads. 22:00 has two (the later wins) and a euro one (never read); 23:00 has one at its
+# first µs and one at its last (the last wins); 00:00's only one, at 00:00:00 exactly, belongs
+# to 00:00 and knows no market cap; 01:00 has none (no row, though Kraken traded); 03:00 has
+# one but no trades (no row either).
+MARKET_SNAPSHOTS = (
+    _btc(10, 1.2000e12, 19_730_000.0),
+    _btc(50, 1.2150e12, 19_730_100.0),
+    _btc(55, 1.1100e12, 19_730_100.0, vs="EUR"),
+    _btc(60, 1.2200e12, 19_730_200.0),
+    _btc(120 - 1 / 60_000_000, 1.2250e12, 19_730_300.0),
+    _btc(120, None, 19_730_400.0, rank=None),
+    _btc(300, 1.2300e12, 19_730_900.0),
+)
+
+
+def seed_market_snapshots(data_dir: Path, on_commit: CommitHook | None = None) -> None:
+    """Commit MARKET_SNAPSHOTS to the warm store as the pipeline does (one batch, also handed
+    to `on_commit`), and where the dbt warm snapshot does not copy them yet
+    (analytics/snapshot.py's SNAPSHOT_TABLES), publish them beside it for the duckdb target."""
+    batch = CommitBatch(snapshots=list(MARKET_SNAPSHOTS))
+    store = EmbeddedStore(data_dir)
+    try:
+        store.commit(batch)
+    finally:
+        store.close()
+    if on_commit is not None:
+        on_commit(batch, time.perf_counter_ns())
+    if "market_snapshots" not in SNAPSHOT_TABLES:
+        inputs = data_dir / "dbt" / "inputs"
+        inputs.mkdir(parents=True, exist_ok=True)
+        warm = duckdb.connect(str(data_dir / "warm.duckdb"), read_only=True)
+        try:
+            warm.execute(
+                f"COPY market_snapshots TO '{inputs / 'market_snapshots.parquet'}' (FORMAT parquet)"
+            )
+        finally:
+            warm.close()
+
+
 def write_cross_venue_capture(root: Path) -> Path:
     """The capture JSONL `marketpipe replay` reads: Coinbase's times as ISO text, the other
     venues' as µs integers, as a capture may hold either."""
@@ -141,6 +199,7 @@ def build_data_dir(root: Path, on_commit: CommitHook | None = None) -> Path:
     capture = write_cross_venue_capture(root)
     replay_into(data_dir, [BINANCE_08, BINANCE_09, capture], on_commit)
     replay_into(data_dir, [synthetic], on_commit)
+    seed_market_snapshots(data_dir, on_commit)
     return data_dir
 
 
