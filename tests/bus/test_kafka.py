@@ -142,3 +142,21 @@ def test_serde_rejects_poison_and_unknown_versions() -> None:
                 good.replace(b'"price":100.0', b'"price":-1.0'), None]:  # fmt: skip
         with pytest.raises(serde.PoisonMessage):
             serde.decode_trade(bad)
+
+
+def test_market_snapshot_serde_round_trips_nulls_and_rejects_poison() -> None:
+    from marketpipe.model.records import MarketSnapshot
+
+    snapshot = MarketSnapshot("coingecko", "BTC", "usd", 60_000.5, None, 1.3e12, 3e10, 1.97e7,
+                              None, 1_723_075_200_123_456, 1_723_075_201_000_000)  # fmt: skip
+    good = serde.encode(snapshot)
+    assert serde.decode_market_snapshot(good) == snapshot
+    assert serde.market_key(snapshot) == b"coingecko:BTC:usd"
+    for bad in [b"", b"{not json", good.replace(b'"v":1', b'"v":2'),
+                good.replace(b'"price":60000.5', b'"price":-1.0'),
+                good.replace(b'"price":60000.5', b'"price":null'),
+                good.replace(b'"asset":"BTC"', b'"asset":""'),
+                good.replace(b'"market_cap_rank":null', b'"market_cap_rank":0'),
+                good.replace(b'"ts_recv"', b'"extra":1,"ts_recv"'), None]:  # fmt: skip
+        with pytest.raises(serde.PoisonMessage):
+            serde.decode_market_snapshot(bad)

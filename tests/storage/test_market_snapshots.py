@@ -168,3 +168,24 @@ def test_hot_tier_keeps_the_newest_per_series() -> None:
     hot.apply(CommitBatch(snapshots=[snap(ts=T0 + MINUTE), snap("ETH", T0)]))
     hot.apply(CommitBatch(snapshots=[snap(ts=T0, price=1.0), snap(ts=T0 + MINUTE, price=2.0)]))
     assert hot.latest_market_snapshots() == [snap(ts=T0 + MINUTE), snap("ETH", T0)]
+
+
+def test_the_embedded_backend_serves_the_latest_before_and_after_materialization(
+    tmp_path: Path,
+) -> None:
+    from marketpipe.serving.backend import embedded_backend
+    from marketpipe.storage.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path, commit_log=True, fsync=False)
+    backend = embedded_backend(store, status=lambda: {})
+    assert backend.market is not None and backend.market() == []
+    store.commit(CommitBatch(snapshots=[snap(ts=T0), snap("ETH", T0 + MINUTE)]))
+    store.commit(CommitBatch(snapshots=[snap(ts=T0 + 2 * MINUTE, price=1.0)]))
+    want = [snap(ts=T0 + 2 * MINUTE, price=1.0), snap("ETH", T0 + MINUTE)]
+    assert backend.market() == want  # from the hot tier at once
+    store.sync()
+    assert store.warm.latest_market_snapshots() == want
+    store.close()
+    reopened = EmbeddedStore(tmp_path)  # a new process: the warm store alone answers
+    assert embedded_backend(reopened, status=lambda: {}).market() == want  # type: ignore[misc]
+    reopened.close()

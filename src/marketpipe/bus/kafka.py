@@ -2,8 +2,9 @@
 consumer whose offsets live with its outputs, and the dead-letter topic.
 
 Topics (DESIGN.md): `<prefix>.trades`, `.quotes` (keyed `exchange:symbol`, so one symbol
-stays ordered in one partition), `.candles` (log-compacted, keyed by window), `.alerts` and
-`.dlq`. The prefix is `marketpipe` unless configured (tests give each run its own).
+stays ordered in one partition), `.candles` (log-compacted, keyed by window), `.alerts`,
+`.market` (market snapshots, keyed `source:asset:vs_currency`) and `.dlq`. The prefix is
+`marketpipe` unless configured (tests give each run its own).
 """
 
 import logging
@@ -26,7 +27,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from marketpipe.bus import serde
 from marketpipe.model.errors import MarketpipeError
-from marketpipe.model.records import Alert, Candle, Quote, Trade
+from marketpipe.model.records import Alert, Candle, MarketSnapshot, Quote, Trade
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,15 @@ class Topics:
         return f"{self.prefix}.alerts"
 
     @property
+    def market(self) -> str:
+        return f"{self.prefix}.market"
+
+    @property
     def dlq(self) -> str:
         return f"{self.prefix}.dlq"
 
     def all(self) -> list[str]:
-        return [self.trades, self.quotes, self.candles, self.alerts, self.dlq]
+        return [self.trades, self.quotes, self.candles, self.alerts, self.market, self.dlq]
 
 
 def ensure_topics(
@@ -177,6 +182,10 @@ class RecordProducer:
     def alerts(self, alerts: Iterable[Alert]) -> None:
         for a in alerts:
             self.produce(self.topics.alerts, a.alert_id.encode(), serde.encode(a))
+
+    def market_snapshots(self, snapshots: Iterable[MarketSnapshot]) -> None:
+        for s in snapshots:
+            self.produce(self.topics.market, serde.market_key(s), serde.encode(s))
 
     def poll(self) -> None:
         self._producer.poll(0)

@@ -12,7 +12,7 @@ import msgspec
 import pyarrow as pa
 
 from marketpipe.model.errors import MarketpipeError
-from marketpipe.model.records import Alert, Candle, Quote, Trade
+from marketpipe.model.records import Alert, Candle, MarketSnapshot, Quote, Trade
 from marketpipe.model.schemas import TRADE_INT_SCHEMA, TRADE_SCHEMA
 
 SCHEMA_VERSION = 1
@@ -52,10 +52,28 @@ class QuoteV1(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True)
     ts_recv: int
 
 
+class MarketSnapshotV1(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    """`marketpipe.market` value, version 1. Unknown figures are null, never 0."""
+
+    v: Literal[1]
+    source: Name
+    asset: Name
+    vs_currency: Name
+    price: NonNegative
+    market_cap: NonNegative | None
+    fully_diluted_valuation: NonNegative | None
+    volume_24h: NonNegative | None
+    circulating_supply: NonNegative | None
+    market_cap_rank: Annotated[int, msgspec.Meta(ge=1)] | None
+    ts_source: int
+    ts_recv: int
+
+
 _encoder = msgspec.json.Encoder()
 _trade_decoder = msgspec.json.Decoder(TradeV1)
 _trades_decoder = msgspec.json.Decoder(list[TradeV1])
 _quote_decoder = msgspec.json.Decoder(QuoteV1)
+_snapshot_decoder = msgspec.json.Decoder(MarketSnapshotV1)
 
 
 def symbol_key(exchange: str, symbol: str) -> bytes:
@@ -68,7 +86,12 @@ def candle_key(candle: Candle) -> bytes:
     return f"{candle.exchange}:{candle.symbol}:{candle.interval}:{candle.open_time}".encode()
 
 
-def encode(record: Trade | Quote | Candle | Alert) -> bytes:
+def market_key(snapshot: MarketSnapshot) -> bytes:
+    """Market snapshots are keyed `source:asset:vs_currency`: one series, one partition."""
+    return f"{snapshot.source}:{snapshot.asset}:{snapshot.vs_currency}".encode()
+
+
+def encode(record: Trade | Quote | Candle | Alert | MarketSnapshot) -> bytes:
     fields = msgspec.structs.asdict(record)
     return _encoder.encode({"v": SCHEMA_VERSION, **fields})
 
@@ -115,6 +138,16 @@ def decode_quote(value: bytes | None) -> Quote:
     except msgspec.DecodeError as exc:
         raise PoisonMessage(f"not a v{SCHEMA_VERSION} quote: {exc}") from None
     return Quote(*msgspec.structs.astuple(q)[1:])
+
+
+def decode_market_snapshot(value: bytes | None) -> MarketSnapshot:
+    if value is None:
+        raise PoisonMessage("empty message value")
+    try:
+        snapshot = _snapshot_decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        raise PoisonMessage(f"not a v{SCHEMA_VERSION} market snapshot: {exc}") from None
+    return MarketSnapshot(*msgspec.structs.astuple(snapshot)[1:])
 
 
 def trades_table(trades: Sequence[TradeV1]) -> pa.Table:

@@ -19,6 +19,10 @@ out of the lake by an id ledger per exchange/symbol/date, loaded from the lake's
 first use; `trades_recent` ignores them by its key (the native processor writes there too,
 which makes its restored windows exact).
 
+Market snapshots (`marketpipe.market`) are archived by the same role: a `MarketArchiver`
+(market_archive.py) of its own consumer group `<group>:market`, stepped in the same loop,
+commits them into PostgreSQL's `market_snapshots` with its offsets, exactly once.
+
 Fencing: on every assignment the member claims its partitions for both groups (`<group>` and
 `<group>:plan`) before it reads the stored offsets, and both commits carry those epochs, so a
 member that missed a rebalance cannot move the offsets (or a plan) back under the new owner.
@@ -41,6 +45,7 @@ from confluent_kafka import Message
 
 from marketpipe.bus import serde
 from marketpipe.bus.kafka import Offsets, OffsetsInStoreConsumer, Topics
+from marketpipe.cluster.market_archive import MarketArchiver, stores_market_snapshots
 from marketpipe.cluster.retry import until_stored
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import FencedOut
@@ -99,6 +104,7 @@ class TradeArchiver:
         range_max_age_s: float = 2.0,
         before_commit: Callable[[], None] | None = None,
         consumer_config: dict[str, object] | None = None,
+        market: bool = True,
     ) -> None:
         self.store = store
         self.lake = lake
@@ -118,6 +124,12 @@ class TradeArchiver:
         self.consumer = OffsetsInStoreConsumer(
             bootstrap, group, [self.topic], self._assigned_offsets, on_assigned=None,
             **(consumer_config or {}),
+        )  # fmt: skip
+        # The market topic too, where the store keeps snapshots (PostgreSQL; not BigQuery).
+        self.market = (
+            MarketArchiver(store, bootstrap, topics, group=f"{group}:market",
+                           consumer_config=consumer_config)
+            if market and stores_market_snapshots(store) else None
         )  # fmt: skip
 
     def _assigned_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
@@ -154,16 +166,22 @@ class TradeArchiver:
                     partition = int(message.partition() or 0)
                     self._pending.setdefault(partition, _Pending()).messages.append(message)
                 self._flush_ready(force=not polled.messages)
-                idle_polls = 0 if polled.messages else idle_polls + 1
+                market = self.market.step() if self.market is not None else 0
+                idle_polls = 0 if polled.messages or market else idle_polls + 1
                 if (
                     until_idle
                     and idle_polls >= 3
                     and not self._pending
                     and self.consumer.caught_up()
+                    and (self.market is None or self.market.caught_up())
                 ):
                     break
         finally:
-            self.consumer.close()
+            try:
+                if self.market is not None:
+                    self.market.close()
+            finally:
+                self.consumer.close()
 
     def _flush_ready(self, *, force: bool) -> None:
         for partition in list(self._pending):

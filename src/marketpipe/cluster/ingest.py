@@ -1,8 +1,9 @@
 """`marketpipe ingest --bus kafka`: sources (live connectors, replay files, the synthetic
 market) publish to Kafka instead of the in-process queue.
 
-Trades and quotes are keyed `exchange:symbol`; frames the source could not parse go to the
-DLQ topic with the error, as they would go to `dead_letters` in embedded mode. The producer
+Trades and quotes are keyed `exchange:symbol`, market snapshots (CoinGecko) go to
+`marketpipe.market` keyed `source:asset:vs_currency`; frames the source could not parse go to
+the DLQ topic with the error, as they would go to `dead_letters` in embedded mode. The producer
 is idempotent, so its own retries (e.g. across a broker restart) never duplicate a message.
 """
 
@@ -10,7 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from marketpipe.bus import serde
 from marketpipe.bus.kafka import DLQ_AT, DLQ_ERROR, DLQ_TOPIC, RecordProducer, Topics
-from marketpipe.model.records import DeadLetter, Quote, Trade
+from marketpipe.model.records import DeadLetter, MarketSnapshot, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA
 from marketpipe.sources.connector import VenueConnector
 from marketpipe.sources.replay import ReplayReader
@@ -32,12 +33,13 @@ log = logging.getLogger(__name__)
 class IngestTotals:
     trades: int = 0
     quotes: int = 0
+    snapshots: int = 0
     dead_letters: int = 0
     seconds: float = 0.0
 
     @property
     def messages_per_s(self) -> float:
-        total = self.trades + self.quotes + self.dead_letters
+        total = self.trades + self.quotes + self.snapshots + self.dead_letters
         return total / self.seconds if self.seconds else 0.0
 
 
@@ -62,6 +64,15 @@ class KafkaIngest:
                 self.producer.quotes([record])
                 self.totals.quotes += 1
             elif isinstance(record, DeadLetter):
+                self.dead_letter(record)
+
+    def market(self, records: Iterable[MarketSnapshot | DeadLetter]) -> None:
+        """Publish one poll's market snapshots; its unparseable rows go to the DLQ."""
+        for record in records:
+            if isinstance(record, MarketSnapshot):
+                self.producer.market_snapshots([record])
+                self.totals.snapshots += 1
+            else:
                 self.dead_letter(record)
 
     def dead_letter(self, dead: DeadLetter) -> None:
@@ -97,18 +108,49 @@ def ingest_files(
     return ingest.totals
 
 
+MarketPoll = Iterable[MarketSnapshot | DeadLetter]  # what one poll of a market source gave
+
+
+async def ingest_market(
+    ingest: KafkaIngest,
+    polls: AsyncIterable[MarketPoll] | Iterable[MarketPoll],
+    *,
+    flush: bool = True,
+) -> IngestTotals:
+    """Publish every poll of a market source (e.g. the CoinGecko poller's batches as
+    `[*b.snapshots, *b.dead_letters]`) until it ends or the task is cancelled; each poll is
+    handed to the producer at once, and with `flush` what it holds is delivered at the end."""
+    started = time.perf_counter()
+    try:
+        if isinstance(polls, AsyncIterable):
+            async for poll in polls:
+                ingest.market(poll)
+                ingest.producer.poll()
+        else:
+            for poll in polls:
+                ingest.market(poll)
+                ingest.producer.poll()
+    finally:
+        if flush:
+            await asyncio.to_thread(ingest.flush)
+        ingest.totals.seconds = time.perf_counter() - started
+    return ingest.totals
+
+
 async def ingest_live(
     ingest: KafkaIngest,
     venues: Mapping[str, tuple[VenueSettings, Sequence[str]]],
     positions: Mapping[str, Mapping[str, int]] | None = None,
     duration_s: float | None = None,
     stop: asyncio.Event | None = None,
+    market: AsyncIterable[MarketPoll] | None = None,
 ) -> IngestTotals:
     """One connector per venue (reconnects, back-fill, watchdog) publishing to Kafka, for
     `duration_s` or until `stop` is set; either way the producer flushes what it holds.
 
     `venues` maps a venue name to its settings and symbols; `positions` the last stored
-    trade id per venue and symbol, where back-fill starts."""
+    trade id per venue and symbol, where back-fill starts. `market` (e.g. the CoinGecko
+    poller's batches) is published to the market topic alongside."""
     started = time.perf_counter()
 
     async def publish(records: Sequence[Trade | Quote | DeadLetter]) -> None:
@@ -121,6 +163,13 @@ async def ingest_live(
         for name, (section, symbols) in venues.items()
     ]
     tasks = [asyncio.create_task(c.run(), name=c.exchange) for c in connectors]
+    if market is not None:
+        polls = market
+
+        async def publish_market() -> None:
+            await ingest_market(ingest, polls, flush=False)
+
+        tasks.append(asyncio.create_task(publish_market(), name="market"))
     stopped = asyncio.create_task((stop or asyncio.Event()).wait(), name="stop")
     try:
         done, _ = await asyncio.wait(

@@ -12,7 +12,7 @@ from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.cluster.stores import open_cluster_lake, open_hot_tier, open_warm_store
 from marketpipe.config import Settings
 from marketpipe.model.errors import MarketpipeError
-from marketpipe.model.records import Position, Quote
+from marketpipe.model.records import MarketSnapshot, Position, Quote
 from marketpipe.serving.backend import Backend
 from marketpipe.storage.cluster_tiers import SqlWarehouse, cluster_router
 from marketpipe.storage.redis_hot import RedisHotTier, RedisLiveFeed
@@ -25,6 +25,7 @@ class WarmStore(SqlWarehouse, Protocol):
 
     def quotes(self) -> list[Quote]: ...
     def positions(self) -> list[Position]: ...
+    def latest_market_snapshots(self) -> list[MarketSnapshot]: ...
     def counts(self) -> dict[str, int]: ...
     def last_commit_age_s(self) -> float | None: ...
     def migrate(self) -> None: ...
@@ -85,6 +86,8 @@ def cluster_serving(settings: Settings, *, live: bool = True) -> ClusterServing:
         status=_status(warm, hot, settings.cluster.warehouse),
         broadcaster=CommitBroadcaster() if live else None,
         dead_letters=lambda: warm.counts().get("dead_letters", 0),
+        # Market snapshots (marketpipe.market) are stored in PostgreSQL only, for now.
+        market=warm.latest_market_snapshots if cluster.warehouse == "postgres" else None,
     )
     serving = ClusterServing(backend, warm, hot)
     if live:

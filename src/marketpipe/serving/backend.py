@@ -12,6 +12,7 @@ from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.model.records import MarketSnapshot, Position, Quote
 from marketpipe.storage.embedded import EmbeddedStore
 from marketpipe.storage.embedded_tiers import WarmDuckDBTier, embedded_router
+from marketpipe.storage.market_keys import keep_latest, series_key
 from marketpipe.storage.router import TierRouter
 
 StatusProvider = Callable[[], dict[str, Any]]
@@ -51,9 +52,17 @@ def embedded_backend(
         latest.update({(q.exchange, q.symbol): q for q in store.hot.quotes()})
         return list(latest.values())
 
+    def market() -> list[MarketSnapshot]:
+        # The warm store's newest per key, overlaid by the hot tier's (ahead of the warm
+        # store while the commit log is materialized); the larger ts_source wins.
+        latest = {series_key(s): s for s in warm.latest_market_snapshots()}
+        keep_latest(latest, store.hot.latest_market_snapshots())
+        return [latest[k] for k in sorted(latest)]
+
     return Backend(
         router=router,
         quotes=quotes,
+        market=market,
         positions=store.warm.positions,
         status=status,
         broadcaster=broadcaster,
