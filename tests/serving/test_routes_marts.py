@@ -138,3 +138,34 @@ def test_cross_venue_marts_by_asset_in_either_spelling(marts_dir: Path) -> None:
     ]  # fmt: skip
     bad = c.get("/api/v1/analytics/cross-venue/hourly", params={"asset": "BTC;DROP"})
     assert bad.status_code == 400 and "BASE-QUOTE" in bad.text
+
+
+def test_market_cap_mart_by_coin_in_any_spelling_and_by_whole_utc_days(marts_dir: Path) -> None:
+    con = duckdb.connect(str(marts_dir / "analytics.duckdb"))
+    con.execute(
+        "CREATE TABLE marts.volume_share_of_market_cap_hourly (data_source VARCHAR, "
+        "asset VARCHAR, hour_start TIMESTAMPTZ, market_cap DOUBLE, "
+        "volume_share_of_market_cap DOUBLE)"
+    )
+    con.execute(
+        "INSERT INTO marts.volume_share_of_market_cap_hourly VALUES "
+        "('coingecko', 'BTC', '2024-08-09 00:00:00+00', NULL, NULL), "
+        "('coingecko', 'BTC', '2024-08-08 23:00:00+00', 1.225e12, 2.5e-7), "
+        "('coingecko', 'ETH', '2024-08-08 23:00:00+00', 3.1e11, 1e-7), "
+        "('coingecko', 'BTC', '2024-08-10 00:00:00+00', 1.23e12, 1e-7)"
+    )
+    con.close()
+    c = client(marts_dir)
+    path = "/api/v1/analytics/market-cap/hourly"
+    for spelling in ("btc", "BTCUSDT", "BTC-USD"):
+        rows = c.get(path, params={"asset": spelling, "end": "2024-08-09"}).json()
+        assert [(r["hour_start"], r["market_cap"]) for r in rows] == [
+            ("2024-08-08T23:00:00Z", 1.225e12), ("2024-08-09T00:00:00Z", None),
+        ], spelling  # fmt: skip
+    # A day is inclusive: 2024-08-09 holds its 00:00 hour, not the next day's.
+    day = c.get(path, params={"start": "2024-08-09", "end": "2024-08-09"}).json()
+    assert [(r["asset"], r["hour_start"]) for r in day] == [("BTC", "2024-08-09T00:00:00Z")]
+    # Every coin, ordered by hour then coin.
+    assert [r["asset"] for r in c.get(path).json()] == ["BTC", "ETH", "BTC", "BTC"]
+    assert c.get(path, params={"asset": "BTC;DROP"}).status_code == 400
+    assert c.get(path, params={"start": "2024-08-10", "end": "2024-08-09"}).status_code == 400

@@ -1,4 +1,5 @@
-"""dbt's marts over HTTP: `/api/v1/analytics/summary/daily` and `/api/v1/analytics/market-overview`.
+"""dbt's marts over HTTP: `/api/v1/analytics/summary/daily`, `/market-overview`,
+`/cross-venue/hourly` and `/market-cap/hourly`.
 
 The reader comes from `app.state.marts` (a MartsReader), set by whoever wires the app.
 Embedded mode reads `{data_dir}/analytics.duckdb`, the last complete marts file: dbt builds
@@ -14,6 +15,7 @@ import duckdb
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from marketpipe.model.symbols import normalize
+from marketpipe.serving.market_data import requested_asset
 from marketpipe.storage.embedded import DataDir
 
 
@@ -182,6 +184,44 @@ def marts_router() -> APIRouter:
             params.append(name if "-" in name else f"{name}-USD")
         order = "hour_start, asset" + (", exchange" if shares else "")
         sql = f"SELECT * FROM marts.{table} WHERE {' AND '.join(where)} ORDER BY {order}"
+        return serve(request, sql, params, response)
+
+    @router.get(
+        "/market-cap/hourly",
+        summary="Our dollar volume per coin and hour as a share of its market cap, and "
+        "circulating-supply turnover (dbt mart volume_share_of_market_cap_hourly)",
+    )
+    def market_cap_hourly(
+        request: Request,
+        response: Response,
+        asset: str | None = Query(
+            None, max_length=30, description="BTC, or a pair (BTC-USD, BTCUSDT): its base"
+        ),
+        start: str | None = Query(None, description="First UTC day, inclusive (2024-08-09)"),
+        end: str | None = Query(None, description="Last UTC day, inclusive"),
+    ) -> list[dict[str, Any]]:
+        where: list[str] = ["true"]
+        params: list[Any] = []
+        if asset:
+            try:
+                params.append(requested_asset(asset))
+            except ValueError as exc:
+                raise HTTPException(400, str(exc)) from None
+            where.append("asset = ?")
+        first, last = _day(start, "start"), _day(end, "end")
+        if first and last and first > last:
+            raise HTTPException(400, "start must not be after end")
+        # Whole UTC days as hour bounds, so both warehouses compare timestamps alike.
+        if first:
+            where.append("hour_start >= ?")
+            params.append(dt.datetime.combine(first, dt.time(), dt.UTC))
+        if last:
+            where.append("hour_start < ?")
+            params.append(dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC))
+        sql = (
+            "SELECT * FROM marts.volume_share_of_market_cap_hourly "
+            f"WHERE {' AND '.join(where)} ORDER BY hour_start, asset, data_source"
+        )
         return serve(request, sql, params, response)
 
     return router
