@@ -9,8 +9,9 @@ from marketpipe.config import DEFAULT_SYMBOLS, load_settings
 from marketpipe.model.errors import ConfigError
 from marketpipe.sources.venues import VENUES
 
-SECTIONS = {"alerts", "api", "binance", "cluster", "coinbase", "dbt", "engine", "finnhub",
-            "gcp", "kraken", "lifecycle", "scheduler", "simulator", "storage"}  # fmt: skip
+SECTIONS = {"alerts", "api", "binance", "cluster", "coinbase", "coingecko", "dbt", "engine",
+            "finnhub", "gcp", "kraken", "lifecycle", "scheduler", "simulator",
+            "storage"}  # fmt: skip
 
 
 def test_defaults_are_the_twenty_usdt_pairs(
@@ -230,4 +231,54 @@ def test_a_malformed_venue_symbol_fails_at_start_naming_it(
 ) -> None:
     monkeypatch.setenv("MARKETPIPE_BINANCE__SYMBOLS", "BTC-USDT,NOTAPAIR")
     with pytest.raises(ConfigError, match=r"binance\.symbols.*'NOTAPAIR'"):
+        load_settings(data_dir=tmp_path)
+
+
+# ---- coingecko: a market-data source beside the trade venues ------------------------------
+
+
+def test_coingecko_is_accepted_as_a_venue_but_is_no_trade_venue(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path).choose_venues(["binance", "CoinGecko"])
+    assert settings.venues == ["binance", "coingecko"]
+    assert settings.trade_venues == ["binance"]
+    assert settings.market_sources == ["coingecko"]
+    assert settings.venue_symbols("coingecko") == []  # assets, not trading pairs
+    assert list(settings.configured_symbols()) == ["binance"]
+    with pytest.raises(ValueError, match="market-data source"):
+        settings.venue_settings("coingecko")
+
+
+def test_choosing_coingecko_with_symbols_leaves_its_assets_alone(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path).choose_venues(
+        ["coinbase", "coingecko"], ["BTC-USD"]
+    )
+    assert settings.venue_symbols("coinbase") == ["BTC-USD"]
+    assert settings.coingecko.assets[:2] == ["BTC", "ETH"]
+
+
+def test_coingecko_endpoint_assets_and_key_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKETPIPE_COINGECKO__REST_URL", "http://127.0.0.1:9/api/v3")
+    monkeypatch.setenv("MARKETPIPE_COINGECKO__ASSETS", "BTC,solana")
+    monkeypatch.setenv("MARKETPIPE_COINGECKO__API_KEY", "cg-demo-key")
+    monkeypatch.setenv("MARKETPIPE_VENUES", "coingecko")
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.venues == ["coingecko"] and settings.trade_venues == []
+    assert settings.coingecko.rest_url == "http://127.0.0.1:9/api/v3"
+    assert settings.coingecko.coin_ids == ["bitcoin", "solana"]
+    assert settings.coingecko.headers()["x-cg-demo-api-key"] == "cg-demo-key"
+    assert "cg-demo-key" not in repr(settings)
+
+
+def test_an_unknown_venue_message_lists_coingecko_among_the_known(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown venue 'gecko'; known venues: .*coingecko"):
+        load_settings(data_dir=tmp_path).choose_venues(["gecko"])
+
+
+def test_a_bad_coingecko_setting_fails_at_start_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKETPIPE_COINGECKO__POLL_INTERVAL_S", "0")
+    with pytest.raises(ConfigError, match=r"coingecko\.poll_interval_s"):
         load_settings(data_dir=tmp_path)

@@ -27,6 +27,7 @@ from marketpipe.model.symbols import DEFAULT_SYMBOLS, normalize
 from marketpipe.serving.settings import ApiSettings
 from marketpipe.sources.binance.settings import BinanceSettings
 from marketpipe.sources.coinbase.settings import CoinbaseSettings
+from marketpipe.sources.coingecko.settings import CoinGeckoSettings
 from marketpipe.sources.finnhub.settings import FinnhubSettings
 from marketpipe.sources.kraken.settings import KrakenSettings
 from marketpipe.sources.venue import VenueSettings
@@ -36,6 +37,9 @@ from marketpipe.storage.lifecycle_settings import LifecycleSettings
 CONFIG_FILE_ENV = "MARKETPIPE_CONFIG"
 ENV_PREFIX = "MARKETPIPE_"
 DEFAULT_CONFIG_FILE = Path("marketpipe.toml")
+# Market-data sources a live run can poll beside the trade venues (`venues = ["binance",
+# "coingecko"]`): no WebSocket, no trades, no VenueSpec; each has its settings section.
+MARKET_SOURCES: tuple[str, ...] = ("coingecko",)
 # Every section rejects keys it does not know: a misspelt setting fails at start, it is never
 # silently ignored.
 _STRICT = ConfigDict(extra="forbid")
@@ -118,7 +122,8 @@ class Settings(BaseSettings):
 
     # Binance's symbols (the other venues' lists are in their sections).
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
-    # The venues a live run connects to; each has its section below.
+    # The venues a live run connects to, and the market-data sources it polls
+    # (MARKET_SOURCES); each has its section below.
     venues: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["binance"])
     data_dir: Path = Path("data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -127,6 +132,7 @@ class Settings(BaseSettings):
     coinbase: CoinbaseSettings = CoinbaseSettings()
     kraken: KrakenSettings = KrakenSettings()
     finnhub: FinnhubSettings = FinnhubSettings()
+    coingecko: CoinGeckoSettings = CoinGeckoSettings()
     engine: EngineSettings = EngineSettings()
     alerts: AlertSettings = AlertSettings()
     storage: StorageSettings = StorageSettings()
@@ -162,26 +168,52 @@ class Settings(BaseSettings):
     @field_validator("venues")
     @classmethod
     def _known_venues(cls, value: list[str]) -> list[str]:
+        known = ", ".join(sorted({*VENUES, *MARKET_SOURCES}))
         if not value:
-            raise ValueError(f"at least one venue is needed, e.g. {', '.join(sorted(VENUES))}")
-        return list(dict.fromkeys(venue(name).name for name in value))
+            raise ValueError(f"at least one venue is needed, e.g. {known}")
+        names: list[str] = []
+        for name in value:
+            cleaned = name.strip().lower()
+            if cleaned in MARKET_SOURCES:
+                names.append(cleaned)
+                continue
+            try:
+                names.append(venue(name).name)
+            except ValueError:
+                raise ValueError(f"unknown venue {name!r}; known venues: {known}") from None
+        return list(dict.fromkeys(names))
+
+    @property
+    def trade_venues(self) -> list[str]:
+        """The venues among `venues` that stream trades (each run by a connector)."""
+        return [name for name in self.venues if name not in MARKET_SOURCES]
+
+    @property
+    def market_sources(self) -> list[str]:
+        """The market-data sources among `venues` (polled, e.g. `coingecko`)."""
+        return [name for name in self.venues if name in MARKET_SOURCES]
 
     def venue_settings(self, name: str) -> VenueSettings:
-        """The settings section of venue `name`."""
+        """The settings section of trade venue `name` (not of a market-data source)."""
+        if name.strip().lower() in MARKET_SOURCES:
+            raise ValueError(f"{name} is a market-data source, not a trade venue")
         section = getattr(self, venue(name).name)
         assert isinstance(section, VenueSettings)
         return section
 
     def venue_symbols(self, name: str) -> list[str]:
-        """The normalized symbols a run ingests from venue `name`."""
+        """The normalized symbols a run ingests from venue `name` (none from a market-data
+        source: it has assets, not trading pairs)."""
+        if name.strip().lower() in MARKET_SOURCES:
+            return []
         section = self.venue_settings(name)
         if section.symbols:
             return list(section.symbols)
         return list(self.symbols) if name == "binance" else []
 
     def configured_symbols(self) -> dict[str, list[str]]:
-        """The symbols of every venue a run ingests, by venue."""
-        return {name: self.venue_symbols(name) for name in self.venues}
+        """The symbols of every trade venue a run ingests, by venue."""
+        return {name: self.venue_symbols(name) for name in self.trade_venues}
 
     def choose_venues(self, venues: list[str], symbols: list[str] | None = None) -> "Settings":
         """Settings that run just `venues` (validated), each with `symbols` when given
@@ -190,7 +222,7 @@ class Settings(BaseSettings):
         update: dict[str, Any] = {"venues": chosen}
         if symbols:
             normalized = Settings._normalize_symbols(symbols)
-            for name in chosen:
+            for name in (n for n in chosen if n not in MARKET_SOURCES):
                 update[name] = self.venue_settings(name).model_copy(update={"symbols": normalized})
             if "binance" in chosen:
                 update["symbols"] = normalized

@@ -1,5 +1,6 @@
-"""A live run (`run`, and the heart of `demo`): one connector per venue, the pipeline, the API
-and the scheduler in one event loop, with a clean stop on the first signal."""
+"""A live run (`run`, and the heart of `demo`): one connector per venue, a poller per market-data
+source (CoinGecko), the pipeline, the API and the scheduler in one event loop, with a clean
+stop on the first signal."""
 
 import asyncio
 import contextlib
@@ -10,12 +11,13 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
 import uvicorn
+from pydantic import BaseModel
 
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.bus.memory import MemoryBus
@@ -25,20 +27,21 @@ from marketpipe.embedded.scheduler import Scheduler
 from marketpipe.embedded.stores import open_store
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import ConfigError
-from marketpipe.model.records import DeadLetter, Position, Quote, Trade
+from marketpipe.model.records import DeadLetter, MarketSnapshot, Position, Quote, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability.native import status as native_status
+from marketpipe.sources.coingecko.poller import MarketPoller
 from marketpipe.sources.connector import VenueConnector
-from marketpipe.sources.venue import VenueSettings
 from marketpipe.sources.venues import venue
 from marketpipe.storage.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
 
-LiveRecord = Trade | Quote | DeadLetter
+LiveRecord = Trade | Quote | DeadLetter | MarketSnapshot
 # Starts the venues given the last stored trade id per venue and symbol; returns how to
-# connect to each (the demo's simulated exchanges).
-StartVenues = Callable[[dict[str, dict[str, int]]], Awaitable[dict[str, VenueSettings]]]
+# connect to each (the demo's simulated exchanges): a venue's VenueSettings, or a market-data
+# source's section (CoinGeckoSettings pointed at a simulated CoinGecko).
+StartVenues = Callable[[dict[str, dict[str, int]]], Awaitable[Mapping[str, BaseModel]]]
 
 
 def _console_line(line: str) -> None:
@@ -57,6 +60,8 @@ class LiveRun:
     store: EmbeddedStore | None = None
     pipeline: Pipeline | None = None
     connectors: dict[str, VenueConnector] = field(default_factory=dict)
+    # The market-data sources' pollers (CoinGecko), by name; their snapshots share the bus.
+    pollers: dict[str, MarketPoller] = field(default_factory=dict)
     api_port: int | None = None
     scheduler: Scheduler | None = None
     extra_status: dict[str, Any] = field(default_factory=dict)
@@ -93,10 +98,12 @@ class LiveRun:
                 last_ids.setdefault(p.exchange, {})[p.symbol] = p.last_trade_id
             if self.start_venues is not None:
                 started = await self.start_venues(last_ids)
-                settings = self.settings = settings.model_copy(update=started)
+                settings = self.settings = settings.model_copy(update=dict(started))
             self.connectors = {
-                name: self._connector(name, bus, last_ids[name], stored) for name in settings.venues
+                name: self._connector(name, bus, last_ids[name], stored)
+                for name in settings.trade_venues
             }
+            self.pollers = {name: self._poller(name) for name in settings.market_sources}
             listener = _bind(settings.api.host, settings.api.port)
             self.api_port = listener.getsockname()[1]
             server = self._api_server()
@@ -104,6 +111,10 @@ class LiveRun:
                 *(
                     asyncio.create_task(connector.run(), name=name)
                     for name, connector in self.connectors.items()
+                ),
+                *(
+                    asyncio.create_task(self._poll(poller, bus), name=name)
+                    for name, poller in self.pollers.items()
                 ),
                 asyncio.create_task(self._consume(bus, pipeline), name="engine"),
                 asyncio.create_task(self._watch_venue(), name="venue-watch"),
@@ -137,6 +148,8 @@ class LiveRun:
                 raise failed[0].exception()  # type: ignore[misc]
             await asyncio.to_thread(store.export_to_lake)
         finally:
+            for poller in self.pollers.values():
+                await poller.aclose()
             lock.unlink(missing_ok=True)
             store.close()
 
@@ -165,6 +178,19 @@ class LiveRun:
         holes = {p.symbol: id_holes(p.id_ranges) for p in stored if p.exchange == name}
         spec = venue(name).build(section)
         return VenueConnector(spec, symbols, bus.publish, last_ids, start_holes=holes)
+
+    def _poller(self, name: str) -> MarketPoller:
+        section = getattr(self.settings, name)
+        if name != "coingecko":  # config.MARKET_SOURCES and this stay in step
+            raise ConfigError(f"no poller for market-data source {name}")
+        return MarketPoller(section)
+
+    async def _poll(self, poller: MarketPoller, bus: MemoryBus[LiveRecord]) -> None:
+        """Each poll's snapshots and dead letters go on the bus, to commit with the stream."""
+        async for batch in poller.batches():
+            records: list[LiveRecord] = [*batch.snapshots, *batch.dead_letters]
+            if records:
+                await bus.publish(records)
 
     async def _settle(self, bus: MemoryBus[LiveRecord], timeout_s: float = 5.0) -> None:
         """Before a clean stop, give gap back-fills still running, and the records queued for
@@ -217,8 +243,9 @@ class LiveRun:
                 trades = [r for r in records if type(r) is Trade]
                 quotes = [r for r in records if type(r) is Quote]
                 dead = [r for r in records if type(r) is DeadLetter]
+                snapshots = [r for r in records if type(r) is MarketSnapshot]
                 await _finish_on_cancel(
-                    asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead)
+                    asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead, snapshots)
                 )
             self._count_source_duplicates(pipeline)
             # The engine decides (settings: engine.idle_watermark, idle_lag_s) what it moves.
@@ -245,6 +272,14 @@ class LiveRun:
                     reported.add(name)
                 elif name in reported and status.connections_open == len(status.connections) > 0:
                     self.notify(f"connected to {name.capitalize()} at {url}")
+                    reported.discard(name)
+            for name, poller in self.pollers.items():
+                polled = poller.status()
+                if polled.consecutive_failures >= 2 and polled.last_error and name not in reported:
+                    self.notify(source_unreachable(name, polled.url, polled.last_error))
+                    reported.add(name)
+                elif name in reported and polled.consecutive_failures == 0:
+                    self.notify(f"polling {name.capitalize()} at {polled.url} again")
                     reported.discard(name)
 
     @property
@@ -292,6 +327,8 @@ class LiveRun:
                 # Without consecutive ids, completeness cannot be proven: never a made-up 100 %.
                 "completeness_provable": s.has_trade_ids,
             }
+        for name, poller in self.pollers.items():
+            components[name] = poller.status().health()
         if self.pipeline is not None:
             t = self.pipeline.totals
             # Every stage's duplicates: the engine's, and the connector's drops, including those
@@ -305,6 +342,7 @@ class LiveRun:
                 "duplicates": t.duplicates + uncounted,
                 "duplicates_source": t.duplicates_source + uncounted,
                 "late_trades": t.late,
+                "market_snapshots": t.snapshots,
                 "open_windows": self.pipeline.engine.open_windows,
             }
         if self.scheduler is not None:
@@ -334,10 +372,14 @@ async def _finish_on_cancel(work: Awaitable[object]) -> None:
 
 
 def _ingest_records(
-    pipeline: Pipeline, trades: list[Trade], quotes: list[Quote], dead: list[DeadLetter]
+    pipeline: Pipeline,
+    trades: list[Trade],
+    quotes: list[Quote],
+    dead: list[DeadLetter],
+    snapshots: list[MarketSnapshot],
 ) -> None:
     """On a worker thread: the record-to-Arrow conversion stays off the event loop too."""
-    pipeline.ingest(to_table(trades, TRADE_SCHEMA), quotes, dead)
+    pipeline.ingest(to_table(trades, TRADE_SCHEMA), quotes, dead, snapshots)
 
 
 def venue_unreachable(ws_url: str, error: str, name: str = "binance") -> str:
@@ -348,6 +390,16 @@ def venue_unreachable(ws_url: str, error: str, name: str = "binance") -> str:
         f"and any proxy or firewall, or point {env}__WS_URL (and {env}__REST_URL) at a "
         "reachable endpoint. Offline? `make demo` runs the whole pipeline against a local "
         "simulated exchange."
+    )
+
+
+def source_unreachable(name: str, url: str, error: str) -> str:
+    """The one line a user sees when a market-data source keeps failing, with what to check."""
+    env = f"MARKETPIPE_{name.upper()}"
+    return (
+        f"cannot poll {name.capitalize()} at {url} ({error}); retrying with backoff. Check "
+        f"the network, the API key ({env}__API_KEY) and the rate limit "
+        f"({env}__REQUESTS_PER_MINUTE), or point {env}__REST_URL at a reachable endpoint."
     )
 
 

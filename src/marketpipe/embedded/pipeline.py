@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from marketpipe.config import Settings
 from marketpipe.model.batch import CommitBatch
-from marketpipe.model.records import DeadLetter, Quote
+from marketpipe.model.records import DeadLetter, MarketSnapshot, Quote
 from marketpipe.observability import metrics as m
 from marketpipe.processing.engine import CandleEngine
 from marketpipe.storage.sink import BatchSink
@@ -32,6 +32,7 @@ class Totals:
     candles: int = 0
     alerts: int = 0
     dead_letters: int = 0
+    snapshots: int = 0  # market data (CoinGecko), committed beside the trades
 
 
 class Pipeline:
@@ -68,10 +69,12 @@ class Pipeline:
         trades: pa.Table,
         quotes: Sequence[Quote] = (),
         dead_letters: Sequence[DeadLetter] = (),
+        snapshots: Sequence[MarketSnapshot] = (),
     ) -> CommitBatch:
         batch = self.engine.process(trades)
         batch.quotes = list(quotes)
         batch.dead_letters = list(dead_letters)
+        batch.snapshots = list(snapshots)  # no engine work: stored as they came
         self._commit(batch, trades)
         return batch
 
@@ -112,12 +115,16 @@ class Pipeline:
         t.candles += len(batch.candles)
         t.alerts += len(batch.alerts)
         t.dead_letters += len(batch.dead_letters)
+        t.snapshots += len(batch.snapshots)
         m.BATCH_COMMIT_SECONDS.observe(elapsed)
         m.LAST_COMMIT_TIMESTAMP.set(time.time())
         m.note_last_trades((p.exchange, p.symbol, p.max_ts_event) for p in batch.positions)
         m.INSERTED.labels("trades_recent").inc(batch.trades.num_rows)
         m.INSERTED.labels("candles").inc(len(batch.candles))
         m.INSERTED.labels("alerts").inc(len(batch.alerts))
+        if batch.snapshots:
+            m.INSERTED.labels("market_snapshots").inc(len(batch.snapshots))
+            m.CONSUMED.labels("market_snapshot").inc(len(batch.snapshots))
         for alert in batch.alerts:
             m.ALERTS.labels(alert.kind).inc()
         for candle in batch.candles:
