@@ -1,0 +1,132 @@
+"""Replaying other venues' recordings and captures into a data dir: the candles equal an
+independent reference computed from the file's JSON, and replaying again changes nothing."""
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from harness.reference import RawTrade, assert_candles_match, reference_candles
+from marketpipe.config import Settings
+from marketpipe.embedded.replay import replay
+from marketpipe.model.records import Candle
+from marketpipe.storage.embedded import EmbeddedStore
+from tests.sources.test_replay_venues import COINBASE, KRAKEN, received
+
+pytestmark = pytest.mark.integration
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def coinbase_raw_trades() -> list[RawTrade]:
+    """The recording's matches, parsed with the stdlib: (product, id, price, size, buyer is
+    maker, ms). The frame's `side` is the maker's, so a maker "buy" is a taker sell."""
+    rows: list[RawTrade] = []
+    for _, body in received(COINBASE):
+        frame = json.loads(body)
+        if frame["type"] in ("match", "last_match"):
+            moment = datetime.fromisoformat(frame["time"].replace("Z", "+00:00"))
+            ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+            rows.append(
+                (frame["product_id"], frame["trade_id"], float(frame["price"]),
+                 float(frame["size"]), frame["side"] == "buy", ms)
+            )  # fmt: skip
+    return rows
+
+
+def completeness(settings: Settings, exchange: str) -> dict[str, float | None]:
+    store = EmbeddedStore(settings.data_dir, read_only=True)
+    try:
+        return {p.symbol: p.completeness for p in store.warm.positions() if p.exchange == exchange}
+    finally:
+        store.close()
+
+
+def stored(settings: Settings, exchange: str) -> tuple[list[Candle], dict[str, int]]:
+    """Every 1m candle of `exchange`, by symbol then time, and the table counts."""
+    store = EmbeddedStore(settings.data_dir, read_only=True)
+    try:
+        warm = store.warm
+        symbols = sorted({p.symbol for p in warm.positions() if p.exchange == exchange})
+        candles = [
+            c
+            for s in symbols
+            for c in warm.candles(
+                exchange=exchange, symbol=s, interval="1m", start=None, end=None, limit=None
+            )
+        ]
+        return candles, warm.counts()
+    finally:
+        store.close()
+
+
+def test_coinbase_recording_replays_into_the_reference_candles_once(settings: Settings) -> None:
+    raw = coinbase_raw_trades()
+    first = replay(settings, [COINBASE])
+    assert (first.trades_read, first.trades_stored, first.dead_letters) == (107, 107, 0)
+    assert first.venues == {"coinbase"}
+    candles, counts = stored(settings, "coinbase")
+    assert_candles_match(candles, reference_candles(raw))
+    assert all(c.is_final for c in candles)
+    assert counts["trades_recent"] == 107
+    # Coinbase's ids are consecutive per product: the recording has no gap in any of its ten.
+    products = {product for product, *_ in raw}
+    assert completeness(settings, "coinbase") == dict.fromkeys(products, 1.0)
+    again = replay(settings, [COINBASE])
+    assert (again.trades_read, again.trades_stored, again.duplicates) == (107, 0, 107)
+    assert stored(settings, "coinbase") == (candles, counts)
+
+
+def test_kraken_recordings_replay_twice_into_the_same_data(settings: Settings) -> None:
+    first = replay(settings, KRAKEN)
+    assert (first.trades_stored, first.dead_letters) == (10, 0)
+    before = stored(settings, "kraken")
+    assert sum(c.trade_count for c in before[0]) == 10
+    again = replay(settings, KRAKEN)
+    assert (again.trades_stored, again.duplicates) == (0, 10)
+    assert stored(settings, "kraken") == before
+
+
+def synthetic_coinbase(n: int = 600) -> list[RawTrade]:
+    """Taker trades of two products over about 7 minutes, consecutive ids per product."""
+    rng = random.Random(13)
+    start_ms = 1_723_161_590_000  # 10 s before a minute boundary
+    rows: list[RawTrade] = []
+    ids = {"BTC-USD": 900_000, "ETH-USD": 400_000}
+    ms = start_ms
+    for _ in range(n):
+        ms += rng.randint(0, 1400)
+        product = rng.choice(list(ids))
+        ids[product] += 1
+        price = round((61_000 if product == "BTC-USD" else 2_600) * rng.uniform(0.99, 1.01), 2)
+        rows.append(
+            (product, ids[product], price, round(rng.uniform(0.001, 2), 6), rng.random() < 0.5, ms)
+        )
+    return rows
+
+
+def test_a_capture_jsonl_of_coinbase_trades_replays_into_the_reference(
+    settings: Settings, tmp_path: Path
+) -> None:
+    raw = synthetic_coinbase()
+    capture = tmp_path / "coinbase.jsonl"
+    with capture.open("w") as out:
+        for product, trade_id, price, qty, buyer_is_maker, ms in raw:
+            at = (_EPOCH + timedelta(milliseconds=ms)).isoformat().replace("+00:00", "Z")
+            out.write(
+                json.dumps(
+                    {"symbol": product, "trade_id": trade_id, "price": price, "qty": qty,
+                     "side": "sell" if buyer_is_maker else "buy", "ts_event": at,
+                     "ts_recv": ms * 1000 + 250}
+                ) + "\n"
+            )  # fmt: skip
+    summary = replay(settings, [capture], venue="coinbase")
+    assert (summary.trades_stored, summary.dead_letters, summary.venues) == (600, 0, {"coinbase"})
+    candles, _ = stored(settings, "coinbase")
+    reference = reference_candles(raw)
+    assert len(reference) >= 14  # two products over 7+ minutes, both ends partial
+    assert_candles_match(candles, reference)
+    assert replay(settings, [capture], venue="coinbase").trades_stored == 0
+    assert stored(settings, "coinbase")[0] == candles
