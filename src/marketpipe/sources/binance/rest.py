@@ -7,7 +7,6 @@ Rules from Binance's spot REST documentation ("LIMITS"):
 - both carry `Retry-After` (seconds): how long to wait to avoid, or sit out, the ban.
 """
 
-import asyncio
 import json
 import logging
 import time
@@ -17,14 +16,14 @@ from typing import Any, Final, Self
 
 import httpx
 import msgspec
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from marketpipe.model.errors import SourceError
 from marketpipe.model.records import Trade
 from marketpipe.model.symbols import SymbolMap
 from marketpipe.observability.metrics import PRODUCER_ERRORS, REST_REQUESTS
 from marketpipe.sources.binance.settings import BinanceSettings
-from marketpipe.sources.ratelimit import WeightBudget, backoff_delay
+from marketpipe.sources.ratelimit import WeightBudget
+from marketpipe.sources.rest_retry import RestRetry, Retryable
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +49,6 @@ class RestTrade(msgspec.Struct):
 
 
 _trades_decoder = msgspec.json.Decoder(list[RestTrade])
-
-
-class _Retryable(Exception):
-    """A failure worth another attempt; `retry_after` is the server's requested pause."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def _retry_after_s(response: httpx.Response) -> float:
@@ -100,9 +91,8 @@ class BinanceRestClient:
         self._timeout = settings.rest_timeout_s
         self.symbol_map = symbol_map or SymbolMap()
         self.budget = WeightBudget(settings.rest_weight_per_minute)
-        self.max_attempts = max_attempts
         # While a 429/418 is being sat out, every request waits, not just the one that got it.
-        self._blocked_until = 0.0
+        self._retry = RestRetry(max_attempts, settings.backoff_initial_s, settings.backoff_max_s)
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -190,35 +180,14 @@ class BinanceRestClient:
             )
         return trades
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            return 0.0  # _blocked_until already holds the server's pause
-        return backoff_delay(
-            state.attempt_number - 1, self._settings.backoff_initial_s, self._settings.backoff_max_s
-        )
+    @property
+    def max_attempts(self) -> int:
+        return self._retry.max_attempts
 
     async def _get(self, path: str, params: dict[str, str], weight: int) -> bytes:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._get_once(path, params, weight)
-        except _Retryable as exc:
-            raise SourceError(
-                f"GET {path} failed after {self.max_attempts} attempts: {exc}"
-            ) from None
-        raise AssertionError("unreachable: tenacity either returned or raised")
+        return await self._retry.call(path, lambda: self._get_once(path, params, weight))
 
     async def _get_once(self, path: str, params: dict[str, str], weight: int) -> bytes:
-        pause = self._blocked_until - time.monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
         await self.budget.acquire(weight)
         try:
             response = await self._client.get(
@@ -227,7 +196,7 @@ class BinanceRestClient:
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             REST_REQUESTS.labels(EXCHANGE, path, "error").inc()
             PRODUCER_ERRORS.labels(EXCHANGE, "rest_transport").inc()
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+            raise Retryable(f"{type(exc).__name__}: {exc}") from None
         status = response.status_code
         REST_REQUESTS.labels(EXCHANGE, path, str(status)).inc()
         self.budget.observe(response.headers.get("X-MBX-USED-WEIGHT-1M"))
@@ -236,11 +205,11 @@ class BinanceRestClient:
         PRODUCER_ERRORS.labels(EXCHANGE, f"rest_{status}").inc()
         if status in (429, 418):
             wait = _retry_after_s(response)
-            self._blocked_until = max(self._blocked_until, time.monotonic() + wait)
+            self._retry.block_for(wait)
             what = "IP banned" if status == 418 else "rate limited"
             log.warning("Binance %s on %s; waiting %.1f s (Retry-After)", what, path, wait)
-            raise _Retryable(f"HTTP {status} ({what}): {_error_text(response)}", retry_after=wait)
+            raise Retryable(f"HTTP {status} ({what}): {_error_text(response)}", pause_s=wait)
         if status >= 500:
-            raise _Retryable(f"HTTP {status}: {_error_text(response)}")
+            raise Retryable(f"HTTP {status}: {_error_text(response)}")
         # Other 4xx: our request is wrong; repeating it cannot help.
         raise SourceError(f"GET {path} {params} -> HTTP {status}: {_error_text(response)}")

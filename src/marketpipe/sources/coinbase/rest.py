@@ -18,7 +18,6 @@ request (for `Retry-After` or `rate_limit_pause_s`), 5xx and transport errors ar
 with backoff, other 4xx fail at once; after `max_attempts` a SourceError.
 """
 
-import asyncio
 import logging
 import time
 from datetime import datetime
@@ -33,7 +32,8 @@ from marketpipe.model.records import Trade
 from marketpipe.observability.metrics import PRODUCER_ERRORS, REST_REQUESTS
 from marketpipe.sources.coinbase.frames import EXCHANGE, MAX_INT64, taker_side, time_us
 from marketpipe.sources.coinbase.settings import CoinbaseSettings
-from marketpipe.sources.ratelimit import MessagePacer, backoff_delay
+from marketpipe.sources.ratelimit import MessagePacer
+from marketpipe.sources.rest_retry import RestRetry, Retryable
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,6 @@ class RestTrade(msgspec.Struct):
 
 
 _trades_decoder = msgspec.json.Decoder(list[RestTrade])
-
-
-class _Retry(Exception):
-    """Worth another attempt; `pause_s`: the server asked every request to wait this long."""
-
-    def __init__(self, message: str, pause_s: float | None = None) -> None:
-        super().__init__(message)
-        self.pause_s = pause_s
 
 
 def _message(response: httpx.Response) -> str:
@@ -101,8 +93,12 @@ class CoinbaseRestClient:
             timeout=settings.rest_timeout_s, headers={"User-Agent": USER_AGENT}
         )
         self._pacer = MessagePacer(settings.rest_requests_per_second)
-        self.max_attempts = max_attempts
-        self._blocked_until = 0.0  # while a 429 is sat out, every request waits
+        # While a 429 is sat out, every request waits.
+        self._retry = RestRetry(max_attempts, settings.backoff_initial_s, settings.backoff_max_s)
+
+    @property
+    def max_attempts(self) -> int:
+        return self._retry.max_attempts
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -160,23 +156,9 @@ class CoinbaseRestClient:
         return trades
 
     async def _get(self, path: str, params: dict[str, str]) -> bytes:
-        last = ""
-        for attempt in range(self.max_attempts):
-            try:
-                return await self._get_once(path, params)
-            except _Retry as exc:
-                last = str(exc)
-                if attempt + 1 < self.max_attempts and exc.pause_s is None:
-                    s = self._settings
-                    await asyncio.sleep(
-                        backoff_delay(attempt, s.backoff_initial_s, s.backoff_max_s)
-                    )
-        raise SourceError(f"GET {path} failed after {self.max_attempts} attempts: {last}")
+        return await self._retry.call(path, lambda: self._get_once(path, params))
 
     async def _get_once(self, path: str, params: dict[str, str]) -> bytes:
-        pause = self._blocked_until - time.monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
         await self._pacer.wait()
         try:
             response = await self._client.get(
@@ -185,7 +167,7 @@ class CoinbaseRestClient:
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             REST_REQUESTS.labels(EXCHANGE, path, "error").inc()
             PRODUCER_ERRORS.labels(EXCHANGE, "rest_transport").inc()
-            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+            raise Retryable(f"{type(exc).__name__}: {exc}") from None
         status = response.status_code
         REST_REQUESTS.labels(EXCHANGE, path, str(status)).inc()
         if status == 200:
@@ -193,11 +175,11 @@ class CoinbaseRestClient:
         PRODUCER_ERRORS.labels(EXCHANGE, f"rest_{status}").inc()
         if status == 429:
             wait = self._retry_after(response)
-            self._blocked_until = max(self._blocked_until, time.monotonic() + wait)
+            self._retry.block_for(wait)
             log.warning("Coinbase rate limited on %s; waiting %.1f s", path, wait)
-            raise _Retry(f"HTTP 429: {_message(response)}", pause_s=wait)
+            raise Retryable(f"HTTP 429: {_message(response)}", pause_s=wait)
         if status >= 500:
-            raise _Retry(f"HTTP {status}: {_message(response)}")
+            raise Retryable(f"HTTP {status}: {_message(response)}")
         # Other 4xx (404 NotFound for an unknown product, 400 bad params): repeating is futile.
         raise SourceError(f"GET {path} {params} -> HTTP {status}: {_message(response)}")
 

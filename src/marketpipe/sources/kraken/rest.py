@@ -11,7 +11,6 @@ Kraken's REST conventions (from its documentation):
   pair; `last` is a nanosecond cursor to pass as the next `since`.
 """
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -21,14 +20,14 @@ from typing import Final, Self
 
 import httpx
 import msgspec
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from marketpipe.model.errors import SourceError
 from marketpipe.model.records import Side, Trade
 from marketpipe.observability.metrics import PRODUCER_ERRORS, REST_REQUESTS
 from marketpipe.sources.kraken.settings import KrakenSettings
 from marketpipe.sources.kraken.symbols import canonical, to_rest
-from marketpipe.sources.ratelimit import MessagePacer, backoff_delay
+from marketpipe.sources.ratelimit import MessagePacer
+from marketpipe.sources.rest_retry import RestRetry, Retryable
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +58,6 @@ class TradesPage:
     last_ns: int  # Kraken's cursor: the next `since`
 
 
-class _Retryable(Exception):
-    def __init__(self, message: str, pause_s: float | None = None) -> None:
-        super().__init__(message)
-        self.pause_s = pause_s  # the wait the server asked for (or our rate-limit pause)
-
-
 def time_us(seconds: Decimal) -> int:
     """Kraken's trade time (seconds, up to 9 decimals) as µs, truncated like every time."""
     return int(seconds * 1_000_000)
@@ -86,9 +79,13 @@ class KrakenRestClient:
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(timeout=settings.rest_timeout_s)
         self._pacer = MessagePacer(settings.rest_requests_per_second)
-        self.max_attempts = max_attempts
-        self._blocked_until = 0.0  # while a rate limit is sat out, every request waits
+        # While a rate limit is sat out, every request waits.
+        self._retry = RestRetry(max_attempts, settings.backoff_initial_s, settings.backoff_max_s)
         self._limited_in_a_row = 0
+
+    @property
+    def max_attempts(self) -> int:
+        return self._retry.max_attempts
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -137,46 +134,22 @@ class KrakenRestClient:
             trades.append(Trade(EXCHANGE, symbol, trade_id, price, qty, side_name, ts, recv_us))
         return TradesPage(trades, len(rows), last)
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.pause_s is not None:
-            return 0.0  # _blocked_until holds the pause
-        s = self._settings
-        return backoff_delay(state.attempt_number - 1, s.backoff_initial_s, s.backoff_max_s)
-
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, msgspec.Raw]:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._get_once(path, params)
-        except _Retryable as exc:
-            raise SourceError(
-                f"GET {path} failed after {self.max_attempts} attempts: {exc}"
-            ) from None
-        raise AssertionError("unreachable: tenacity either returned or raised")
+        return await self._retry.call(path, lambda: self._get_once(path, params))
 
-    def _rate_limited(self, what: str, pause_s: float | None = None) -> _Retryable:
+    def _rate_limited(self, what: str, pause_s: float | None = None) -> Retryable:
         if pause_s is None:  # our own pause, doubled while the limits keep coming
             pause_s = min(
                 self._settings.backoff_max_s,
                 self._settings.rate_limit_pause_s * 2.0 ** min(self._limited_in_a_row, 16),
             )
         self._limited_in_a_row += 1
-        self._blocked_until = max(self._blocked_until, time.monotonic() + pause_s)
+        self._retry.block_for(pause_s)
         PRODUCER_ERRORS.labels(EXCHANGE, "rest_429").inc()
         log.warning("Kraken rate limit (%s); waiting %.1f s", what, pause_s)
-        return _Retryable(f"rate limited: {what}", pause_s)
+        return Retryable(f"rate limited: {what}", pause_s)
 
     async def _get_once(self, path: str, params: dict[str, str]) -> dict[str, msgspec.Raw]:
-        pause = self._blocked_until - time.monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
         await self._pacer.wait()
         try:
             response = await self._client.get(
@@ -184,21 +157,21 @@ class KrakenRestClient:
             )
         except httpx.HTTPError as exc:
             PRODUCER_ERRORS.labels(EXCHANGE, "rest_transport").inc()
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+            raise Retryable(f"{type(exc).__name__}: {exc}") from None
         status = response.status_code
         REST_REQUESTS.labels(EXCHANGE, path, str(status)).inc()
         if status == 429:
             raise self._rate_limited("HTTP 429", _retry_after_s(response))
         if status >= 500:
             PRODUCER_ERRORS.labels(EXCHANGE, f"rest_{status}").inc()
-            raise _Retryable(f"HTTP {status}: {response.text[:200]}")
+            raise Retryable(f"HTTP {status}: {response.text[:200]}")
         if status != 200:  # our request is wrong; repeating it cannot help
             PRODUCER_ERRORS.labels(EXCHANGE, f"rest_{status}").inc()
             raise SourceError(f"GET {path} {params} -> HTTP {status}: {response.text[:200]}")
         try:
             answer = _answer_decoder.decode(response.content)
         except msgspec.DecodeError as exc:
-            raise _Retryable(f"unreadable answer: {exc}") from None
+            raise Retryable(f"unreadable answer: {exc}") from None
         if answer.error:
             return self._failed(path, params, answer.error)
         self._limited_in_a_row = 0
@@ -213,7 +186,7 @@ class KrakenRestClient:
             raise self._rate_limited(text, _throttled_until_s(compact))
         if any(e.startswith(TRANSIENT) for e in compact):
             PRODUCER_ERRORS.labels(EXCHANGE, "rest_unavailable").inc()
-            raise _Retryable(text)
+            raise Retryable(text)
         PRODUCER_ERRORS.labels(EXCHANGE, "rest_error").inc()
         raise SourceError(f"GET {path} {params} -> Kraken error: {text}")
 
