@@ -11,9 +11,11 @@ import duckdb
 import pytest
 
 from marketpipe.config import Settings
+from marketpipe.embedded.demo import point_at
 from marketpipe.embedded.live import LiveRun
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import MarketSnapshot
+from marketpipe.simulator import SimulatedExchange, SyntheticMarket
 from marketpipe.simulator.coingecko import BY_ID, CoinGeckoFront
 
 pytestmark = pytest.mark.integration
@@ -121,4 +123,28 @@ async def test_a_live_run_with_an_unreachable_coingecko_keeps_running_and_says_s
     assert health["status"] == "degraded" and component["status"] == "degraded"
     assert component["errors"] >= 2 and component["last_poll_age_s"] is None
     assert "ConnectError" in component["last_error"]
-    assert any("cannot poll Coingecko at" in line and "REST_URL" in line for line in lines)
+    assert any("cannot poll CoinGecko at" in line and "REST_URL" in line for line in lines)
+
+
+async def test_coingecko_beside_a_trade_venue_commits_both_and_leaves_the_venue_unchanged(
+    settings: Settings,
+) -> None:
+    committed: list[CommitBatch] = []
+    async with (
+        CoinGeckoFront.standalone(7, update_every_s=0.5) as front,
+        SimulatedExchange(SyntheticMarket(["BTC-USDT"], 100, seed=3)) as exchange,
+    ):
+        run_settings = coingecko_settings(settings, front.rest_url)
+        run_settings = point_at(
+            run_settings.model_copy(
+                update={"venues": ["binance", "coingecko"], "symbols": ["BTC-USDT"]}
+            ),
+            exchange,
+        )
+        live = LiveRun(run_settings, on_commit=lambda batch, _ns: committed.append(batch))
+        await live.run(2.5)
+        truth = {t.trade_id for t in exchange.ground_truth()}
+    assert list(live.connectors) == ["binance"] and list(live.pollers) == ["coingecko"]
+    trade_ids = {i for b in committed for i in b.trades.column("trade_id").to_pylist()}
+    assert trade_ids and trade_ids <= truth
+    assert {s.asset for b in committed for s in b.snapshots} == {"BTC", "ETH"}

@@ -279,7 +279,8 @@ class LiveRun:
                     self.notify(source_unreachable(name, polled.url, polled.last_error))
                     reported.add(name)
                 elif name in reported and polled.consecutive_failures == 0:
-                    self.notify(f"polling {name.capitalize()} at {polled.url} again")
+                    shown = _DISPLAY_NAMES.get(name, name.capitalize())
+                    self.notify(f"polling {shown} at {polled.url} again")
                     reported.discard(name)
 
     @property
@@ -393,11 +394,15 @@ def venue_unreachable(ws_url: str, error: str, name: str = "binance") -> str:
     )
 
 
+_DISPLAY_NAMES = {"coingecko": "CoinGecko"}
+
+
 def source_unreachable(name: str, url: str, error: str) -> str:
     """The one line a user sees when a market-data source keeps failing, with what to check."""
     env = f"MARKETPIPE_{name.upper()}"
+    shown = _DISPLAY_NAMES.get(name, name.capitalize())
     return (
-        f"cannot poll {name.capitalize()} at {url} ({error}); retrying with backoff. Check "
+        f"cannot poll {shown} at {url} ({error}); retrying with backoff. Check "
         f"the network, the API key ({env}__API_KEY) and the rate limit "
         f"({env}__REQUESTS_PER_MINUTE), or point {env}__REST_URL at a reachable endpoint."
     )
