@@ -249,3 +249,62 @@ def test_replay_killed_with_sigkill_and_rerun_equals_an_uninterrupted_run(
         marketpipe("query", "trades", "--data-dir", str(crashed), "--format", "json").stdout
     )
     assert len(trades) == 19_904 == len({t["trade_id"] for t in trades})
+
+
+# ---- replay of every venue -------------------------------------------------------------------
+
+COINBASE_RECORDING = (
+    Path(__file__).parents[1] / "data" / "coinbase" / "cryptofeed-COINBASE.ws.28.0.gz"
+)
+
+
+def test_replay_help_explains_the_formats_and_the_venue() -> None:
+    text = " ".join(marketpipe("replay", "--help", env={"COLUMNS": "200"}).stdout.split())
+    for phrase in (
+        "<recv_ns> <json>",
+        "cryptofeed recordings",
+        "capture JSONL",
+        "query trades --format jsonl",
+        "Binance trade CSVs",
+        "--venue",
+        "dead_letters",
+    ):
+        assert phrase in text, phrase
+
+
+def test_replay_with_an_unknown_venue_fails_at_start_naming_it(tmp_path: Path) -> None:
+    result = marketpipe(
+        "replay", str(COINBASE_RECORDING), "--venue", "nasdaq", "--data-dir", str(tmp_path),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "unknown venue 'nasdaq'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "warm.duckdb").exists()
+
+
+def test_coinbase_recording_and_its_capture_replay_to_the_same_candles(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    result = marketpipe("replay", str(COINBASE_RECORDING), "--data-dir", str(first))
+    assert "coinbase" in result.stderr  # the summary's venues
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text(
+        marketpipe(
+            "query", "trades", "--data-dir", str(first), "--exchange", "coinbase", "--format",
+            "jsonl",
+        ).stdout
+    )  # fmt: skip
+    assert len(capture.read_text().splitlines()) == 107
+    second = tmp_path / "second"
+    marketpipe("replay", str(capture), "--data-dir", str(second))
+
+    def candles(data_dir: Path) -> list[dict[str, object]]:
+        return json.loads(  # type: ignore[no-any-return]
+            marketpipe(
+                "query", "candles", "--data-dir", str(data_dir), "--exchange", "coinbase",
+                "--symbol", "SKL-USD", "--format", "json",
+            ).stdout
+        )  # fmt: skip
+
+    got = candles(second)
+    assert got and all(c["exchange"] == "coinbase" for c in got)
+    assert_same_candles(got, candles(first))
