@@ -130,3 +130,40 @@ def test_a_capture_jsonl_of_coinbase_trades_replays_into_the_reference(
     assert_candles_match(candles, reference)
     assert replay(settings, [capture], venue="coinbase").trades_stored == 0
     assert stored(settings, "coinbase")[0] == candles
+
+
+def test_malformed_frames_are_stored_as_dead_letters_and_counted(
+    settings: Settings, tmp_path: Path
+) -> None:
+    good = [body for _, body in received(COINBASE) if b'"type":"match"' in body][:2]
+    path = tmp_path / "cryptofeed-COINBASE.ws.2.0"
+    path.write_bytes(
+        b"\n".join(
+            [
+                b"1618677817.1: " + good[0],
+                b"1618677817.2: " + good[1][:40],  # cut short
+                b"1618677817.3: [1, 2",
+                b"1618677817.4: " + good[1],
+            ]
+        )
+        + b"\n"
+    )
+    summary = replay(settings, [path])
+    assert (summary.trades_stored, summary.dead_letters) == (2, 2)
+    assert summary.first_dead_letter is not None
+    assert summary.first_dead_letter.startswith(f"{path}:2: ")
+    assert stored(settings, "coinbase")[1]["dead_letters"] == 2
+
+
+def test_a_damaged_recording_reports_where_it_broke_and_keeps_what_came_before(
+    settings: Settings, tmp_path: Path
+) -> None:
+    data = COINBASE.read_bytes()
+    cut = tmp_path / "cryptofeed-COINBASE.ws.28.0.gz"
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    summary = replay(settings, [cut])
+    assert len(summary.broken) == 1
+    assert summary.broken[0].startswith(f"{cut}: broken at line ")
+    assert "the compressed data ends early" in summary.broken[0]
+    assert 0 < summary.trades_stored < 107
+    assert stored(settings, "coinbase")[1]["trades_recent"] == summary.trades_stored
