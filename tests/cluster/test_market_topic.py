@@ -21,14 +21,17 @@ from marketpipe.bus.kafka import (
     read_dead_letters,
 )
 from marketpipe.cluster.archive import TradeArchiver
-from marketpipe.cluster.ingest import KafkaIngest, ingest_market
+from marketpipe.cluster.ingest import KafkaIngest, ingest_live, ingest_market
 from marketpipe.cluster.market_archive import MarketArchiver
+from marketpipe.cluster.serving import cluster_serving
+from marketpipe.config import load_settings
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import DeadLetter, MarketSnapshot
 from marketpipe.observability.metrics import REGISTRY
 from marketpipe.storage.lake import ParquetLake
 from marketpipe.storage.memory_sink import MemorySink
 from marketpipe.storage.postgres_warm import PostgresWarehouse
+from tests.servers.s3 import S3Endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +211,38 @@ def test_the_archive_role_consumes_the_market_topic_beside_trades(
 
 class NoMarket(MemorySink):
     stores_market_snapshots = False
+
+
+async def test_ingest_live_publishes_market_polls_beside_the_venues(
+    kafka_broker: KafkaBroker, kafka_topics: Topics
+) -> None:
+    ingest = KafkaIngest(kafka_broker.bootstrap, kafka_topics)
+    totals = await ingest_live(ingest, {}, duration_s=30.0, market=polls(range(2)))
+    assert totals.snapshots == 12  # the poller ended, so did the run; all of it delivered
+    decoded = [serde.decode_market_snapshot(msg.value())
+               for msg in _consume_all_market(kafka_broker, kafka_topics, 12)]  # fmt: skip
+    assert sorted(decoded, key=_order) == expected(range(2))
+
+
+def _order(s: MarketSnapshot) -> tuple[int, str, str, str]:
+    return (s.ts_source, s.source, s.asset, s.vs_currency)
+
+
+def test_cluster_serving_answers_market_from_postgres(
+    warm: PostgresWarehouse, redis_url: str, s3_bucket: S3Endpoint, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path,
+        cluster={
+            "postgres_dsn": warm.dsn, "redis_url": redis_url,
+            "s3_endpoint": s3_bucket.endpoint, "s3_bucket": s3_bucket.bucket,
+            "s3_access_key": s3_bucket.access_key, "s3_secret_key": s3_bucket.secret_key,
+        },
+    )  # fmt: skip
+    warm.commit(CommitBatch(snapshots=poll(0) + poll(2) + poll(1)))
+    serving = cluster_serving(settings, live=False)
+    try:
+        assert serving.backend.market is not None
+        assert serving.backend.market() == sorted(poll(2), key=lambda s: _order(s)[1:])
+    finally:
+        serving.close()
