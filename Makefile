@@ -35,8 +35,8 @@ dbt-venv:  ## dbt in .cache/dbt-venv, for the scheduled marts builds (idempotent
 	bash scripts/setup.d/40-dbt-venv.sh
 
 comma := ,
-# Every venue that needs no key; Finnhub joins when its token is set.
-RUN_VENUES ?= binance,coinbase,kraken$(if $(MARKETPIPE_FINNHUB__TOKEN),$(comma)finnhub)
+# Every venue and market-data source that needs no key; Finnhub joins when its token is set.
+RUN_VENUES ?= binance,coinbase,kraken,coingecko$(if $(MARKETPIPE_FINNHUB__TOKEN),$(comma)finnhub)
 
 run: install dbt-venv  ## live venues -> candles, alerts, DuckDB + Parquet; API on :8000
 	$(BIN)/marketpipe run --venues $(RUN_VENUES) --data-dir $(DATA_DIR) $(RUN_ARGS)
