@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -82,6 +82,9 @@ _TRADE_FRAME = (
     r'"T":([1-9][0-9]{0,14}),"m":(true|false)(?:,"M":(?:true|false))?\}\}$'
 )
 _MAX_RECV_NS = 2**63 - 1
+# The venues whose `<recv_ns> <json>` recordings have decoders of their own here (vectorized,
+# native); every other venue's frames take its spec's parser (`replay_venues.VenueFrames`).
+OWN_RECV_DECODERS: Final = frozenset({EXCHANGE})
 _CSV_COLUMNS = ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"]
 
 
@@ -160,8 +163,8 @@ class ReplayReader:
         if fmt == "jsonl":
             return self._capture.chunk(block, path, first)
         assert venue is not None
-        if fmt == "recv" and venue == EXCHANGE:
-            return self._recv_block(block, path, first)  # Binance's own fast paths
+        if fmt == "recv" and venue in OWN_RECV_DECODERS:
+            return self._recv_block(block, path, first)
         split: LineSplitter = cryptofeed_frame if fmt == "cryptofeed" else recv_frame
         return self._venue_frames(venue).chunk(block, path, first, split)
 
