@@ -167,3 +167,22 @@ def test_a_damaged_recording_reports_where_it_broke_and_keeps_what_came_before(
     assert "the compressed data ends early" in summary.broken[0]
     assert 0 < summary.trades_stored < 107
     assert stored(settings, "coinbase")[1]["trades_recent"] == summary.trades_stored
+
+
+def test_finnhub_frames_replay_each_trade_once_even_when_equal(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # Two real trades with equal price, size and time in one frame, then a ping.
+    trade = {"s": "AAPL", "p": 220.5, "t": 1723161601500, "v": 10, "c": None}
+    path = tmp_path / "finnhub.recv"
+    path.write_text(
+        f"1723161601600000000 {json.dumps({'type': 'trade', 'data': [trade, trade]})}\n"
+        '1723161601700000000 {"type":"ping"}\n'
+    )
+    first = replay(settings, [path], venue="finnhub")
+    assert (first.trades_stored, first.skipped_frames, first.dead_letters) == (2, 1, 0)
+    assert completeness(settings, "finnhub") == {"AAPL-USD": None}  # keys, not ids
+    again = replay(settings, [path], venue="finnhub")
+    assert (again.trades_stored, again.duplicates) == (0, 2)
+    candles, counts = stored(settings, "finnhub")
+    assert counts["trades_recent"] == 2 and [c.volume for c in candles] == [20.0]
