@@ -30,13 +30,22 @@ from harness.reference import raw_trades, reference_hours, sums_agree
 from marketpipe.analytics.runner import DbtResult, dbt_executable, project_dir
 from marketpipe.analytics.settings import DbtSettings
 from marketpipe.model.batch import CommitBatch, merge_batches
+from marketpipe.model.schemas import MARKET_SNAPSHOT_SCHEMA
 from marketpipe.storage.bigquery_client import BigQueryLocation
+from marketpipe.storage.bigquery_schema import columns_of
 from marketpipe.storage.bigquery_warm import BigQueryWarehouse
 from tests.conftest import BINANCE_08, BINANCE_09
 from tests.dbt.bigquery_jobs_shim import jobs_shim
 from tests.dbt.test_dbt_duckdb import FIRST_PRICE, LAST_PRICE
 from tests.dbt.test_dbt_postgres import CLOCK_COLUMNS, MARTS
-from tests.dbt.warehouse import dbt, replay_into, require_dbt, write_cross_venue_capture
+from tests.dbt.warehouse import (
+    MARKET_SNAPSHOTS,
+    dbt,
+    replay_into,
+    require_dbt,
+    seed_market_snapshots,
+    write_cross_venue_capture,
+)
 from tests.servers.scripts import ScriptServer, server_dir
 
 # A dbt build on the emulator takes about two minutes when the machine is busy.
@@ -112,6 +121,29 @@ def seed_warm_store(endpoint: str, batches: list[CommitBatch]) -> None:
         warm.close()
 
 
+def seed_market_snapshots_table(client: bigquery.Client) -> None:
+    """MARKET_SNAPSHOTS in the warm dataset's market_snapshots, for as long as the BigQuery
+    warehouse's commit path does not store snapshots itself (then it holds them already)."""
+    ddl = ", ".join(f"`{c}` {t}" for c, t in columns_of(MARKET_SNAPSHOT_SCHEMA).items())
+    table = f"{PROJECT}.{WARM_DATASET}.market_snapshots"
+    client.query(f"CREATE TABLE IF NOT EXISTS `{table}` ({ddl})").result(timeout=60)
+    if list(client.list_rows(table, max_results=1, timeout=60)):
+        return
+
+    def value(name: str, v: object) -> str:
+        if v is None:
+            return "NULL"
+        if name.startswith("ts_"):
+            return f"TIMESTAMP_MICROS({v})"
+        return f"'{v}'" if isinstance(v, str) else repr(v)
+
+    names = MARKET_SNAPSHOT_SCHEMA.names
+    rows = ", ".join(
+        "(" + ", ".join(value(n, getattr(s, n)) for n in names) + ")" for s in MARKET_SNAPSHOTS
+    )
+    client.query(f"INSERT INTO `{table}` ({', '.join(names)}) VALUES {rows}").result(timeout=60)
+
+
 @pytest.fixture(scope="module")
 def bigquery_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigQueryBuild]:
     require_dbt()
@@ -126,8 +158,10 @@ def bigquery_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigQuer
         replay_into(
             data_dir, [BINANCE_08, BINANCE_09, capture], lambda batch, _: batches.append(batch)
         )
+        seed_market_snapshots(data_dir, lambda batch, _: batches.append(batch))
         seed_warm_store(server.url, batches)
         client = emulator_client(server.url)
+        seed_market_snapshots_table(client)
         for dataset in MODEL_DATASETS:
             client.create_dataset(dataset, timeout=30)
         compiled = run_dbt_bigquery(root / "compile", server.url, "compile")
@@ -152,7 +186,7 @@ def test_compile_for_bigquery_gives_googlesql(bigquery_build: BigQueryBuild) -> 
     assert bigquery_build.compiled.ok, bigquery_build.compiled.tail(40)
     assert "target='bigquery'" in bigquery_build.compiled.output
     models = sorted(bigquery_build.compiled_dir.glob("models/*/*.sql"))
-    assert len(models) == 17
+    assert len(models) == 19  # with the market-cap staging model and mart
     sql = {path.stem: path.read_text() for path in models}
     for name, text in sql.items():
         # PostgreSQL/DuckDB forms GoogleSQL lacks (`"x"` would be a string literal there)

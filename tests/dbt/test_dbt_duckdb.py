@@ -11,10 +11,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from harness.reference import raw_trades, reference_hours
 from marketpipe.model.records import MarketSnapshot
 from marketpipe.model.symbols import comparable_asset
+from marketpipe.serving.routes_marts import DuckDBMarts, marts_router
 from tests.conftest import BINANCE_08, BINANCE_09
 from tests.dbt.conftest import BuiltMarts
 from tests.dbt.warehouse import (
@@ -320,6 +323,16 @@ def test_volume_share_of_market_cap_equals_python_over_raw_trades_and_snapshots(
     assert rows[1][4].minute == 59 and rows[1][6] == 1.2250e12
     assert rows[2][4] == _hour(start + 2 * HOUR_US) and rows[2][6] is None and rows[2][15] is None
     assert rows[1][11] == 3 and rows[0][11] == 2  # Binance joins at 23:54
+
+    # The same rows over HTTP, asked for in a Binance spelling.
+    app = FastAPI()
+    app.include_router(marts_router())
+    app.state.marts = DuckDBMarts(built_marts.data_dir)
+    served = TestClient(app).get("/api/v1/analytics/market-cap/hourly", params={"asset": "BTCUSDT"})
+    assert served.status_code == 200, served.text
+    assert [(r["hour_start"], r["market_cap"]) for r in served.json()] == [
+        (r[2].isoformat().replace("+00:00", "Z"), r[6]) for r in rows
+    ]
 
 
 def test_incremental_run_after_new_trades_equals_full_refresh(

@@ -162,6 +162,11 @@ def test_api_serves_the_postgres_marts(postgres_build: PostgresBuild) -> None:
     rows = daily.json()
     assert [r["trade_date"] for r in rows] == ["2024-08-08", "2024-08-09"]
     assert rows[0]["open_price"] == FIRST_PRICE and rows[-1]["close_price"] == LAST_PRICE
+    market_cap = client.get("/api/v1/analytics/market-cap/hourly", params={"asset": "btc"})
+    assert market_cap.status_code == 200, market_cap.text
+    assert [(r["hour_start"], r["venue_count"]) for r in market_cap.json()] == [
+        ("2024-08-08T22:00:00Z", 2), ("2024-08-08T23:00:00Z", 3), ("2024-08-09T00:00:00Z", 3),
+    ]  # fmt: skip
     overview = client.get("/api/v1/analytics/market-overview").json()
     assert [r["volume_rank"] for r in overview] == sorted(r["volume_rank"] for r in overview)
     assert {(r["exchange"], r["symbol"]) for r in overview} == {
