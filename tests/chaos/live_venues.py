@@ -100,11 +100,15 @@ def venues_env(venues: Venues, listings: Mapping[str, list[str]] = LISTINGS) -> 
     return env
 
 
-def run_live_venues(venues: Venues, data: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    """`marketpipe run --venues <all of them>` on `data`, its API on a free port."""
+def run_live_venues(
+    venues: Venues, data: Path, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`marketpipe run --venues <all of them>` on `data`, its API on a free port; `env`
+    adds settings (`MARKETPIPE_KRAKEN__BACKFILL_PAGE_SIZE`, ...)."""
     names = ",".join(venues.urls)
     args = ("run", "--venues", names, "--data-dir", str(data), "--port", "0")
-    return cli(*args, cwd=cwd, env=venues_env(venues) | {"MARKETPIPE_SCHEDULER__ENABLED": "false"})
+    quiet = {"MARKETPIPE_SCHEDULER__ENABLED": "false"}  # no dbt runs to compete for the CPU
+    return cli(*args, cwd=cwd, env=venues_env(venues) | quiet | dict(env or {}))
 
 
 def health(data: Path) -> dict[str, object] | None:
@@ -152,8 +156,10 @@ def wait_venues_settled(data: Path, venues: Sequence[str], timeout_s: float = 60
     """Until every venue shows no pending back-fill twice, 0.5 s apart."""
     deadline = time.monotonic() + timeout_s
     calm = 0
+    status: dict[str, object] | None = None
     while calm < 2:
-        assert time.monotonic() < deadline, "the last run never finished its back-fills"
+        assert time.monotonic() < deadline, f"the last run never finished its back-fills: {status}"
         time.sleep(0.5)
-        calm = calm + 1 if _all_up(health(data), venues, idle=True) else 0
+        status = health(data)
+        calm = calm + 1 if _all_up(status, venues, idle=True) else 0
     time.sleep(1.0)  # the last back-filled page goes through one more commit
