@@ -202,7 +202,7 @@ def test_the_archive_role_consumes_the_market_topic_beside_trades(
     archiver.run(until_idle=True, max_seconds=60)
     assert stored(warm) == expected(range(2))
     assert warm.load_offsets("marketpipe-archive:market", kafka_topics.market)
-    # A store without market snapshots (BigQuery, for now) gets no market consumer.
+    # A store without market snapshots gets no market consumer.
     plain = TradeArchiver(NoMarket(), ParquetLake(tmp_path / "lake"), kafka_broker.bootstrap,
                           kafka_topics)  # fmt: skip
     assert plain.market is None

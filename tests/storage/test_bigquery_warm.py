@@ -187,10 +187,11 @@ def test_a_stored_candle_is_never_replaced_by_an_older_value(warm: BigQueryWareh
 def test_migrations_run_once_and_create_every_warm_table(warm: BigQueryWarehouse) -> None:
     warm.migrate()
     rows = warm.rows("SELECT version, name FROM schema_migrations")
-    assert rows == [(1, "warm_store")]
+    assert sorted(rows) == [(1, "warm_store"), (2, "market_snapshots")]
     tables = set(warm.dataset.tables(""))
     assert {"trades_recent", "late_trades", "candles", "alerts", "quotes", "positions",
-            "dead_letters", "batches", "consumer_offsets"} <= tables  # fmt: skip
+            "dead_letters", "batches", "consumer_offsets",
+            "market_snapshots"} <= tables  # fmt: skip
     # Staging is this committer's own, reused batch after batch.
     warm.commit(small_batch(), consumer_group="g", offsets={(TRADES, 0): 1})
     warm.commit(small_batch(), consumer_group="g", offsets={(TRADES, 0): 2})
@@ -204,3 +205,36 @@ def test_a_dead_server_is_a_storage_error_within_the_deadline() -> None:
     store = BigQueryWarehouse(location)
     with pytest.raises(StorageError, match=r"127\.0\.0\.1:9"):
         store.migrate()
+
+
+MARKET = "marketpipe.market"
+
+
+def test_market_snapshots_are_stored_once_with_nulls_and_fenced_offsets(
+    warm: BigQueryWarehouse,
+) -> None:
+    from tests.storage.test_market_snapshots import MINUTE, snap
+
+    epochs = warm.claim_partitions("m", [(MARKET, 0)])
+    first = [snap(ts=T0, recv=T0 + 1), snap("ETH", T0, market_cap=None, rank=None),
+             snap(ts=T0 + MINUTE, price=2.0)]  # fmt: skip
+    warm.commit(CommitBatch(snapshots=first), consumer_group="m", offsets={(MARKET, 0): 3},
+                fence=epochs)  # fmt: skip
+    # Re-delivered (a later receipt of the same key) and a newer one: one more row only.
+    again = [snap(ts=T0, recv=T0 + 9, price=9.0), snap(ts=T0 + 2 * MINUTE, price=3.0)]
+    warm.commit(CommitBatch(snapshots=again), consumer_group="m", offsets={(MARKET, 0): 5},
+                fence=epochs)  # fmt: skip
+    assert warm.load_offsets("m", MARKET) == {0: 5}
+    stored = warm.market_snapshots(None, None, None)
+    assert stored == sorted([*first, again[1]], key=lambda s: (s.ts_source, s.asset))
+    assert [(s.asset, s.price) for s in warm.latest_market_snapshots()] == [
+        ("BTC", 3.0),
+        ("ETH", 60_000.5),
+    ]
+    assert warm.market_snapshots("ETH", None, None)[0].market_cap is None
+    # A member fenced out moves no offset back.
+    warm.claim_partitions("m", [(MARKET, 0)])
+    with pytest.raises(FencedOut):
+        warm.commit(CommitBatch(snapshots=[snap(ts=T0 + 3 * MINUTE)]), consumer_group="m",
+                    offsets={(MARKET, 0): 4}, fence=epochs)  # fmt: skip
+    assert warm.load_offsets("m", MARKET) == {0: 5}

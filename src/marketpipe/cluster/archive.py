@@ -21,7 +21,7 @@ which makes its restored windows exact).
 
 Market snapshots (`marketpipe.market`) are archived by the same role: a `MarketArchiver`
 (market_archive.py) of its own consumer group `<group>:market`, stepped in the same loop,
-commits them into PostgreSQL's `market_snapshots` with its offsets, exactly once.
+commits them into the warm store's `market_snapshots` with its offsets, exactly once.
 
 Fencing: on every assignment the member claims its partitions for both groups (`<group>` and
 `<group>:plan`) before it reads the stored offsets, and both commits carry those epochs, so a
@@ -125,7 +125,7 @@ class TradeArchiver:
             bootstrap, group, [self.topic], self._assigned_offsets, on_assigned=None,
             **(consumer_config or {}),
         )  # fmt: skip
-        # The market topic too, where the store keeps snapshots (PostgreSQL; not BigQuery).
+        # The market topic too, where the store keeps snapshots (PostgreSQL, BigQuery).
         self.market = (
             MarketArchiver(store, bootstrap, topics, group=f"{group}:market",
                            consumer_config=consumer_config)

@@ -1,5 +1,5 @@
-"""The archive role's second duty: Kafka `marketpipe.market` -> PostgreSQL `market_snapshots`,
-exactly once.
+"""The archive role's second duty: Kafka `marketpipe.market` -> the warm store's
+`market_snapshots` (PostgreSQL or BigQuery), exactly once.
 
 Each poll's snapshots and the consumer group's offsets commit in one PostgreSQL transaction
 (offsets in the store, as the processor's), fenced by the partition epochs claimed on every
@@ -51,7 +51,7 @@ class MarketStore(Protocol):
 
 
 def stores_market_snapshots(store: object) -> bool:
-    """Does this warm store keep market snapshots (PostgreSQL does, BigQuery not yet)?"""
+    """Does this warm store keep market snapshots (PostgreSQL and BigQuery do)?"""
     return bool(getattr(store, "stores_market_snapshots", False))
 
 

@@ -86,8 +86,7 @@ def cluster_serving(settings: Settings, *, live: bool = True) -> ClusterServing:
         status=_status(warm, hot, settings.cluster.warehouse),
         broadcaster=CommitBroadcaster() if live else None,
         dead_letters=lambda: warm.counts().get("dead_letters", 0),
-        # Market snapshots (marketpipe.market) are stored in PostgreSQL only, for now.
-        market=warm.latest_market_snapshots if cluster.warehouse == "postgres" else None,
+        market=warm.latest_market_snapshots,
     )
     serving = ClusterServing(backend, warm, hot)
     if live:

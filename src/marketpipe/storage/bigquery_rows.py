@@ -12,6 +12,7 @@ from marketpipe.model.records import Position
 from marketpipe.model.schemas import (
     ALERT_SCHEMA,
     CANDLE_SCHEMA,
+    MARKET_SNAPSHOT_SCHEMA,
     QUOTE_SCHEMA,
     TRADE_SCHEMA,
     to_table,
@@ -82,6 +83,11 @@ KINDS = {
         "S.trades_seen + S.duplicates >= T.trades_seen + T.duplicates",
     ),
     "dead": Kind("dead_letters", schema.DEAD_LETTER_COLUMNS, ("ts", "source", "context", "raw")),
+    "market": Kind(
+        "market_snapshots",
+        schema.columns_of(MARKET_SNAPSHOT_SCHEMA),
+        ("source", "asset", "vs_currency", "ts_source"),
+    ),
 }
 
 

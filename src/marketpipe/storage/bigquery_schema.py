@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from marketpipe.model.schemas import ALERT_SCHEMA, CANDLE_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
+from marketpipe.model.schemas import (
+    ALERT_SCHEMA,
+    CANDLE_SCHEMA,
+    MARKET_SNAPSHOT_SCHEMA,
+    QUOTE_SCHEMA,
+    TRADE_SCHEMA,
+)
 
 _TYPES = {
     pa.string(): "STRING",
@@ -123,6 +129,22 @@ def migrations(dataset: str) -> list[Migration]:
                         "batch_id": "STRING",
                         "updated_at": "TIMESTAMP",
                     },
+                ),
+            ),
+        ),
+        # Market snapshots (issue 13), as in PostgreSQL's migration 0004; BigQuery has no
+        # unique keys, so insert-or-ignore is a MERGE on (source, asset, vs_currency,
+        # ts_source) with one writer (the archive role).
+        Migration(
+            2,
+            "market_snapshots",
+            (
+                _table(
+                    dataset,
+                    "market_snapshots",
+                    columns_of(MARKET_SNAPSHOT_SCHEMA),
+                    day="ts_source",
+                    cluster=("source", "asset"),
                 ),
             ),
         ),

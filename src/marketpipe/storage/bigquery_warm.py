@@ -40,6 +40,7 @@ from marketpipe.model.records import Candle, Position
 from marketpipe.model.schemas import (
     ALERT_SCHEMA,
     CANDLE_SCHEMA,
+    MARKET_SNAPSHOT_SCHEMA,
     QUOTE_SCHEMA,
     TRADE_SCHEMA,
     to_table,
@@ -55,6 +56,7 @@ from marketpipe.storage.bigquery_rows import (
     positions_table,
     staged_columns,
 )
+from marketpipe.storage.market_keys import first_per_key
 from marketpipe.storage.sql_dialect import BIGQUERY
 from marketpipe.storage.sql_tier import SqlReads, position_from_row
 
@@ -78,6 +80,7 @@ class BigQueryWarehouse(SqlReads):
     read as `SqlReads` says; `route` maps a symbol to its Kafka partition (needed to fence)."""
 
     dialect = BIGQUERY
+    stores_market_snapshots = True  # the archive role consumes marketpipe.market into it
 
     def __init__(
         self, location: BigQueryLocation, *, route: Route | None = None,
@@ -209,6 +212,7 @@ class BigQueryWarehouse(SqlReads):
                                QUOTE_SCHEMA),
             "positions": positions_table(batch.positions),
             "dead": dead_letters_table(batch),
+            "market": to_table(first_per_key(batch.snapshots), MARKET_SNAPSHOT_SCHEMA),
         }  # fmt: skip
         staged: Staged = {}
         for kind, table in tables.items():
@@ -224,7 +228,10 @@ class BigQueryWarehouse(SqlReads):
 
     def _partitions_of(self, kind: str, table: pa.Table) -> pa.Array:
         route = self.route
-        if route is None or kind == "dead":
+        # Snapshots are keyed by series, not symbol: no partition owns them. Applying a
+        # zombie's share anyway is harmless, as a snapshot never changes (insert-or-ignore);
+        # its offsets are still refused at the commit point.
+        if route is None or kind in ("dead", "market"):
             return pa.array([UNROUTED] * table.num_rows, pa.int64())
         # Routed once per series, then spread over its rows in Arrow: a batch holds many
         # trades of few symbols.
