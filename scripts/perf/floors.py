@@ -30,7 +30,8 @@ from marketpipe.embedded.pipeline import Pipeline
 from marketpipe.model.schemas import TRADE_SCHEMA
 from marketpipe.processing.alerts import AlertRules
 from marketpipe.processing.engine import CandleEngine
-from marketpipe.sources.replay import _TRADE_FRAME, ReplayReader, _lines
+from marketpipe.sources.replay import _TRADE_FRAME, ReplayReader
+from marketpipe.sources.replay_files import numbered_lines
 from marketpipe.storage.duckdb_schema import TABLES
 from marketpipe.storage.embedded import EmbeddedStore
 
@@ -58,9 +59,9 @@ def parse_floor(path: Path) -> dict[str, Any]:
     with path.open("rb") as handle:
         block = handle.read(32 * 1024 * 1024)
     block = block[: block.rfind(b"\n") + 1]
-    lines = _lines(block)
+    lines = numbered_lines(block)["line"]
     n = len(lines)
-    split = _best(lambda: _lines(block))
+    split = _best(lambda: numbered_lines(block))
     regex = _best(lambda: lines.str.extract_groups(_TRADE_FRAME))
     validate = _best(lambda: lines.str.contains(_TRADE_FRAME))
     return {
