@@ -142,7 +142,7 @@ def _all_up(status: dict[str, object] | None, venues: Sequence[str], *, idle: bo
 
 
 def wait_venues_streaming(
-    data: Path, venues: Sequence[str], proc: subprocess.Popen[bytes], timeout_s: float = 30.0
+    data: Path, venues: Sequence[str], proc: subprocess.Popen[bytes], timeout_s: float = 60.0
 ) -> None:
     """Until every venue is connected and the engine has stored trades."""
     deadline = time.monotonic() + timeout_s
