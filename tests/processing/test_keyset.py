@@ -8,7 +8,7 @@ import pytest
 from marketpipe.config import AlertSettings
 from marketpipe.model.records import Position
 from marketpipe.model.schemas import TRADE_SCHEMA
-from marketpipe.model.venues import KEYED_VENUES, has_sequential_ids
+from marketpipe.model.venues import KEY_FLOOR, KEYED_VENUES, has_sequential_ids
 from marketpipe.processing.alerts import AlertRules
 from marketpipe.processing.engine import CandleEngine
 from marketpipe.processing.keyset import KeySet
@@ -58,11 +58,24 @@ def test_a_keyed_position_cannot_prove_completeness() -> None:
     assert Position("binance", "BTC-USDT", 5, 1, [], 0, 0, 3, 0).completeness == 1.0
 
 
-def _trades(rows: list[tuple[int, float]]) -> pa.Table:
+def test_ids_from_the_key_floor_up_are_keys_on_any_venue() -> None:
+    """Kraken's v1 recordings have no ids: replay gives them arrival keys (us x 1000 + slot)."""
+    assert has_sequential_ids("kraken", KEY_FLOOR - 1)
+    assert not has_sequential_ids("kraken", KEY_FLOOR)
+    assert Position("kraken", "XMR-USD", KEY_FLOOR, 1, [], 0, 0, 1, 0).completeness is None
+    below = Position(
+        "kraken", "XMR-USD", KEY_FLOOR - 1, 1, [(KEY_FLOOR - 1, KEY_FLOOR - 1)], 0, 0, 1, 0
+    )
+    assert below.completeness == 1.0
+
+
+def _trades(
+    rows: list[tuple[int, float]], exchange: str = "finnhub", symbol: str = "AAPL-USD"
+) -> pa.Table:
     """Finnhub trades of AAPL: (key, price); the key's millisecond is the trade time."""
     return pa.Table.from_pylist(
         [
-            {"exchange": "finnhub", "symbol": "AAPL-USD", "trade_id": key, "price": price,
+            {"exchange": exchange, "symbol": symbol, "trade_id": key, "price": price,
              "qty": 10.0, "side": "buy", "ts_event": key // 1000 * 1000,
              "ts_recv": key // 1000 * 1000}
             for key, price in rows
@@ -106,3 +119,24 @@ def test_after_a_restart_every_stored_key_is_seen(row_path_max: int) -> None:
     replayed = restarted.process(_trades([*rows, (T0_MS * 1000 + 5, 195.0)]))
     assert replayed.trades.column("trade_id").to_pylist() == [T0_MS * 1000 + 5]
     assert replayed.duplicates == 5
+
+
+@PATHS
+def test_arrival_keys_on_a_sequential_venue_are_deduped_as_keys_not_gaps(
+    row_path_max: int,
+) -> None:
+    """Three Kraken v1 trades keyed far apart: no gaps, completeness not provable, and a
+    restart still sees them; a v2 symbol of the same venue keeps its id ledger."""
+    engine = _engine(row_path_max)
+    v1 = [(KEY_FLOOR * 17 + n * 5_000, 100.0 + n) for n in range(3)]
+    engine.process(_trades(v1, "kraken", "XMR-USD"))
+    engine.process(_trades([(7, 50.0), (9, 51.0)], "kraken", "BTC-USD"))
+    keyed, sequential = sorted(engine.positions(), key=lambda p: p.symbol, reverse=True)
+    assert (keyed.symbol, keyed.gaps_found, keyed.id_ranges) == ("XMR-USD", 0, [])
+    assert keyed.completeness is None
+    assert (sequential.symbol, sequential.gaps_found) == ("BTC-USD", 1)
+    assert sequential.completeness == 2 / 3
+    restarted = _engine(row_path_max)
+    restarted.restore(engine.positions(), [])
+    again = restarted.process(_trades(v1, "kraken", "XMR-USD"))
+    assert again.trades.num_rows == 0 and again.duplicates == 3

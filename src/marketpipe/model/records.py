@@ -132,7 +132,7 @@ class Position(msgspec.Struct, frozen=True):
     @property
     def completeness(self) -> float | None:
         """Covered ids over the span; None where ids are keys (completeness not provable)."""
-        if not has_sequential_ids(self.exchange):
+        if not has_sequential_ids(self.exchange, self.last_trade_id):
             return None
         if not self.id_ranges:
             return 1.0

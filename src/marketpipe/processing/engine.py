@@ -95,7 +95,7 @@ class CandleEngine(WindowBook):
         for p in positions:
             ledger: IdLedger | KeySet = (
                 IdLedger(p.id_ranges, p.gaps_found)
-                if has_sequential_ids(p.exchange)
+                if has_sequential_ids(p.exchange, p.last_trade_id)
                 else KeySet(floor=p.last_trade_id)  # every stored key counts as seen
             )
             stats = SymbolStats(ledger, p.max_ts_event, p.trades_seen, p.duplicates)
@@ -202,7 +202,7 @@ class CandleEngine(WindowBook):
         """Rows of one symbol not seen before, first occurrence kept, in arrival order."""
         stats = self._symbols.get(key)
         if stats is None:
-            stats = self._symbols[key] = SymbolStats(_new_ledger(key[0]))
+            stats = self._symbols[key] = SymbolStats(_new_ledger(key[0], ids[rows[0]]))
         first: dict[int, int] = {}
         for i in rows:
             first.setdefault(ids[i], i)
@@ -270,7 +270,8 @@ class CandleEngine(WindowBook):
             key = (str(exchange), str(symbol))
             stats = self._symbols.get(key)
             if stats is None:
-                stats = self._symbols[key] = SymbolStats(_new_ledger(key[0]))
+                first_id = int(part["trade_id"][0])
+                stats = self._symbols[key] = SymbolStats(_new_ledger(key[0], first_id))
             delivered = part.height
             part = part.unique(subset="trade_id", keep="first", maintain_order=True)
             ids = part["trade_id"].to_numpy()
@@ -333,8 +334,9 @@ class CandleEngine(WindowBook):
         )
 
 
-def _new_ledger(exchange: str) -> IdLedger | KeySet:
-    return IdLedger() if has_sequential_ids(exchange) else KeySet()
+def _new_ledger(exchange: str, first_id: int) -> IdLedger | KeySet:
+    """A symbol's ledger, chosen by its venue and its first id (keys sit above KEY_FLOOR)."""
+    return IdLedger() if has_sequential_ids(exchange, first_id) else KeySet()
 
 
 def _to_arrow(frame: pl.DataFrame) -> pa.Table:
