@@ -8,8 +8,13 @@ then Redis and the Kafka candles/alerts topics (at-least-once; readers upsert by
 After a driver restart the book is rebuilt from PostgreSQL (positions and the candles that
 may still change) and Spark resumes from its checkpoint (Kafka offsets, dedup and window
 state), so the first batch it runs is either already fenced or exactly the next one.
+
+With one candle query per exchange (`JobConfig.exchanges`: each exchange its own watermark),
+every query has its own batch ids, so each is fenced under its own name
+(`query_name:exchange`, from `for_exchange`); they share the one book, under one lock.
 """
 
+import functools
 import json
 import logging
 import threading
@@ -105,16 +110,24 @@ class SparkSink:
         log.info("spark book restored", extra={"windows": self.book.open_windows})
 
     def __call__(self, frame: "DataFrame", batch_id: int) -> None:
+        """The foreachBatch function of the one candle query of every exchange."""
+        self._apply(self.query_name, frame, batch_id)
+
+    def for_exchange(self, exchange: str) -> Callable[["DataFrame", int], None]:
+        """The foreachBatch function of `exchange`'s own candle query, fenced on its name."""
+        return functools.partial(self._apply, f"{self.query_name}:{exchange}")
+
+    def _apply(self, fence_name: str, frame: "DataFrame", batch_id: int) -> None:
         with self._lock:
-            applied = until_stored(lambda: self.store.fence(self.query_name))
+            applied = until_stored(lambda: self.store.fence(fence_name))
             if applied is not None and applied >= batch_id:
                 self.totals.skipped += 1
-                log.info("batch already applied", extra={"batch_id": batch_id})
+                log.info("batch already applied", extra={"batch_id": batch_id, "query": fence_name})
                 return
             rows = frame.toArrow().to_pylist()
             batch = self.book.apply(rows)
             done = until_stored(
-                lambda: self.store.commit_fenced(batch, fence=(self.query_name, batch_id))
+                lambda: self.store.commit_fenced(batch, fence=(fence_name, batch_id))
             )
             self.last_batch_at = time.monotonic()
             if not done:
@@ -180,6 +193,10 @@ def caught_up(query: Any, end_offsets: dict[int, int]) -> bool:
     return all(int(read.get(str(p), 0)) >= o for p, o in end_offsets.items())
 
 
+def _all_caught_up(queries: list[Any], end_offsets: dict[int, int]) -> bool:
+    return all(caught_up(q, end_offsets) for q in queries)
+
+
 def run_spark(
     sink: SparkSink,
     queries: list[Any],
@@ -189,9 +206,11 @@ def run_spark(
     until_idle: bool = False,
     stop: threading.Event | None = None,
 ) -> None:
-    """Drive the running queries: idle watermark advance, stop conditions, failures."""
+    """Drive the running queries (the candle queries, then the dead-letter query last): idle
+    watermark advance once every candle query is quiet and caught up, stop conditions,
+    failures."""
     started = time.monotonic()
-    candles = queries[0]
+    candles = queries[:-1] or queries
     try:
         while stop is None or not stop.is_set():
             for query in queries:
@@ -200,12 +219,13 @@ def run_spark(
                     raise StorageError(f"spark query {query.name} stopped: {error}")
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 break
-            status = candles.status
-            quiet = not status["isDataAvailable"] and not status["isTriggerActive"]
+            quiet = all(
+                not q.status["isDataAvailable"] and not q.status["isTriggerActive"] for q in candles
+            )
             if (
                 quiet
                 and time.monotonic() - sink.last_batch_at >= sink.config.idle_after_s
-                and (end_offsets is None or caught_up(candles, end_offsets()))
+                and (end_offsets is None or _all_caught_up(candles, end_offsets()))
             ):
                 changed = sink.advance_idle()
                 if until_idle and not changed:

@@ -7,13 +7,23 @@ native engine uses). The query runs in update mode: every micro-batch hands the 
 value of each window it changed to a `foreachBatch` sink (wired in `marketpipe.cluster`), which
 decides finality, rolls up, alerts and commits fenced by batch id.
 
-Invalid messages go to the DLQ topic by a second query (Spark's Kafka sink), with the error,
-origin topic, partition and offset in the headers, as the native consumer does.
+Watermarks are per exchange, as in the native engine: Spark keeps one watermark per query,
+so with `exchanges` given the job runs one candle query per exchange over that exchange's
+trades (its own watermark, checkpoint and sink fence). Otherwise one query serves every
+exchange under one watermark: a venue whose clock is behind another's by more than grace +
+allowed lateness (a replay of an older recording, a long back-fill) would have its trades
+dropped as late, so a multi-venue cluster names its venues. Each query reads the whole
+topic and keeps the trades of its exchange: the price of one watermark per exchange.
+
+Invalid messages, and with `exchanges` those of any other exchange, go to the DLQ topic by a
+last query (Spark's Kafka sink), with the error, origin topic, partition and offset in the
+headers, as the native consumer does.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -47,6 +57,8 @@ class JobConfig:
     whale_notional: float = 100_000.0
     max_offsets_per_trigger: int = 200_000
     starting_offsets: str = "earliest"
+    # One candle query (one watermark) per exchange; () = one query for every exchange.
+    exchanges: tuple[str, ...] = ()
 
 
 def local_session(
@@ -85,7 +97,7 @@ def _validity() -> Column:
 
 
 def read_messages(spark: SparkSession, config: JobConfig) -> DataFrame:
-    """Kafka trades, parsed: a `t` struct plus `valid`."""
+    """Kafka trades, parsed (`parse_messages`)."""
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", config.bootstrap)
@@ -95,6 +107,12 @@ def read_messages(spark: SparkSession, config: JobConfig) -> DataFrame:
         .option("failOnDataLoss", "false")
         .load()
     )
+    return parse_messages(raw, config)
+
+
+def parse_messages(raw: DataFrame, config: JobConfig) -> DataFrame:
+    """Kafka records (key, value, topic, partition, offset) as a `t` struct plus `valid` (a
+    v1 trade) and `known` (of an exchange this job processes)."""
     parsed = raw.select(
         "key",
         "value",
@@ -103,7 +121,10 @@ def read_messages(spark: SparkSession, config: JobConfig) -> DataFrame:
         "offset",
         F.from_json(F.col("value").cast("string"), TRADE_JSON).alias("t"),
     )
-    return parsed.withColumn("valid", F.coalesce(_validity(), F.lit(False)))
+    known = F.col("t")["exchange"].isin(*config.exchanges) if config.exchanges else F.lit(True)
+    return parsed.withColumn("valid", F.coalesce(_validity(), F.lit(False))).withColumn(
+        "known", F.coalesce(known, F.lit(False))
+    )
 
 
 def dead_letters(messages: DataFrame, config: JobConfig) -> DataFrame:
@@ -114,11 +135,14 @@ def dead_letters(messages: DataFrame, config: JobConfig) -> DataFrame:
             F.lit(name).alias("key"), value.cast("string").cast("binary").alias("value")
         )
 
-    return messages.where(~F.col("valid")).select(
+    error = F.when(~F.col("valid"), F.lit("not a v1 trade (spark)")).otherwise(
+        F.concat(F.lit("exchange "), F.col("t")["exchange"], F.lit(" is not processed (spark)"))
+    )
+    return messages.where(~F.col("valid") | ~F.col("known")).select(
         F.col("key"),
         F.col("value"),
         F.array(
-            header("error", F.lit("not a v1 trade (spark)")),
+            header("error", error),
             header("origin.topic", F.col("topic")),
             header("origin.partition", F.col("partition")),
             header("origin.offset", F.col("offset")),
@@ -135,7 +159,7 @@ def minute_windows(messages: DataFrame, config: JobConfig) -> DataFrame:
     """
     delay_s = (config.grace_us + config.allowed_lateness_us) / 1e6
     trades = (
-        messages.where("valid")
+        messages.where("valid AND known")
         .select("t.*")
         .drop("v")
         .withColumn("event_time", F.timestamp_micros("ts_event"))
@@ -185,18 +209,50 @@ def minute_windows(messages: DataFrame, config: JobConfig) -> DataFrame:
 BatchSink = Callable[[DataFrame, int], None]
 
 
-def start(spark: SparkSession, config: JobConfig, sink: BatchSink) -> list[StreamingQuery]:
-    """Start the candle query (foreachBatch -> `sink`) and the dead-letter query."""
+@runtime_checkable
+class ExchangeSinks(Protocol):
+    """A sink that fences each exchange's query on its own batch ids."""
+
+    def for_exchange(self, exchange: str) -> BatchSink: ...
+
+
+def start(
+    spark: SparkSession, config: JobConfig, sink: BatchSink | ExchangeSinks
+) -> list[StreamingQuery]:
+    """Start the candle queries (foreachBatch -> `sink`; one per exchange when the config
+    names them, the sink then giving each its own) and, last, the dead-letter query."""
     messages = read_messages(spark, config)
-    candles = (
+    if not config.exchanges:
+        if not callable(sink):
+            raise TypeError("a single candle query needs a callable sink")
+        candles = [_candle_query(messages, config, sink, config.query_name, "candles")]
+    else:
+        if not isinstance(sink, ExchangeSinks):
+            raise TypeError("one query per exchange needs a sink with for_exchange()")
+        own = (messages.where(F.col("t")["exchange"] == e) for e in config.exchanges)
+        candles = [
+            _candle_query(part, config, sink.for_exchange(exchange),
+                          f"{config.query_name}-{exchange}", f"candles-{exchange}")
+            for exchange, part in zip(config.exchanges, own, strict=True)
+        ]  # fmt: skip
+    return [*candles, _dead_letter_query(messages, config)]
+
+
+def _candle_query(
+    messages: DataFrame, config: JobConfig, sink: BatchSink, name: str, checkpoint: str
+) -> StreamingQuery:
+    return (
         minute_windows(messages, config)
-        .writeStream.queryName(config.query_name)
+        .writeStream.queryName(name)
         .outputMode("update")
         .foreachBatch(sink)
-        .option("checkpointLocation", f"{config.checkpoint_dir}/candles")
+        .option("checkpointLocation", f"{config.checkpoint_dir}/{checkpoint}")
         .start()
     )
-    dlq = (
+
+
+def _dead_letter_query(messages: DataFrame, config: JobConfig) -> StreamingQuery:
+    return (
         dead_letters(messages, config)
         .writeStream.queryName(f"{config.query_name}-dlq")
         .format("kafka")
@@ -205,4 +261,3 @@ def start(spark: SparkSession, config: JobConfig, sink: BatchSink) -> list[Strea
         .option("checkpointLocation", f"{config.checkpoint_dir}/dlq")
         .start()
     )
-    return [candles, dlq]
