@@ -4,9 +4,13 @@ flushed to the broker), the totals and the `stopped` line are printed, and the e
 Live `ingest` exited 143 and lost what its producer still held; the others printed no
 `stopped` line."""
 
+import asyncio
+import queue
 import re
 import signal
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from deploy.kafka.broker import KafkaBroker
 
 from marketpipe.bus.kafka import Topics, end_offsets
 from marketpipe.cluster.ingest import KafkaIngest
+from marketpipe.simulator.coingecko.front import CoinGeckoFront
 from marketpipe.storage.postgres_warm import PostgresWarehouse
 from tests.chaos.live import Exchange, live_env, start_exchange
 from tests.cluster.cluster import fresh_warehouse, synthetic_trades
@@ -29,6 +34,27 @@ TRADES = 60_000
 @pytest.fixture
 def exchange() -> Iterator[Exchange]:
     yield from start_exchange("seed=1")
+
+
+@contextmanager
+def coingecko_front() -> Iterator[str]:
+    """A simulated CoinGecko on a thread of its own; yields its REST URL."""
+    urls: queue.Queue[str] = queue.Queue()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with CoinGeckoFront.standalone(7, update_every_s=0.5) as front:
+            urls.put(front.rest_url)
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        yield urls.get(timeout=30)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
 
 
 def _produce(broker: KafkaBroker, topics: Topics) -> None:
@@ -95,17 +121,30 @@ def test_sigterm_stops_the_archiver_with_its_last_range_committed(
 def test_sigterm_stops_live_ingest_with_everything_read_flushed_to_kafka(
     kafka_broker: KafkaBroker, kafka_topics: Topics, exchange: Exchange, tmp_path: Path
 ) -> None:
+    """Binance trades and CoinGecko's market snapshots (`--venues binance,coingecko`)."""
     ends = end_offsets(kafka_broker.bootstrap, kafka_topics.trades)
-    ingest = start(
-        "ingest", "--bootstrap", kafka_broker.bootstrap, "--topic-prefix", kafka_topics.prefix,
-        "--partitions", "4", cwd=tmp_path,
-        env=live_env(exchange) | {"MARKETPIPE_SYMBOLS": "BTCUSDT,ETHUSDT"},
-    )  # fmt: skip
-    ingest.wait_until(lambda: sum(ends().values()) > 0, "trades on the topic", timeout_s=120)
-    lines = _stopped_cleanly(ingest)
-    published = re.search(r"published (\d+) trades", lines[-2])
+    market_ends = end_offsets(kafka_broker.bootstrap, kafka_topics.market)
+    with coingecko_front() as coingecko_url:
+        market = {
+            "MARKETPIPE_VENUES": "binance,coingecko",
+            "MARKETPIPE_COINGECKO__REST_URL": coingecko_url,
+            "MARKETPIPE_COINGECKO__POLL_INTERVAL_S": "0.5",
+        }
+        ingest = start(
+            "ingest", "--bootstrap", kafka_broker.bootstrap, "--topic-prefix",
+            kafka_topics.prefix, "--partitions", "4", cwd=tmp_path,
+            env=live_env(exchange) | {"MARKETPIPE_SYMBOLS": "BTCUSDT,ETHUSDT"} | market,
+        )  # fmt: skip
+        ingest.wait_until(
+            lambda: sum(ends().values()) > 0 and sum(market_ends().values()) > 0,
+            "trades and market snapshots on their topics",
+            timeout_s=120,
+        )
+        lines = _stopped_cleanly(ingest)
+    published = re.search(r"published (\d+) trades, \d+ quotes, (\d+) market snapshots", lines[-2])
     assert published, lines[-3:]
     assert int(published.group(1)) == sum(ends().values()) > 0
+    assert int(published.group(2)) == sum(market_ends().values()) > 0
 
 
 @pytest.mark.timeout(600)  # a Spark driver start-up on a shared 2-core machine

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import AsyncIterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -129,8 +130,8 @@ def ingest(
         raise fail(str(exc)) from None
     console.print(
         f"published {totals.trades} trades, {totals.quotes} quotes, "
-        f"{totals.dead_letters} dead letters in {totals.seconds:.1f}s "
-        f"({totals.messages_per_s:,.0f} msg/s)",
+        f"{totals.snapshots} market snapshots, {totals.dead_letters} dead letters "
+        f"in {totals.seconds:.1f}s ({totals.messages_per_s:,.0f} msg/s)",
         soft_wrap=True,
     )
     _stopped(request)
@@ -146,9 +147,21 @@ async def _ingest_live(
     request.on_stop(lambda: loop.call_soon_threadsafe(stop.set))
     venues = {
         name: (settings.venue_settings(name), settings.venue_symbols(name))
-        for name in settings.venues
+        for name in settings.trade_venues
     }
-    return await ingest_live(kafka, venues, duration_s=duration, stop=stop)
+    if "coingecko" not in settings.market_sources:
+        return await ingest_live(kafka, venues, duration_s=duration, stop=stop)
+    from marketpipe.model.records import DeadLetter, MarketSnapshot
+    from marketpipe.sources.coingecko.poller import MarketPoller
+
+    poller = MarketPoller(settings.coingecko)
+    polls: AsyncIterator[list[MarketSnapshot | DeadLetter]] = (
+        [*b.snapshots, *b.dead_letters] async for b in poller.batches()
+    )
+    try:
+        return await ingest_live(kafka, venues, duration_s=duration, stop=stop, market=polls)
+    finally:
+        await poller.aclose()
 
 
 def process(
