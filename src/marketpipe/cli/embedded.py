@@ -64,13 +64,14 @@ def run(
 ) -> None:
     """Live venues -> candles and alerts in DuckDB + Parquet, with the API on --port."""
     from marketpipe.embedded.live import LiveRun
+    from marketpipe.sources.venues import display_name
 
     settings = settings_from(config, symbols=symbols, data_dir=data_dir)
     settings = _choose_venues(settings, venues, symbols)
     if port is not None:
         settings.api.port = port
     live = LiveRun(settings)
-    what = "live " + ", ".join(name.capitalize() for name in settings.venues)
+    what = "live " + ", ".join(display_name(name) for name in settings.venues)
     _run_live(live.run(None, lambda r: _announce(r, what)), {"live": live})
 
 
@@ -281,8 +282,7 @@ def _parse_speed(speed: str) -> float | None:
 # mid-sentence at the source's line width.
 REPLAY_HELP = "\n\n".join(
     [
-        "Replay recordings through the same pipeline as live; end of input finalizes all "
-        "windows.",
+        "Replay recordings through the same pipeline as live; end of input finalizes all windows.",
         "Formats, detected from each file's content:",
         "- [bold]<recv_ns> <json>[/bold] lines: Binance combined-stream frames as recorded "
         "(any venue's frames with --venue).",

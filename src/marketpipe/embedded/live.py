@@ -32,7 +32,7 @@ from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability.native import status as native_status
 from marketpipe.sources.coingecko.poller import MarketPoller
 from marketpipe.sources.connector import VenueConnector
-from marketpipe.sources.venues import venue
+from marketpipe.sources.venues import display_name, venue
 from marketpipe.storage.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class LiveRun:
                     self.notify(venue_unreachable(url, errors[0], name))
                     reported.add(name)
                 elif name in reported and status.connections_open == len(status.connections) > 0:
-                    self.notify(f"connected to {name.capitalize()} at {url}")
+                    self.notify(f"connected to {display_name(name)} at {url}")
                     reported.discard(name)
             for name, poller in self.pollers.items():
                 polled = poller.status()
@@ -279,8 +279,7 @@ class LiveRun:
                     self.notify(source_unreachable(name, polled.url, polled.last_error))
                     reported.add(name)
                 elif name in reported and polled.consecutive_failures == 0:
-                    shown = _DISPLAY_NAMES.get(name, name.capitalize())
-                    self.notify(f"polling {shown} at {polled.url} again")
+                    self.notify(f"polling {display_name(name)} at {polled.url} again")
                     reported.discard(name)
 
     @property
@@ -387,22 +386,18 @@ def venue_unreachable(ws_url: str, error: str, name: str = "binance") -> str:
     """The one line a user sees when a venue cannot be reached, with what to check."""
     env = f"MARKETPIPE_{name.upper()}"
     return (
-        f"cannot reach {name.capitalize()} at {ws_url} ({error}); retrying. Check the network "
+        f"cannot reach {display_name(name)} at {ws_url} ({error}); retrying. Check the network "
         f"and any proxy or firewall, or point {env}__WS_URL (and {env}__REST_URL) at a "
         "reachable endpoint. Offline? `make demo` runs the whole pipeline against a local "
         "simulated exchange."
     )
 
 
-_DISPLAY_NAMES = {"coingecko": "CoinGecko"}
-
-
 def source_unreachable(name: str, url: str, error: str) -> str:
     """The one line a user sees when a market-data source keeps failing, with what to check."""
     env = f"MARKETPIPE_{name.upper()}"
-    shown = _DISPLAY_NAMES.get(name, name.capitalize())
     return (
-        f"cannot poll {shown} at {url} ({error}); retrying with backoff. Check "
+        f"cannot poll {display_name(name)} at {url} ({error}); retrying with backoff. Check "
         f"the network, the API key ({env}__API_KEY) and the rate limit "
         f"({env}__REQUESTS_PER_MINUTE), or point {env}__REST_URL at a reachable endpoint."
     )

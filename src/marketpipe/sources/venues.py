@@ -61,3 +61,12 @@ def venue(name: str) -> VenueEntry:
     if found is None:
         raise ValueError(f"unknown venue {name!r}; known venues: {', '.join(sorted(VENUES))}")
     return found
+
+
+# How people spell the names that `str.capitalize` gets wrong.
+_DISPLAY_NAMES = {"coingecko": "CoinGecko"}
+
+
+def display_name(name: str) -> str:
+    """`coinbase` -> "Coinbase", `coingecko` -> "CoinGecko": for the lines a user reads."""
+    return _DISPLAY_NAMES.get(name, name.capitalize())
