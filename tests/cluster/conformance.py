@@ -6,11 +6,11 @@ trade ids, finality. Sums (volumes, VWAP) are float64 additions whose order depe
 trades were batched, so they match by `harness.reference.sums_agree` (relative 1e-9), not bit
 for bit. `revision` counts re-publications, which depends on batching too, and is not compared.
 
-The other venues' trades are built as each venue's records are: Coinbase from its real
-recorded ws-feed frames through its own frame parser (`side` there is the maker's), and
-synthetic Coinbase and Kraken listings (`BTC-USD`, µs trade times). Both synthetic venues
-list the same symbols with the same trade ids, so an engine that keys, dedups or
-partitions by symbol and trade id without the exchange merges or drops one of them.
+Coinbase's trades are built as its records are: from its real recorded ws-feed frames
+through its own frame parser (`side` there is the maker's), and as a synthetic listing
+(`BTC-USD`, `ETH-USDT`, µs trade times). The synthetic ETH-USDT has Binance's symbol and
+trade ids, so an engine that keys, dedups or partitions by symbol and trade id without the
+exchange merges or drops one venue's trades.
 """
 
 import gzip
@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deploy.kafka.broker import KafkaBroker
 from pyspark.sql import SparkSession
 
@@ -43,9 +44,9 @@ Key = tuple[str, str, str, int]
 COINBASE_RECORDING = (
     Path(__file__).parents[1] / "data" / "coinbase" / "cryptofeed-COINBASE.ws.28.0.gz"
 )
-# Synthetic listings beside Binance: the same symbols on two venues, with the same trade ids.
-VENUE_LISTINGS = {"coinbase": ["BTC-USD", "ETH-USD"], "kraken": ["BTC-USD", "ETH-USD"]}
-SHARED_FIRST_ID = 500_000_000
+# Synthetic listings beside Binance's: ETH-USDT is on both (Coinbase lists USDT pairs too).
+COINBASE_LISTINGS = {"coinbase": ["BTC-USD", "ETH-USDT"]}
+FIRST_ID = 500_000_000
 
 
 def by_key(candles: Iterable[Candle]) -> dict[Key, Candle]:
@@ -152,15 +153,14 @@ def raw_coinbase_trades(path: Path = COINBASE_RECORDING) -> list[RawTrade]:
     return rows
 
 
-def venue_trades(per_venue: int, start_us: int, seed: int = 23) -> list[pa.Table]:
-    """Synthetic Coinbase and Kraken trades over about the span the synthetic Binance market
-    covers (`per_venue` trades each at about 11/s from `start_us`); the same symbols and trade
-    ids on both venues, prices of their own."""
-    first_ids = {
-        venue: dict.fromkeys(symbols, SHARED_FIRST_ID) for venue, symbols in VENUE_LISTINGS.items()
-    }
-    market = MultiVenueMarket(VENUE_LISTINGS, 11.0, seed, start_us, first_ids=first_ids)
-    return [market.market(venue).generate(per_venue).to_arrow() for venue in VENUE_LISTINGS]
+def coinbase_trades(n: int, start_us: int, binance: pa.Table, seed: int = 23) -> pa.Table:
+    """`n` synthetic Coinbase trades (about 11/s from `start_us`: the span the synthetic
+    Binance market covers) of `BTC-USD` and of `ETH-USDT` numbered from the first id of
+    `binance`'s ETH-USDT: the same symbol with the same trade ids on two venues."""
+    eth = binance.filter(pc.equal(binance["symbol"], "ETH-USDT"))["trade_id"]
+    first_ids = {"coinbase": {"ETH-USDT": pc.min(eth).as_py(), "BTC-USD": FIRST_ID}}
+    market = MultiVenueMarket(COINBASE_LISTINGS, 11.0, seed, start_us, first_ids=first_ids)
+    return market.market("coinbase").generate(n).to_arrow()
 
 
 LastTrades = dict[tuple[str, str], tuple[int, int]]
