@@ -12,13 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-import duckdb
 import pytest
 
 from marketpipe.analytics.build import run_for_mode
 from marketpipe.analytics.runner import DbtResult, dbt_executable
 from marketpipe.analytics.settings import DbtSettings
-from marketpipe.analytics.snapshot import SNAPSHOT_TABLES
 from marketpipe.config import load_settings
 from marketpipe.embedded.pipeline import CommitHook
 from marketpipe.embedded.replay import replay
@@ -143,8 +141,7 @@ MARKET_SNAPSHOTS = (
 
 def seed_market_snapshots(data_dir: Path, on_commit: CommitHook | None = None) -> None:
     """Commit MARKET_SNAPSHOTS to the warm store as the pipeline does (one batch, also handed
-    to `on_commit`), and where the dbt warm snapshot does not copy them yet
-    (analytics/snapshot.py's SNAPSHOT_TABLES), publish them beside it for the duckdb target."""
+    to `on_commit`); the dbt warm snapshot copies them from there like the other tables."""
     batch = CommitBatch(snapshots=list(MARKET_SNAPSHOTS))
     store = EmbeddedStore(data_dir)
     try:
@@ -153,16 +150,6 @@ def seed_market_snapshots(data_dir: Path, on_commit: CommitHook | None = None) -
         store.close()
     if on_commit is not None:
         on_commit(batch, time.perf_counter_ns())
-    if "market_snapshots" not in SNAPSHOT_TABLES:
-        inputs = data_dir / "dbt" / "inputs"
-        inputs.mkdir(parents=True, exist_ok=True)
-        warm = duckdb.connect(str(data_dir / "warm.duckdb"), read_only=True)
-        try:
-            warm.execute(
-                f"COPY market_snapshots TO '{inputs / 'market_snapshots.parquet'}' (FORMAT parquet)"
-            )
-        finally:
-            warm.close()
 
 
 def write_cross_venue_capture(root: Path) -> Path:

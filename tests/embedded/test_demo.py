@@ -1,5 +1,6 @@
-"""`demo` with several venues: each simulated venue speaks its own protocol under chaos faults,
-and what the pipeline stores equals the simulator's ground truth, venue by venue.
+"""`demo` with every venue: each simulated venue speaks its own protocol under chaos faults,
+and what the pipeline stores equals the simulator's ground truth, venue by venue; CoinGecko's
+market snapshots (a simulated CoinGecko, under chaos too) are stored and served.
 
 Finnhub has no trade ids and no history to back-fill, so a dropped frame or a disconnect loses
 its trades for good, as on the real venue: it gets the faults that lose nothing (duplicates,
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from harness.reference import RawTrade, assert_candles_match, reference_candles
 from marketpipe.config import load_settings
@@ -22,8 +24,11 @@ from marketpipe.embedded.demo import demo, demo_venues
 from marketpipe.embedded.live import LiveRun
 from marketpipe.model.records import Trade
 from marketpipe.observability.native import extension
+from marketpipe.serving.app import create_app
+from marketpipe.serving.backend import embedded_backend
 from marketpipe.serving.rows import position_row
 from marketpipe.simulator import FaultPlan, SimulatedExchange
+from marketpipe.simulator.coingecko.coins import COINS
 from marketpipe.simulator.divergence import Divergence
 from marketpipe.simulator.venues import SimulatedVenues
 from marketpipe.storage.embedded import EmbeddedStore
@@ -31,6 +36,7 @@ from marketpipe.storage.embedded import EmbeddedStore
 pytestmark = pytest.mark.integration
 
 VENUES = ["binance", "coinbase", "kraken", "finnhub"]
+DEMO_VENUES = [*VENUES, "coingecko"]  # the four trade venues and CoinGecko's market data
 ID_VENUES = ["binance", "coinbase", "kraken"]
 CHAOS = FaultPlan.parse("chaos")
 LOSSLESS = FaultPlan.parse(
@@ -46,7 +52,7 @@ def _raw(trades: list[Trade]) -> list[RawTrade]:
 
 
 def test_the_demo_runs_every_venue_with_a_connector_and_a_front() -> None:
-    assert set(VENUES) <= set(demo_venues())
+    assert set(DEMO_VENUES) <= set(demo_venues())
 
 
 def _keyed(trades: list[Trade]) -> list[RawTrade]:
@@ -125,13 +131,13 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     settings = settings.model_copy(
         update={"symbols": ["BTC-USDT", "ETH-USDT"], "api": api, "scheduler": scheduler,
                 "alerts": alerts}
-    ).choose_venues(VENUES)  # fmt: skip
+    ).choose_venues(DEMO_VENUES)  # fmt: skip
     simulated: list[SimulatedExchange | SimulatedVenues] = []
     health: list[dict[str, Any]] = []
     live = asyncio.run(
         demo(
             settings, duration_s=run_seconds(time.time()), trades_per_second=60,
-            faults={venue: LOSSLESS if venue == "finnhub" else CHAOS for venue in VENUES},
+            faults={venue: LOSSLESS if venue == "finnhub" else CHAOS for venue in DEMO_VENUES},
             started=simulated.append, ready=lambda run: health.append(run.status()),
             divergences=[Divergence("kraken", "BTC", 80.0, 0.0, 3600.0)],
         )
@@ -215,3 +221,49 @@ def test_a_venue_moved_away_fires_one_divergence_alert_and_the_others_none(
         > 1.006
     ]
     assert len(apart) >= 2, closes  # one alert for an episode of several minutes
+
+
+def test_coingecko_snapshots_are_stored_once_priced_like_the_venues_and_served(
+    demo_run: DemoRun,
+) -> None:
+    """Polled every few seconds under chaos (429s, malformed bodies, stalls): each snapshot
+    stored once, BTC's price that of the venues' trades at its time, market cap = price x
+    the simulated supply, and the API serving the newest."""
+    supply = {coin.asset: coin.circulating_supply for coin in COINS}
+    store = EmbeddedStore(demo_run.data_dir, read_only=True)
+    try:
+        btc = store.warm.market_snapshots("BTC", None, None)
+        latest = store.warm.latest_market_snapshots()
+        # Binance's and Coinbase's BTC trades (Kraken's is moved away by the divergence).
+        trades = [
+            t
+            for venue, symbol in (("binance", "BTC-USDT"), ("coinbase", "BTC-USD"))
+            for t in store.warm.trades(venue, symbol, None, None)
+        ]
+        backend = embedded_backend(store, lambda: {"status": "ok"})
+        served = TestClient(create_app(backend)).get(
+            "/api/v1/market/snapshots", params={"asset": "BTCUSDT"}
+        )
+    finally:
+        store.close()
+    assert len(btc) >= 5, btc  # a poll every 5 s over the run, some lost to the faults
+    assert len({s.ts_source for s in btc}) == len(btc)  # each stored once
+    checked = 0
+    for snapshot in btc:
+        assert (snapshot.source, snapshot.vs_currency, snapshot.market_cap_rank) == (
+            "coingecko", "USD", 1,
+        )  # fmt: skip
+        assert snapshot.market_cap == pytest.approx(snapshot.price * supply["BTC"], rel=1e-9)
+        near = [t.price for t in trades if abs(t.ts_event - snapshot.ts_source) <= 2_000_000]
+        if near:  # the venues traded at CoinGecko's price (fair value), within their spread
+            assert snapshot.price == pytest.approx(statistics.median(near), rel=3e-3)
+            checked += 1
+    assert checked >= 3, (checked, len(btc))
+    newest = max(btc, key=lambda s: s.ts_source)
+    assert newest in latest and {"BTC", "ETH"} <= {s.asset for s in latest}
+    assert served.status_code == 200, served.text
+    [row] = served.json()
+    assert (row["asset"], row["price"], row["market_cap"]) == (
+        "BTC", newest.price, newest.market_cap,
+    )  # fmt: skip
+    assert "coingecko" in demo_run.health[0]["components"]  # health shows the poller

@@ -22,6 +22,7 @@ SNAPSHOT_TABLES: dict[str, str] = {
     "positions": "SELECT * FROM positions",
     "late_trades": "SELECT * FROM late_trades",
     "dead_letters": "SELECT * EXCLUDE (raw) FROM dead_letters",
+    "market_snapshots": "SELECT * FROM market_snapshots",
 }
 
 
