@@ -147,6 +147,22 @@ def test_dollar_quotes_are_one_asset_and_other_quotes_are_apart() -> None:
     assert json.loads(alert.details)["venues"] == ["binance", "coinbase", "kraken"]
 
 
+def test_a_stock_is_never_compared_with_a_crypto_of_the_same_spelling() -> None:
+    """Finnhub's `BTC-USD` would be a stock ticker BTC: it neither joins BTC's median nor
+    counts as its third venue."""
+    r = rule(seconds=60)
+    r.remember(candle("binance", 0, 10_000))
+    r.remember(candle("coinbase", 0, 10_000))
+    r.remember(candle("finnhub", 0, 10_100, "BTC-USD"))
+    watermarks = {**everyone_final_after(0), "finnhub": T0 + MIN}
+    assert r.judge(watermarks) == []  # two crypto venues: not enough to judge
+    r.remember(candle("kraken", 0, 10_100))
+    [alert] = r.judge(watermarks)
+    assert (alert.exchange, json.loads(alert.details)["venues"]) == (
+        "kraken", ["binance", "coinbase", "kraken"],
+    )  # fmt: skip
+
+
 def test_a_revision_before_judging_replaces_the_close() -> None:
     r = rule(seconds=60)
     r.remember(candle("binance", 0, 10_000))

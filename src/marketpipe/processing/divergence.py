@@ -64,7 +64,7 @@ class DivergenceRule:
     def remember(self, candle: Candle) -> None:
         """Record a final 1m candle's close (a revision replaces it until the minute is
         judged; after that the minute stays as judged)."""
-        asset_name = comparable_asset(candle.symbol)
+        asset_name = comparable_asset(candle.symbol, candle.exchange)
         if asset_name is None:
             return
         asset = self._assets.setdefault(asset_name, _Asset())
