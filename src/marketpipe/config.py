@@ -110,6 +110,8 @@ class SimulatorSettings(BaseModel):
     port: int = Field(0, ge=0, le=65535)
     trades_per_second: float = Field(200.0, gt=0)
     seed: int = 7
+    # Simulated stocks keep US market hours (else they trade around the clock).
+    market_hours: bool = False
 
 
 class Settings(BaseSettings):

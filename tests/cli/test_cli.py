@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from harness.reference import SUM_FIELDS, sums_agree
 
@@ -308,3 +309,38 @@ def test_coinbase_recording_and_its_capture_replay_to_the_same_candles(tmp_path:
     got = candles(second)
     assert got and all(c["exchange"] == "coinbase" for c in got)
     assert_same_candles(got, candles(first))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ([], {}, False),
+        (["--market-hours"], {}, True),
+        ([], {"MARKETPIPE_SIMULATOR__MARKET_HOURS": "true"}, True),
+    ],
+    ids=["around-the-clock", "flag", "config"],
+)
+def test_demo_market_hours_come_from_the_flag_or_the_config(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    expected: bool,
+) -> None:
+    """The flag reaches the demo (whose stocks' hours tests/simulator tests); no run here."""
+    import marketpipe.embedded.demo as demo_module
+    from marketpipe.cli.app import app
+
+    seen: dict[str, object] = {}
+
+    async def fake_demo(settings: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+
+    monkeypatch.setattr(demo_module, "demo", fake_demo)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(
+        app, ["demo", "--venues", "finnhub", "--data-dir", str(tmp_path), *args]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["market_hours"] is expected

@@ -117,6 +117,15 @@ def demo(
             "e.g. kraken:BTC:80:30:150 (the venue_divergence alert's scenario; repeatable).",
         ),
     ] = None,
+    market_hours: Annotated[
+        bool,
+        typer.Option(
+            "--market-hours",
+            help="Simulated stocks (Finnhub) keep US market hours, 09:30-16:00 New York on "
+            "weekdays, with no trades and so no candles while closed [default: around the "
+            "clock, so the demo always shows them; config: simulator.market_hours].",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """The whole pipeline offline: the real connectors against local simulated venues."""
@@ -158,6 +167,7 @@ def demo(
             faults=plan,
             ready=ready,
             divergences=divergences,
+            market_hours=market_hours or settings.simulator.market_hours,
         ),
         holder,
     )

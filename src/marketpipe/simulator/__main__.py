@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--recorded", nargs="*", help="replay these .recv(.gz) files instead")
     parser.add_argument("--venues", default="binance", help="e.g. binance,coinbase,kraken")
-    parser.add_argument("--assets", default="BTC,ETH", help="listed on the non-Binance venues")
+    parser.add_argument("--assets", default="BTC,ETH", help="listed on the crypto venues")
+    parser.add_argument(
+        "--market-hours", action="store_true", help="stocks (finnhub) keep US market hours"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -48,7 +51,13 @@ def main(argv: list[str] | None = None) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
                 run_venues(
-                    listings, args.tps, args.seed, FaultPlan.parse(args.faults), args.host, ports
+                    listings,
+                    args.tps,
+                    args.seed,
+                    FaultPlan.parse(args.faults),
+                    args.host,
+                    ports,
+                    market_hours=args.market_hours,
                 )
             )
         return
