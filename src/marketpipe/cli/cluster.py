@@ -236,6 +236,7 @@ def process(
                         master=master, checkpoint_dir=checkpoint_dir,
                         max_offsets_per_trigger=batch_max,
                     ),
+                    spark_exchanges(settings.trade_venues),
                 )  # fmt: skip
     except MarketpipeError as exc:
         raise fail(str(exc)) from None
@@ -255,9 +256,17 @@ def _run_native(
     return processor.totals
 
 
+def spark_exchanges(venues: list[str]) -> tuple[str, ...]:
+    """The Spark job's per-exchange candle queries: one per venue when there are several (a
+    Spark query has one watermark, and one venue's clock must not make another's trades
+    late); none for one venue, whose single query keeps its checkpoint and fence names."""
+    return tuple(venues) if len(venues) > 1 else ()
+
+
 def _run_spark(
     config: Any, store: Any, bootstrap: str, topics: Any, hot: Any, stop: threading.Event,
     until_idle: bool, max_seconds: float | None, spark_settings: SparkSettings,
+    exchanges: tuple[str, ...] = (),
 ) -> Any:  # fmt: skip
     import pyspark
 
@@ -278,7 +287,7 @@ def _run_spark(
         query_name=spark_settings.query_name, grace_us=config.grace_us,
         allowed_lateness_us=config.allowed_lateness_us,
         whale_notional=config.rules.whale_notional,
-        max_offsets_per_trigger=spark_settings.max_offsets_per_trigger,
+        max_offsets_per_trigger=spark_settings.max_offsets_per_trigger, exchanges=exchanges,
     )  # fmt: skip
     queries = start(session, job, sink)
     try:
