@@ -7,6 +7,7 @@ The ticker's 24 h statistics (volume, vwap, low, high, change) are since the mar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from marketpipe.model.records import Trade
 from marketpipe.simulator.columns import UNITS, TradeColumns
@@ -28,6 +29,25 @@ def topic(channel: str, pair: str) -> str:
 def ord_type(trade_id: int) -> str:
     """Most takers send market orders; about one in five a marketable limit."""
     return "limit" if mix64(trade_id) % 5 == 0 else "market"
+
+
+class KrakenSource(Protocol):
+    """What the Kraken front, its sessions and REST need of a feed (synthetic or recorded)."""
+
+    @property
+    def specs(self) -> list[SymbolSpec]: ...
+
+    def spec(self, ws_name: str) -> SymbolSpec | None: ...
+
+    def tape(self, ws_name: str) -> TradeTape | None: ...
+
+    def poll(self, now_us: int) -> list[Frame]: ...
+
+    def trade_snapshot(self, ws_name: str) -> bytes | None: ...
+
+    def ticker_snapshot(self, ws_name: str) -> bytes | None: ...
+
+    def ground_truth(self) -> list[Trade]: ...
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from marketpipe.simulator.faults import FaultPlan
 from marketpipe.simulator.feed import Frame
 from marketpipe.simulator.front import VenueFront
 from marketpipe.simulator.kraken import frames
-from marketpipe.simulator.kraken.feed import KrakenFeed
+from marketpipe.simulator.kraken.feed import KrakenFeed, KrakenSource
 from marketpipe.simulator.kraken.rest import KrakenRest
 from marketpipe.simulator.kraken.session import KrakenSession
 from marketpipe.simulator.market import SyntheticMarket
@@ -32,7 +32,7 @@ class KrakenFront(VenueFront):
 
     def __init__(
         self,
-        feed: KrakenFeed | SyntheticMarket,
+        feed: KrakenSource | SyntheticMarket,
         faults: FaultPlan | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -44,7 +44,7 @@ class KrakenFront(VenueFront):
         history_per_symbol: int = 1_000_000,
     ) -> None:
         super().__init__(faults, host, port, tick_s=tick_s, record_send_times=record_send_times)
-        self.feed = (
+        self.feed: KrakenSource = (
             KrakenFeed(feed, history_per_symbol) if isinstance(feed, SyntheticMarket) else feed
         )
         self.rest = KrakenRest(self, TokenBucket(rest_requests_per_s, rest_burst))
