@@ -12,8 +12,10 @@ import httpx
 import pytest
 import websockets
 
+from marketpipe.model.records import Trade
 from marketpipe.simulator.kraken import KrakenFront
 from marketpipe.simulator.kraken.recorded import RecordedKrakenFeed
+from marketpipe.sources.kraken.frames import ArrivalKeys, parse_frame
 from tests.simulator.venue_clients import read_json
 
 pytestmark = pytest.mark.integration
@@ -78,3 +80,20 @@ async def test_the_recorded_trades_go_out_as_v2_updates_with_sequential_ids_and_
         side = {"b": "buy", "s": "sell"}
         history += [(pair, Decimal(str(r[0])), Decimal(str(r[1])), side[r[3]]) for r in rows]
     assert sorted(history) == sorted(recorded)
+
+
+async def test_the_kraken_v2_parser_reads_exactly_the_recorded_trades_from_the_front() -> None:
+    msgs, _ = await _replay()
+    keys = ArrivalKeys()
+    parsed = [
+        p
+        for m in msgs
+        if m.get("channel") == "trade"
+        for p in parse_frame(json.dumps(m).encode(), 0, keys)
+        if isinstance(p, Trade)
+    ]
+    recorded = _recorded()
+    assert len(parsed) == len(recorded) == 10
+    for trade, (pair, price, volume, taker) in zip(parsed, recorded, strict=True):
+        assert (trade.price, trade.qty, str(trade.side)) == (float(price), float(volume), taker)
+        assert trade.symbol.replace("-", "/") == pair
