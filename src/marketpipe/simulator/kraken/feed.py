@@ -151,20 +151,7 @@ class KrakenFeed:
         pair = self._by_ws.get(ws_name)
         if pair is None:
             return None
-        tape = pair.tape
-        start = max(0, len(tape) - SNAPSHOT_TRADES)
-        items = [
-            frames.trade_item(ws_name, "sell" if m else "buy", p, q, ord_type(i), i, t)
-            for i, p, q, t, m in zip(
-                tape.col("trade_id")[start:].tolist(),
-                tape.col("price_units")[start:].tolist(),
-                tape.col("qty_units")[start:].tolist(),
-                tape.col("ts_us")[start:].tolist(),
-                tape.col("buyer_maker")[start:].tolist(),
-                strict=True,
-            )
-        ]
-        return frames.trade_message("snapshot", items)
+        return tape_snapshot(ws_name, pair.tape)
 
     def ticker_snapshot(self, ws_name: str) -> bytes | None:
         pair = self._by_ws.get(ws_name)
@@ -186,3 +173,20 @@ class KrakenFeed:
 
     def ground_truth(self) -> list[Trade]:
         return tapes_truth({p.spec.symbol: p.tape for p in self._pairs}, self.market.exchange)
+
+
+def tape_snapshot(ws_name: str, tape: TradeTape) -> bytes:
+    """A v2 trade snapshot of the newest SNAPSHOT_TRADES trades on `tape`."""
+    start = max(0, len(tape) - SNAPSHOT_TRADES)
+    items = [
+        frames.trade_item(ws_name, "sell" if m else "buy", p, q, ord_type(i), i, t)
+        for i, p, q, t, m in zip(
+            tape.col("trade_id")[start:].tolist(),
+            tape.col("price_units")[start:].tolist(),
+            tape.col("qty_units")[start:].tolist(),
+            tape.col("ts_us")[start:].tolist(),
+            tape.col("buyer_maker")[start:].tolist(),
+            strict=True,
+        )
+    ]
+    return frames.trade_message("snapshot", items)

@@ -21,7 +21,7 @@ from marketpipe.model.records import Trade
 from marketpipe.simulator.columns import UNITS, TradeColumns
 from marketpipe.simulator.feed import Frame
 from marketpipe.simulator.kraken import frames
-from marketpipe.simulator.kraken.feed import HEARTBEAT_TOPIC, ord_type, topic
+from marketpipe.simulator.kraken.feed import HEARTBEAT_TOPIC, ord_type, tape_snapshot, topic
 from marketpipe.simulator.recorded import decimal_units
 from marketpipe.simulator.symbols import SymbolSpec, symbol_spec
 from marketpipe.simulator.tape import TradeTape, tapes_truth
@@ -150,22 +150,7 @@ class RecordedKrakenFeed:
     def trade_snapshot(self, ws_name: str) -> bytes | None:
         """The trades sent so far (at most the last 50), as a v2 snapshot."""
         pair = self._pairs.get(ws_name)
-        if pair is None:
-            return None
-        tape = pair.tape
-        start = max(0, len(tape) - 50)
-        items = [
-            frames.trade_item(ws_name, "sell" if m else "buy", p, q, ord_type(i), i, t)
-            for i, p, q, t, m in zip(
-                tape.col("trade_id")[start:].tolist(),
-                tape.col("price_units")[start:].tolist(),
-                tape.col("qty_units")[start:].tolist(),
-                tape.col("ts_us")[start:].tolist(),
-                tape.col("buyer_maker")[start:].tolist(),
-                strict=True,
-            )
-        ]
-        return frames.trade_message("snapshot", items)
+        return None if pair is None else tape_snapshot(ws_name, pair.tape)
 
     def ticker_snapshot(self, ws_name: str) -> bytes | None:
         return None  # the recording holds no tickers
