@@ -85,7 +85,12 @@ class LiveRun:
         lock = store.dirs.lock
         try:
             pipeline = self.pipeline = await asyncio.to_thread(
-                Pipeline, settings, store, self._committed
+                Pipeline,
+                settings,
+                store,
+                self._committed,
+                on_fold=self._folded,
+                on_commit_failed=self._commit_failed,
             )
             # Everything loaded so far lives as long as the process: keep it out of the
             # garbage collector's full passes, which otherwise scan it every few hundred
@@ -209,10 +214,26 @@ class LiveRun:
         # The last drained batch is on its way to a commit: one batch window and a bit.
         await asyncio.sleep(self.settings.engine.batch_max_delay_ms / 1000 + 0.05)
 
+    def _folded(self, batch: CommitBatch, folded_ns: int) -> None:
+        # Trades, quotes and provisional candles go to WebSocket clients now; the rest of
+        # the batch (final candles, tickers, alerts) once `_committed` says it is durable.
+        self.broadcaster.publish_provisional(batch, folded_ns)
+
     def _committed(self, batch: CommitBatch, committed_ns: int) -> None:
         self.broadcaster.publish(batch, committed_ns)
         if self.on_commit is not None:
             self.on_commit(batch, committed_ns)
+
+    def _commit_failed(self, batch: CommitBatch, error: BaseException) -> None:
+        """The run ends with the store's error (as any failed commit ends it); the clients
+        that saw this batch provisionally are told, and a restart back-fills its trades."""
+        log.error(
+            "a batch pushed provisionally was not committed: %s (%d trades; a restart "
+            "back-fills them, same ids, from the stored positions where the venue has ids)",
+            error,
+            batch.trades.num_rows,
+        )
+        self.broadcaster.abandon(batch, error)
 
     def _api_server(self) -> uvicorn.Server:
         assert self.store is not None

@@ -18,6 +18,10 @@ from marketpipe.storage.sink import BatchSink
 log = logging.getLogger(__name__)
 
 CommitHook = Callable[[CommitBatch, int], None]  # (batch, perf_counter_ns when committed)
+# Before the commit of a batch from `ingest`: (batch, perf_counter_ns when folded). A batch
+# given to it is then given to the CommitHook, or to the CommitFailedHook if its commit fails.
+FoldHook = Callable[[CommitBatch, int], None]
+CommitFailedHook = Callable[[CommitBatch, BaseException], None]
 
 
 @dataclass(slots=True)
@@ -40,14 +44,26 @@ class Pipeline:
 
     On construction it recovers: id ledgers from stored positions, open windows from stored
     partial candles, so a restart continues exactly where the last commit left off.
+
+    `on_fold` sees each ingested batch as soon as the engine has folded it, before the
+    (slower) commit: live runs push its trades and provisional candles from there. Batches
+    of `advance_idle` and `flush` have no such step: they only reach `on_commit`.
     """
 
     def __init__(
-        self, settings: Settings, store: BatchSink, on_commit: CommitHook | None = None
+        self,
+        settings: Settings,
+        store: BatchSink,
+        on_commit: CommitHook | None = None,
+        *,
+        on_fold: FoldHook | None = None,
+        on_commit_failed: CommitFailedHook | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.on_commit = on_commit
+        self.on_fold = on_fold
+        self.on_commit_failed = on_commit_failed
         self.engine = CandleEngine.from_settings(settings.engine, settings.alerts)
         self.totals = Totals()
         self._recover()
@@ -75,7 +91,11 @@ class Pipeline:
         batch.quotes = list(quotes)
         batch.dead_letters = list(dead_letters)
         batch.snapshots = list(snapshots)  # no engine work: stored as they came
-        self._commit(batch, trades)
+        on_fold = self.on_fold
+        folded = on_fold is not None and not batch.is_empty
+        if on_fold is not None and folded:
+            on_fold(batch, time.perf_counter_ns())
+        self._commit(batch, trades, folded)
         return batch
 
     def advance_idle(self, now_us: int, idle_lag_us: int | None = None) -> CommitBatch:
@@ -95,11 +115,20 @@ class Pipeline:
         self._commit(batch, None)
         return batch
 
-    def _commit(self, batch: CommitBatch, delivered: pa.Table | None) -> None:
+    def _commit(self, batch: CommitBatch, delivered: pa.Table | None, folded: bool = False) -> None:
         if batch.is_empty:
             return
         started = time.perf_counter()
-        self.store.commit(batch)
+        try:
+            self.store.commit(batch)
+        except Exception as exc:
+            if folded and self.on_commit_failed is not None:
+                # Its trades may be on screens already: say so before the error ends the run.
+                try:
+                    self.on_commit_failed(batch, exc)
+                except Exception:  # the store's error is the one to raise
+                    log.exception("the commit-failed hook failed")
+            raise
         done_ns = time.perf_counter_ns()
         elapsed = time.perf_counter() - started
         self._count(batch, delivered, elapsed)

@@ -9,9 +9,15 @@ aggregate), `<sym>@kline_<interval>` (`x` = final), `<sym>@bookTicker`, `<sym>@t
 exchange. The ASGI server pings every connection (uvicorn: every 20 s, as Binance) and closes
 one that does not answer.
 
-One hub task turns each committed batch into payloads once per subscribed stream and time
-unit; every connection has a bounded outbox and its own sender, so a slow client is dropped
-(logged once, closed with 1008) instead of delaying the others.
+Two stages per batch (see `bus/broadcast.py`): trades, aggTrades, bookTickers and klines not
+yet closed (`x: false`) go out as soon as the engine has folded them, before the commit;
+closed klines (`x: true`), tickers (read from the store) and alerts go out once the commit is
+durable. Each payload goes out once. `?provisional=true` (ours, not Binance's) adds
+`"provisional": true|false` to every payload: true when it left before its batch was durable.
+
+One hub task turns each batch into payloads once per subscribed stream and time unit; every
+connection has a bounded outbox and its own sender, so a slow client is dropped (logged
+once, closed with 1008) instead of delaying the others.
 """
 
 import asyncio
@@ -20,6 +26,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,7 +34,14 @@ import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from prometheus_client import Counter, Gauge, Histogram
 
-from marketpipe.bus.broadcast import CommitBroadcaster, Committed, Subscription
+from marketpipe.bus.broadcast import (
+    Abandoned,
+    CommitBroadcaster,
+    Committed,
+    Provisional,
+    Publication,
+    Subscription,
+)
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.intervals import INTERVAL_US
 from marketpipe.model.symbols import to_native
@@ -56,6 +70,17 @@ WS_PUSH_SECONDS = Histogram(
     buckets=(0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
     registry=REGISTRY,
 )
+WS_PROVISIONAL_PUSH_SECONDS = Histogram(
+    "api_ws_provisional_push_seconds",
+    "Engine fold (before the commit) to WebSocket send, per provisional frame batch",
+    buckets=(0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+    registry=REGISTRY,
+)
+WS_ABANDONED = Counter(
+    "api_ws_provisional_abandoned",
+    "Batches pushed provisionally whose commit then failed",
+    registry=REGISTRY,
+)
 
 OUTBOX = 10_000
 TICKER_EVERY_S = 1.0  # Binance's ticker update speed
@@ -67,18 +92,43 @@ __all__ = ["StreamError", "StreamHub", "check_stream", "websocket_router"]
 Build = Callable[[bool], dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Which records of a batch one push carries."""
+
+    live: bool  # trades, aggTrades, bookTickers: as they came
+    open_candles: bool  # klines not closed yet (x: false)
+    final_candles: bool  # closed klines (x: true), only once durable
+    derived: bool  # tickers (read from the store) and alerts: once durable
+    provisional: bool  # pushed before the batch was durable
+
+
+PROVISIONAL = Part(live=True, open_candles=True, final_candles=False, derived=False,
+                   provisional=True)  # fmt: skip
+# What is left of a batch once durable, for clients that had its provisional part.
+REST_WHEN_DURABLE = Part(live=False, open_candles=False, final_candles=True, derived=True,
+                         provisional=False)  # fmt: skip
+WHOLE = Part(live=True, open_candles=True, final_candles=True, derived=True, provisional=False)
+
+
 def _encode(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
 class Client:
     def __init__(
-        self, ws: WebSocket, exchange: str, session: Session, micros: bool = False
+        self,
+        ws: WebSocket,
+        exchange: str,
+        session: Session,
+        micros: bool = False,
+        marked: bool = False,
     ) -> None:
         self.ws = ws
         self.exchange = exchange
         self.session = session
         self.micros = micros
+        self.marked = marked  # `?provisional=true`: payloads say whether they were durable
         self.outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX)
         self.dropped = False
         self.sender: asyncio.Task[None] | None = None
@@ -122,18 +172,35 @@ class StreamHub:
 
     def ensure_running(self) -> None:
         if self._subscription is None:
-            self._subscription = self.broadcaster.subscribe(self._on_commit)
+            self._subscription = self.broadcaster.subscribe(self._on_publication, provisional=True)
 
     def close(self) -> None:
         if self._subscription is not None:
             self.broadcaster.unsubscribe(self._subscription)
             self._subscription = None
 
-    def _on_commit(self, item: Committed) -> None:
+    def _on_publication(self, item: Publication) -> None:
         try:
-            self._dispatch(item)
+            if isinstance(item, Provisional):
+                self._dispatch(item.batch, PROVISIONAL, item.folded_ns)
+            elif isinstance(item, Committed):
+                part = REST_WHEN_DURABLE if item.early else WHOLE
+                self._dispatch(item.batch, part, item.committed_ns)
+            else:
+                self._abandoned(item)
         except Exception:  # a bad batch must not end live pushes
             log.exception("websocket dispatch failed")
+
+    def _abandoned(self, item: Abandoned) -> None:
+        """Binance's protocol has no retraction: the frames stay sent. Their trades are not
+        stored; a restart back-fills them with the same ids (see docs/performance.md)."""
+        WS_ABANDONED.inc()
+        log.warning(
+            "%d trades and %d candles were pushed provisionally but their commit failed (%s)",
+            item.batch.trades.num_rows,
+            sum(1 for c in item.batch.candles if not c.is_final),
+            item.error,
+        )
 
     def _wanted(self) -> dict[tuple[str, str], list[Client]]:
         wanted: dict[tuple[str, str], list[Client]] = defaultdict(list)
@@ -156,35 +223,41 @@ class StreamHub:
         )
         client.close_slow()
 
-    def _dispatch(self, item: Committed) -> None:
+    def _dispatch(self, batch: CommitBatch, part: Part, since_ns: int) -> None:
         wanted = self._wanted()
         if not wanted:
             return
-        for key, build in self._payloads(item.batch, wanted):
-            texts: dict[tuple[bool, bool], str] = {}
-            data: dict[bool, str] = {}
+        mark = ',"provisional":true}' if part.provisional else ',"provisional":false}'
+        for key, build in self._payloads(batch, wanted, part):
+            texts: dict[tuple[bool, bool, bool], str] = {}
+            data: dict[tuple[bool, bool], str] = {}
             for client in wanted[key]:
                 if client.dropped:
                     continue
-                form = (client.micros, client.combined)
+                form = (client.micros, client.combined, client.marked)
                 text = texts.get(form)
                 if text is None:
-                    raw = data.get(client.micros)
+                    shape = (client.micros, client.marked)
+                    raw = data.get(shape)
                     if raw is None:
-                        raw = data[client.micros] = _encode(build(client.micros))
+                        raw = _encode(build(client.micros))
+                        if client.marked:  # every payload is a JSON object: one more key
+                            raw = raw[:-1] + mark
+                        data[shape] = raw
                     text = f'{{"stream":"{key[1]}","data":{raw}}}' if client.combined else raw
                     texts[form] = text
                 if not client.offer(text):
                     self.drop(client)
-        WS_PUSH_SECONDS.observe((time.perf_counter_ns() - item.committed_ns) / 1e9)
+        seconds = (time.perf_counter_ns() - since_ns) / 1e9
+        (WS_PROVISIONAL_PUSH_SECONDS if part.provisional else WS_PUSH_SECONDS).observe(seconds)
 
     def _payloads(
-        self, batch: CommitBatch, wanted: dict[tuple[str, str], list[Client]]
+        self, batch: CommitBatch, wanted: dict[tuple[str, str], list[Client]], part: Part
     ) -> Iterator[tuple[tuple[str, str], Build]]:
         now_us = time.time_ns() // 1000
 
         trade_streams = {k for k in wanted if k[1].endswith(("@trade", "@aggTrade"))}
-        if trade_streams and batch.trades.num_rows:
+        if part.live and trade_streams and batch.trades.num_rows:
             columns = batch.trades.select(
                 ["exchange", "symbol", "trade_id", "price", "qty", "side"]
             ).to_pydict()
@@ -208,11 +281,13 @@ class StreamHub:
                 if (ex, f"{lower}@aggTrade") in trade_streams:
                     yield (ex, f"{lower}@aggTrade"), _agg(native, tid, fields, side, t, now_us)
         for c in batch.candles:
+            if not (part.final_candles if c.is_final else part.open_candles):
+                continue
             native = to_native(c.symbol)
             key = (c.exchange, f"{native.lower()}@kline_{c.interval}")
             if key in wanted:
                 yield key, partial(kline_payload, c, native, now_us)
-        for q in batch.quotes:
+        for q in batch.quotes if part.live else ():
             key = (q.exchange, f"{to_native(q.symbol).lower()}@bookTicker")
             if key in wanted:
                 self._book_ids[key] += 1
@@ -225,6 +300,8 @@ class StreamHub:
                     "A": d(q.ask_qty),
                 }
                 yield key, partial(_as_is, book)
+        if not part.derived:  # tickers read the store: not before the batch is in it
+            return
         touched = {(c.exchange, c.symbol) for c in batch.candles if c.interval == "1m"}
         for exchange, symbol in sorted(touched):
             lower = to_native(symbol).lower()
@@ -263,7 +340,8 @@ class StreamHub:
             await ws.close(1008)
             return
         exchange = (ws.query_params.get("exchange") or "binance").lower()
-        client = Client(ws, exchange, Session(combined, streams), micros)
+        marked = (ws.query_params.get("provisional") or "").lower() in ("true", "1")
+        client = Client(ws, exchange, Session(combined, streams), micros, marked)
         self.clients.add(client)
         WS_CLIENTS.inc()
         client.sender = asyncio.create_task(self._send(client))
