@@ -1,25 +1,32 @@
 //! `marketpipe_native`: the compiled hot path of marketpipe, as a Python extension module.
 //!
-//! Results leave as Arrow record batches through the Arrow C data interface (PyCapsule
-//! protocol, `__arrow_c_array__`), so Python gets columns without a Python object per row.
+//! Arrow comes in and results leave as Arrow record batches through the Arrow C data
+//! interface (PyCapsule protocol, `__arrow_c_stream__` / `__arrow_c_array__`), so Python hands
+//! over and gets columns without a Python object per row.
 
 pub mod binance;
+pub mod candles;
 pub mod json;
 
 use std::sync::Arc;
 
-use arrow_array::ffi::{to_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi::{from_ffi, to_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::Array;
 use arrow_array::{
     ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, StructArray,
     TimestampMicrosecondArray,
 };
 use arrow_schema::ArrowError;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule};
 
 use crate::binance::{decode_block, Decoded, Origin};
+use crate::candles::{
+    partial_candles as fold, partials_from_batches, partials_to_batch, rollup_partials as rollup,
+    trades_from_batches,
+};
 
 /// One Arrow record batch, handed to pyarrow by `pyarrow.record_batch(obj)`.
 #[pyclass(module = "marketpipe_native", frozen)]
@@ -156,10 +163,137 @@ fn decode_binance_block(
     ))
 }
 
+fn value_error(e: ArrowError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// The record batches of any object that speaks the Arrow PyCapsule protocol: a stream
+/// (`__arrow_c_stream__`: a pyarrow Table, a Polars DataFrame) or one struct array
+/// (`__arrow_c_array__`: a pyarrow RecordBatch, an `ArrowBatch`). The data is moved, not
+/// copied; the producer's buffers live as long as the batches.
+fn import_batches(obj: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBatch>> {
+    if obj.hasattr("__arrow_c_stream__")? {
+        let capsule = obj
+            .call_method0("__arrow_c_stream__")?
+            .cast_into::<PyCapsule>()?;
+        let pointer = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
+        // SAFETY: a capsule named "arrow_array_stream" holds an FFI_ArrowArrayStream; from_raw
+        // moves it out and leaves a released stream for the capsule's destructor.
+        let stream = unsafe { FFI_ArrowArrayStream::from_raw(pointer.as_ptr().cast()) };
+        let reader = RecordBatchStreamReader::try_new(stream).map_err(value_error)?;
+        return reader.collect::<Result<_, _>>().map_err(value_error);
+    }
+    if obj.hasattr("__arrow_c_array__")? {
+        let (schema, array): (Bound<'_, PyCapsule>, Bound<'_, PyCapsule>) =
+            obj.call_method0("__arrow_c_array__")?.extract()?;
+        let schema = schema.pointer_checked(Some(c"arrow_schema"))?;
+        let array = array.pointer_checked(Some(c"arrow_array"))?;
+        // SAFETY: the capsules are named as the protocol says; the array is moved out (its
+        // capsule is left released), the schema only read while its capsule lives.
+        let data = unsafe {
+            let array = FFI_ArrowArray::from_raw(array.as_ptr().cast());
+            from_ffi(array, &*schema.as_ptr().cast::<FFI_ArrowSchema>())
+        }
+        .map_err(value_error)?;
+        if !matches!(data.data_type(), arrow_schema::DataType::Struct(_)) {
+            return Err(PyTypeError::new_err(format!(
+                "expected a record batch (a struct array), got {}",
+                data.data_type()
+            )));
+        }
+        return Ok(vec![RecordBatch::from(StructArray::from(data))]);
+    }
+    Err(PyTypeError::new_err(format!(
+        "expected Arrow data (__arrow_c_stream__ or __arrow_c_array__), got {}",
+        obj.get_type().name()?
+    )))
+}
+
+fn window_length(length_us: i64) -> PyResult<i64> {
+    if length_us <= 0 {
+        return Err(PyValueError::new_err(format!(
+            "a window length must be positive, not {length_us}"
+        )));
+    }
+    Ok(length_us)
+}
+
+/// Partial candles of `trades` (Arrow: exchange, symbol, side strings; trade_id, ts_event
+/// int64 µs or timestamp[us]; price, qty float64) per (exchange, symbol, window of
+/// `length_us`): the columns and row order of `marketpipe.processing.candles.partial_candles`.
+/// The GIL is released while folding.
+#[pyfunction]
+fn partial_candles(
+    py: Python<'_>,
+    trades: &Bound<'_, PyAny>,
+    length_us: i64,
+) -> PyResult<ArrowBatch> {
+    let length = window_length(length_us)?;
+    let batches = import_batches(trades)?;
+    let batch = py
+        .detach(|| partials_to_batch(fold(&trades_from_batches(&batches)?, length)))
+        .map_err(value_error)?;
+    Ok(ArrowBatch { batch })
+}
+
+/// Finer partial candles (as `partial_candles` returns them) merged into windows of
+/// `length_us`: the columns and row order of `candles.rollup_partials`.
+#[pyfunction]
+fn rollup_partials(
+    py: Python<'_>,
+    partials: &Bound<'_, PyAny>,
+    length_us: i64,
+) -> PyResult<ArrowBatch> {
+    let length = window_length(length_us)?;
+    let batches = import_batches(partials)?;
+    let batch = py
+        .detach(|| partials_to_batch(rollup(&partials_from_batches(&batches)?, length)))
+        .map_err(value_error)?;
+    Ok(ArrowBatch { batch })
+}
+
+/// The engine's whole fold in one call: partial candles of `trades` for the first length,
+/// then each later length as a rollup of those (each a multiple of the first), one batch per
+/// length.
+#[pyfunction]
+fn fold_candles(
+    py: Python<'_>,
+    trades: &Bound<'_, PyAny>,
+    lengths_us: Vec<i64>,
+) -> PyResult<Vec<ArrowBatch>> {
+    let Some(&first) = lengths_us.first() else {
+        return Ok(Vec::new());
+    };
+    window_length(first)?;
+    for &length in &lengths_us[1..] {
+        if window_length(length)? % first != 0 {
+            return Err(PyValueError::new_err(format!(
+                "a rollup length must be a multiple of {first}, not {length}"
+            )));
+        }
+    }
+    let batches = import_batches(trades)?;
+    let out = py
+        .detach(|| -> Result<Vec<RecordBatch>, ArrowError> {
+            let finest = fold(&trades_from_batches(&batches)?, first);
+            let mut out = Vec::with_capacity(lengths_us.len());
+            for &length in &lengths_us[1..] {
+                out.push(partials_to_batch(rollup(&finest, length))?);
+            }
+            out.insert(0, partials_to_batch(finest)?);
+            Ok(out)
+        })
+        .map_err(value_error)?;
+    Ok(out.into_iter().map(|batch| ArrowBatch { batch }).collect())
+}
+
 #[pymodule]
 fn marketpipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ArrowBatch>()?;
     m.add_function(wrap_pyfunction!(decode_binance_block, m)?)?;
+    m.add_function(wrap_pyfunction!(partial_candles, m)?)?;
+    m.add_function(wrap_pyfunction!(rollup_partials, m)?)?;
+    m.add_function(wrap_pyfunction!(fold_candles, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

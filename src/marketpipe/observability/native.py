@@ -19,7 +19,7 @@ ENV = "MARKETPIPE_NATIVE"
 MODULE = "marketpipe_native"
 _OFF = frozenset({"0", "false", "no", "off"})
 # What this version of marketpipe calls; an older build of the extension lacks some.
-_REQUIRED = ("decode_binance_block",)
+_REQUIRED = ("decode_binance_block", "partial_candles", "rollup_partials", "fold_candles")
 
 
 @dataclass(frozen=True, slots=True)

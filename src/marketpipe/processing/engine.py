@@ -7,6 +7,7 @@ per trade, so a batch of a million trades costs a few vectorized group-bys.
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -17,8 +18,15 @@ from marketpipe.model.intervals import INTERVAL_US, INTERVALS, MINUTE_US
 from marketpipe.model.records import Candle, Position
 from marketpipe.model.schemas import TRADE_INT_SCHEMA, TRADE_SCHEMA
 from marketpipe.model.venues import has_sequential_ids
+from marketpipe.observability import native as native_status
+from marketpipe.processing import native_fold
 from marketpipe.processing.alerts import AlertRules, AlertThresholds
-from marketpipe.processing.candles import CandleAcc, partial_candles, rollup_partials
+from marketpipe.processing.candles import (
+    PARTIAL_COLUMNS,
+    CandleAcc,
+    partial_candles,
+    rollup_partials,
+)
 from marketpipe.processing.keyset import KeySet
 from marketpipe.processing.ledger import IdLedger
 from marketpipe.processing.windows import (
@@ -34,6 +42,10 @@ from marketpipe.processing.windows import (
 # Batches up to this many trades take the plain-Python path. Measured (thread CPU, 20
 # symbols): 50 trades 1.1 ms vs 5.4 ms on polars, 500 trades 3.1 vs 7.3, 2000 trades 6.8 vs 7.9.
 ROW_PATH_MAX = 2000
+
+# A batch's partial candles as columns: exchange, symbol, open_time, then PARTIAL_COLUMNS.
+PartialColumns = dict[str, list[Any]]
+_PARTIAL_FIELDS = ("exchange", "symbol", "open_time", *PARTIAL_COLUMNS)
 
 
 @dataclass(slots=True)
@@ -58,13 +70,22 @@ class CandleEngine(WindowBook):
         idle_lag_us: int = 0,
         intervals: Iterable[str] = INTERVALS,
         row_path_max: int = ROW_PATH_MAX,
+        native: bool | None = None,
     ) -> None:
+        """`native`: fold candles on the native path (the Rust extension) when True, on the
+        Python path when False; None takes the native path whenever the extension is
+        active (`observability.native`). True without the extension is a ConfigError."""
         timing = EventTime(
             grace_us=grace_us, allowed_lateness_us=allowed_lateness_us,
             idle_watermark=idle_watermark, idle_lag_us=idle_lag_us,
         )  # fmt: skip
         super().__init__(rules, timing, intervals)
         self.row_path_max = row_path_max
+        if native is None:
+            native = native_status.extension() is not None
+        elif native:
+            native_fold.extension()  # fails fast, saying why it is missing
+        self.native = native
         if self.intervals[0] != "1m":
             raise ValueError("the first interval must be 1m: rollups merge 1m partials")
         self._symbols: dict[SymbolKey, SymbolStats] = {}
@@ -234,14 +255,7 @@ class CandleEngine(WindowBook):
                 else:
                     known.merge(acc)
             for key, acc in partials.items():
-                window = self._windows.get(key)
-                if window is None:
-                    self._add_window(key, Window(acc), key[3] + length)
-                else:
-                    window.acc.merge(acc)
-                    if window.is_final:
-                        window.revision += 1
-                touched[key] = None
+                self._merge_window(key, acc, touched)
 
     def flush(self) -> CommitBatch:
         """End of input: every open window becomes final. Watermarks stay where the data put
@@ -302,21 +316,47 @@ class CandleEngine(WindowBook):
         ]
 
     def _merge(self, trades: pl.DataFrame, touched: dict[WindowKey, None]) -> None:
-        minutes = partial_candles(trades, MINUTE_US)
-        for interval in self.intervals:
-            length = INTERVAL_US[interval]
-            partials = minutes if interval == "1m" else rollup_partials(minutes, length)
-            for row in partials.iter_rows(named=True):
-                key = (row["exchange"], row["symbol"], interval, row["open_time"])
-                acc = CandleAcc.from_partial(row)
-                window = self._windows.get(key)
-                if window is None:
-                    self._add_window(key, Window(acc), row["open_time"] + length)
-                else:
-                    window.acc.merge(acc)
-                    if window.is_final:
-                        window.revision += 1
-                touched[key] = None
+        """Fold the batch into 1m partials, roll them up per interval, merge each into its
+        window: natively in one call, or with Polars (the reference)."""
+        folded: list[PartialColumns]
+        if self.native:
+            lengths = [INTERVAL_US[interval] for interval in self.intervals]
+            folded = [b.to_pydict() for b in native_fold.fold_candles(trades, lengths)]
+        else:
+            minutes = partial_candles(trades, MINUTE_US)
+            folded = [
+                (
+                    minutes if interval == "1m" else rollup_partials(minutes, INTERVAL_US[interval])
+                ).to_dict(as_series=False)
+                for interval in self.intervals
+            ]
+        for interval, columns in zip(self.intervals, folded, strict=True):
+            self._merge_partials(interval, columns, touched)
+
+    def _merge_partials(
+        self, interval: str, columns: PartialColumns, touched: dict[WindowKey, None]
+    ) -> None:
+        """Merge one interval's partial candles, in their order, each into its window."""
+        for (
+            exchange, symbol, open_time, open_, open_ts, open_id, close, close_ts, close_id,
+            high, low, volume, quote_volume, trade_count, buy_volume, buy_quote_volume,
+        ) in zip(*(columns[name] for name in _PARTIAL_FIELDS), strict=True):  # fmt: skip
+            acc = CandleAcc(
+                (open_ts, open_id), open_, (close_ts, close_id), close, high, low, volume,
+                quote_volume, trade_count, buy_volume, buy_quote_volume,
+            )  # fmt: skip
+            self._merge_window((exchange, symbol, interval, open_time), acc, touched)
+
+    def _merge_window(self, key: WindowKey, acc: CandleAcc, touched: dict[WindowKey, None]) -> None:
+        """Merge one batch's partial candle into its window (a final one is revised)."""
+        window = self._windows.get(key)
+        if window is None:
+            self._add_window(key, Window(acc), key[3] + INTERVAL_US[key[2]])
+        else:
+            window.acc.merge(acc)
+            if window.is_final:
+                window.revision += 1
+        touched[key] = None
 
     def _position(self, key: SymbolKey) -> Position:
         stats = self._symbols[key]
