@@ -1,5 +1,6 @@
 """Frame-sent -> candle-committed latencies from commit-hook records and exchange send times."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,21 +62,39 @@ def summarize(ms: np.ndarray) -> dict[str, Any]:
     }
 
 
-def push_latencies_ms(
+def measured_keys(
     log: CommitLog, sent_ns: SendTimes, pushed_ns: dict[tuple[str, int], int], since_ns: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(frame sent -> WebSocket frame received, commit -> received) for each committed trade
-    sent after warm-up that a client received."""
-    to_push: list[int] = []
-    commit_to_push: list[int] = []
+) -> Iterator[tuple[str, int]]:
+    """The (symbol, trade id) of each trade `push_latencies_ms` measures, in its order."""
+    for _, key, _, _ in _pushes(log, sent_ns, pushed_ns, since_ns):
+        yield key
+
+
+def _pushes(
+    log: CommitLog, sent_ns: SendTimes, pushed_ns: dict[tuple[str, int], int], since_ns: int
+) -> Iterator[tuple[int, tuple[str, int], int, int]]:
+    """(committed, key, sent, received) of each committed trade sent after warm-up that a
+    client received."""
     for done_ns, symbols, ids in log.commits:
         for key in zip(symbols, ids, strict=True):
             sent = sent_ns.get(key)
             got = pushed_ns.get(key)
             if sent is None or got is None or sent < since_ns or got < sent:
                 continue
-            to_push.append(got - sent)
-            commit_to_push.append(got - done_ns)
+            yield done_ns, key, sent, got
+
+
+def push_latencies_ms(
+    log: CommitLog, sent_ns: SendTimes, pushed_ns: dict[tuple[str, int], int], since_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(frame sent -> WebSocket frame received, commit -> received) for each committed trade
+    sent after warm-up that a client received. Commit -> received is negative for a push
+    that arrived before its commit returned (a provisional push)."""
+    to_push: list[int] = []
+    commit_to_push: list[int] = []
+    for done_ns, _, sent, got in _pushes(log, sent_ns, pushed_ns, since_ns):
+        to_push.append(got - sent)
+        commit_to_push.append(got - done_ns)
     scale = 1e6
     return np.asarray(to_push, dtype=np.float64) / scale, np.asarray(
         commit_to_push, dtype=np.float64
