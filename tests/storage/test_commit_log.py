@@ -137,7 +137,7 @@ def test_kill_9_right_after_log_commits_loses_and_duplicates_nothing(tmp_path: P
 
     store = EmbeddedStore(data_dir)  # recovery applies the log tail
     try:
-        stored = store.warm.export_rows(0, 2**62)
+        stored = pa.concat_tables(store.warm.export_rows(0, 2**62))
         ids = stored.column("trade_id")
         assert stored.num_rows == acknowledged
         assert pc.count_distinct(ids).as_py() == acknowledged

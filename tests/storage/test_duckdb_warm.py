@@ -111,3 +111,57 @@ def test_a_data_dir_that_cannot_be_created_is_a_clear_storage_error(tmp_path: Pa
     blocker.write_text("a file where the data dir should go")
     with pytest.raises(StorageError, match="cannot open warm store"):
         DuckDBWarehouse(blocker / "data" / "w.duckdb")
+
+
+DAY = 86_400_000_000
+
+
+def test_a_lake_export_reads_one_partition_at_a_time_split_at_utc_midnight(
+    tmp_path: Path,
+) -> None:
+    """export_rows yields each (exchange, symbol, UTC day) of the plan once, alone, and all of
+    them together are exactly the plan's trades; 23:59:59.999999 and 00:00 fall on two days."""
+    midnight = T0 + DAY  # 2024-08-10 00:00 UTC
+    rows = [
+        ("binance", "BTC-USDT", 1, midnight - 1),
+        ("binance", "BTC-USDT", 2, midnight),
+        ("binance", "ETH-USDT", 1, midnight - 1),
+        ("coinbase", "BTC-USD", 7, midnight + 5),
+        ("coinbase", "BTC-USD", 8, midnight + DAY - 1),
+    ]
+    trades = [Trade(ex, sym, i, 1.0, 1.0, "buy", ts, ts) for ex, sym, i, ts in rows]
+    warm = DuckDBWarehouse(tmp_path / "w.duckdb")
+    warm.commit(CommitBatch(trades=to_table(trades[:3], TRADE_SCHEMA)))
+    warm.commit(CommitBatch(trades=to_table(trades[3:], TRADE_SCHEMA)))
+    plan = warm.pending_export()
+    assert plan is not None
+    parts = list(warm.export_rows(*plan))
+
+    def partition(table: pa.Table) -> set[tuple[str, str, int]]:
+        return {
+            (ex, sym, ts // DAY)
+            for ex, sym, ts in zip(
+                table.column("exchange").to_pylist(),
+                table.column("symbol").to_pylist(),
+                table.column("ts_event").cast(pa.int64()).to_pylist(),
+                strict=True,
+            )
+        }
+
+    assert [partition(p) for p in parts] == [
+        {("binance", "BTC-USDT", T0 // DAY)},
+        {("binance", "BTC-USDT", T0 // DAY + 1)},
+        {("binance", "ETH-USDT", T0 // DAY)},
+        {("coinbase", "BTC-USD", T0 // DAY + 1)},
+    ]
+    assert all(p.schema == TRADE_SCHEMA for p in parts)
+    exported = sorted(
+        (r["exchange"], r["symbol"], r["trade_id"]) for p in parts for r in p.to_pylist()
+    )
+    assert exported == sorted((ex, sym, i) for ex, sym, i, _ in rows)
+    # Only the plan's batches: a later batch waits for the next plan.
+    warm.commit(CommitBatch(trades=to_table([Trade(
+        "binance", "BTC-USDT", 3, 1.0, 1.0, "buy", midnight + 9, midnight + 9
+    )], TRADE_SCHEMA)))  # fmt: skip
+    assert sum(p.num_rows for p in warm.export_rows(*plan)) == len(rows)
+    warm.close()

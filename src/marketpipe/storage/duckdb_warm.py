@@ -3,7 +3,7 @@
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,14 +228,33 @@ class DuckDBWarehouse(SqlReads):
             )
             return start, self._seq
 
-    def export_rows(self, from_seq: int, to_seq: int) -> pa.Table:
-        sql = f"SELECT {_TRADE_COLUMNS} FROM trades_recent WHERE batch_seq BETWEEN ? AND ?"
+    def export_rows(self, from_seq: int, to_seq: int) -> Iterator[pa.Table]:
+        """The plan's trades, one lake partition (exchange, symbol, UTC day) at a time.
+
+        A whole plan is half a million trades by default; read and rewritten at once it
+        briefly took ~200 MB more RSS on every export. One partition at a time bounds that by
+        the largest partition, at the cost of one more scan of the plan's rows per partition.
+        """
+        partitions = self._read(
+            "SELECT DISTINCT exchange, symbol, CAST(ts_event AS DATE) AS day FROM trades_recent "
+            "WHERE batch_seq BETWEEN ? AND ? ORDER BY exchange, symbol, day",
+            [from_seq, to_seq],
+        ).to_pylist()
+        sql = (
+            f"SELECT {_TRADE_COLUMNS} FROM trades_recent WHERE batch_seq BETWEEN ? AND ? "
+            "AND exchange = ? AND symbol = ? AND CAST(ts_event AS DATE) = ?"
+        )
+        for p in partitions:
+            params = [from_seq, to_seq, p["exchange"], p["symbol"], p["day"]]
+            yield self._read(sql, params).cast(TRADE_SCHEMA)
+
+    def _read(self, sql: str, params: list[Any]) -> pa.Table:
+        """One query on the export reader's connection (MVCC: never blocks the writer)."""
         with self._reader_lock:
             try:
-                table = self._reader.sql(sql, params=[from_seq, to_seq]).to_arrow_table()
+                return self._reader.sql(sql, params=params).to_arrow_table()
             except duckdb.Error as exc:
                 raise StorageError(f"warm store query failed: {exc}") from None
-        return table.cast(TRADE_SCHEMA)
 
     def pending_trades(self) -> int:
         table = self._arrow(

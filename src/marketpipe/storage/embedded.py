@@ -155,14 +155,16 @@ class EmbeddedStore:
         with self._export_lock:
             while (pending := self.warm.pending_export()) is not None:
                 first, last = pending
-                rows = self.warm.export_rows(first, last)
-                files = self.lake.write_trades(rows)
-                self.warm.mark_exported(first, files, rows.num_rows)
+                files = trades = 0
+                for rows in self.warm.export_rows(first, last):
+                    files += self.lake.write_trades(rows)
+                    trades += rows.num_rows
+                self.warm.mark_exported(first, files, trades)
                 log.info(
                     "lake export",
-                    extra={"batches": f"{first}-{last}", "trades": rows.num_rows, "files": files},
+                    extra={"batches": f"{first}-{last}", "trades": trades, "files": files},
                 )
-                moved += rows.num_rows
+                moved += trades
             self.exported_trades += moved
         return moved
 
