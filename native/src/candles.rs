@@ -598,11 +598,48 @@ pub fn partials_from_batches(batches: &[RecordBatch]) -> Result<Partials, ArrowE
 /// Partial candles as one record batch: `exchange, symbol` (string), `open_time` (int64 µs)
 /// and `PARTIAL_COLUMNS`, the schema `partial_candles` returns for int64 event times.
 pub fn partials_to_batch(p: Partials) -> Result<RecordBatch, ArrowError> {
+    RecordBatch::try_from_iter(partial_arrays(p))
+}
+
+/// Partial candles of several window lengths in one batch: a leading `length_us` column, then
+/// the columns of `partials_to_batch`, each length's rows in the order given.
+pub fn stacked_to_batch(all: Vec<(i64, Partials)>) -> Result<RecordBatch, ArrowError> {
+    let mut stacked = Partials::default();
+    let mut lengths = Vec::new();
+    for (length, p) in all {
+        // Each length's pairs come from the same trades, but index them into one list.
+        let base = stacked.pairs.len() as u32;
+        lengths.extend(std::iter::repeat_n(length, p.len()));
+        stacked.pairs.extend(p.pairs);
+        stacked.pair.extend(p.pair.iter().map(|&i| base + i));
+        stacked.open_time.extend(p.open_time);
+        stacked.open.extend(p.open);
+        stacked.open_ts.extend(p.open_ts);
+        stacked.open_id.extend(p.open_id);
+        stacked.close.extend(p.close);
+        stacked.close_ts.extend(p.close_ts);
+        stacked.close_id.extend(p.close_id);
+        stacked.high.extend(p.high);
+        stacked.low.extend(p.low);
+        stacked.volume.extend(p.volume);
+        stacked.quote_volume.extend(p.quote_volume);
+        stacked.trade_count.extend(p.trade_count);
+        stacked.taker_buy_volume.extend(p.taker_buy_volume);
+        stacked
+            .taker_buy_quote_volume
+            .extend(p.taker_buy_quote_volume);
+    }
+    let mut columns = vec![("length_us", Arc::new(Int64Array::from(lengths)) as ArrayRef)];
+    columns.extend(partial_arrays(stacked));
+    RecordBatch::try_from_iter(columns)
+}
+
+fn partial_arrays(p: Partials) -> Vec<(&'static str, ArrayRef)> {
     let exchange = StringArray::from_iter_values(p.pair.iter().map(|&i| &p.pairs[i as usize].0));
     let symbol = StringArray::from_iter_values(p.pair.iter().map(|&i| &p.pairs[i as usize].1));
     let f = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
     let i = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
-    RecordBatch::try_from_iter(vec![
+    vec![
         ("exchange", Arc::new(exchange) as ArrayRef),
         ("symbol", Arc::new(symbol)),
         ("open_time", i(p.open_time)),
@@ -619,7 +656,7 @@ pub fn partials_to_batch(p: Partials) -> Result<RecordBatch, ArrowError> {
         ("trade_count", i(p.trade_count)),
         ("taker_buy_volume", f(p.taker_buy_volume)),
         ("taker_buy_quote_volume", f(p.taker_buy_quote_volume)),
-    ])
+    ]
 }
 
 #[cfg(test)]
@@ -940,6 +977,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"trade_id\" is Float64"), "{err}");
+    }
+
+    #[test]
+    fn stacked_lengths_keep_each_lengths_rows_in_order() {
+        let t = trades(&[
+            ("B", 1, T0, 1.0, 1.0, false),
+            ("A", 2, T0 + MIN, 2.0, 1.0, false),
+        ]);
+        let minutes = partial_candles(&t, MIN);
+        let hours = rollup_partials(&minutes, 60 * MIN);
+        let b = stacked_to_batch(vec![(MIN, minutes.clone()), (60 * MIN, hours)]).unwrap();
+        let lengths = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(lengths.values().as_ref(), [MIN, MIN, 60 * MIN, 60 * MIN]);
+        let symbol = b.column_by_name("symbol").unwrap();
+        let symbol = symbol.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(
+            symbol.iter().flatten().collect::<Vec<_>>(),
+            ["B", "A", "B", "A"]
+        );
+        let back = partials_from_batches(&[b.slice(0, 2)]).unwrap();
+        assert_eq!(back, minutes);
     }
 
     #[test]

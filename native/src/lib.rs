@@ -25,7 +25,7 @@ use pyo3::types::{PyBytes, PyCapsule};
 use crate::binance::{decode_block, Decoded, Origin};
 use crate::candles::{
     partial_candles as fold, partials_from_batches, partials_to_batch, rollup_partials as rollup,
-    trades_from_batches,
+    stacked_to_batch, trades_from_batches,
 };
 
 /// One Arrow record batch, handed to pyarrow by `pyarrow.record_batch(obj)`.
@@ -253,16 +253,17 @@ fn rollup_partials(
 }
 
 /// The engine's whole fold in one call: partial candles of `trades` for the first length,
-/// then each later length as a rollup of those (each a multiple of the first), one batch per
-/// length.
+/// then each later length as a rollup of those (each a multiple of the first), in one batch:
+/// a leading `length_us` column, then the columns of `partial_candles`, rows by length in the
+/// order given (one batch, so Python converts it once).
 #[pyfunction]
 fn fold_candles(
     py: Python<'_>,
     trades: &Bound<'_, PyAny>,
     lengths_us: Vec<i64>,
-) -> PyResult<Vec<ArrowBatch>> {
+) -> PyResult<ArrowBatch> {
     let Some(&first) = lengths_us.first() else {
-        return Ok(Vec::new());
+        return Err(PyValueError::new_err("no window lengths given"));
     };
     window_length(first)?;
     for &length in &lengths_us[1..] {
@@ -273,18 +274,18 @@ fn fold_candles(
         }
     }
     let batches = import_batches(trades)?;
-    let out = py
-        .detach(|| -> Result<Vec<RecordBatch>, ArrowError> {
+    let batch = py
+        .detach(|| -> Result<RecordBatch, ArrowError> {
             let finest = fold(&trades_from_batches(&batches)?, first);
-            let mut out = Vec::with_capacity(lengths_us.len());
+            let mut all = Vec::with_capacity(lengths_us.len());
             for &length in &lengths_us[1..] {
-                out.push(partials_to_batch(rollup(&finest, length))?);
+                all.push((length, rollup(&finest, length)));
             }
-            out.insert(0, partials_to_batch(finest)?);
-            Ok(out)
+            all.insert(0, (first, finest));
+            stacked_to_batch(all)
         })
         .map_err(value_error)?;
-    Ok(out.into_iter().map(|batch| ArrowBatch { batch }).collect())
+    Ok(ArrowBatch { batch })
 }
 
 #[pymodule]

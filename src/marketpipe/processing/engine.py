@@ -42,6 +42,14 @@ from marketpipe.processing.windows import (
 # Batches up to this many trades take the plain-Python path. Measured (thread CPU, 20
 # symbols): 50 trades 1.1 ms vs 5.4 ms on polars, 500 trades 3.1 vs 7.3, 2000 trades 6.8 vs 7.9.
 ROW_PATH_MAX = 2000
+# With the native fold the row path stays the cheaper one for longer (thread CPU, 20 symbols,
+# both folding natively): 2000 trades 2.6 ms vs 5.0 ms on polars, 5000 5.1 vs 5.5, 10000
+# 9.0 vs 6.0 (docs/native.md).
+NATIVE_ROW_PATH_MAX = 4000
+# On the row path the native fold pays from about this many fresh trades: below it, its fixed
+# cost (Arrow out and back) exceeds the Python fold's (thread CPU per batch, 20 symbols:
+# 50 trades 1.19 ms vs 1.13 ms, 200 1.33 vs 1.38, 500 1.53 vs 1.83, 2000 2.6 vs 4.0).
+NATIVE_ROW_FOLD_MIN = 200
 
 # A batch's partial candles as columns: exchange, symbol, open_time, then PARTIAL_COLUMNS.
 PartialColumns = dict[str, list[Any]]
@@ -69,23 +77,30 @@ class CandleEngine(WindowBook):
         idle_watermark: bool = True,
         idle_lag_us: int = 0,
         intervals: Iterable[str] = INTERVALS,
-        row_path_max: int = ROW_PATH_MAX,
+        row_path_max: int | None = None,
         native: bool | None = None,
+        native_row_fold_min: int = NATIVE_ROW_FOLD_MIN,
     ) -> None:
         """`native`: fold candles on the native path (the Rust extension) when True, on the
         Python path when False; None takes the native path whenever the extension is
-        active (`observability.native`). True without the extension is a ConfigError."""
+        active (`observability.native`). True without the extension is a ConfigError.
+        Batches of up to `row_path_max` trades take the row path (default: the measured
+        crossover of the chosen path); there the native path folds natively from
+        `native_row_fold_min` fresh trades on."""
         timing = EventTime(
             grace_us=grace_us, allowed_lateness_us=allowed_lateness_us,
             idle_watermark=idle_watermark, idle_lag_us=idle_lag_us,
         )  # fmt: skip
         super().__init__(rules, timing, intervals)
-        self.row_path_max = row_path_max
         if native is None:
             native = native_status.extension() is not None
         elif native:
             native_fold.extension()  # fails fast, saying why it is missing
         self.native = native
+        if row_path_max is None:
+            row_path_max = NATIVE_ROW_PATH_MAX if native else ROW_PATH_MAX
+        self.row_path_max = row_path_max
+        self.native_row_fold_min = native_row_fold_min
         if self.intervals[0] != "1m":
             raise ValueError("the first interval must be 1m: rollups merge 1m partials")
         self._symbols: dict[SymbolKey, SymbolStats] = {}
@@ -187,20 +202,23 @@ class CandleEngine(WindowBook):
                 watermark = self._watermark.get(ex[i], NO_WATERMARK)
                 minute_close = ts[i] - ts[i] % MINUTE_US + MINUTE_US
                 (late if minute_close + lateness <= watermark else ontime).append(i)
-            minutes: dict[tuple[str, str, int], CandleAcc] = {}
-            for i in ontime:
-                t, p, q = ts[i], price[i], qty[i]
-                buy = side[i] == "buy"
-                acc = CandleAcc(
-                    (t, ids[i]), p, (t, ids[i]), p, p, p, q, p * q, 1,
-                    q if buy else 0.0, p * q if buy else 0.0,
-                )  # fmt: skip
-                minute = (ex[i], sym[i], t - t % MINUTE_US)
-                if (known := minutes.get(minute)) is None:
-                    minutes[minute] = acc
-                else:
-                    known.merge(acc)
-            self._merge_minutes(minutes, touched)
+            if self.native and ontime and len(ontime) >= self.native_row_fold_min:
+                self._merge_native(trades.take(pa.array(ontime, pa.int64())), touched)
+            else:
+                minutes: dict[tuple[str, str, int], CandleAcc] = {}
+                for i in ontime:
+                    t, p, q = ts[i], price[i], qty[i]
+                    buy = side[i] == "buy"
+                    acc = CandleAcc(
+                        (t, ids[i]), p, (t, ids[i]), p, p, p, q, p * q, 1,
+                        q if buy else 0.0, p * q if buy else 0.0,
+                    )  # fmt: skip
+                    minute = (ex[i], sym[i], t - t % MINUTE_US)
+                    if (known := minutes.get(minute)) is None:
+                        minutes[minute] = acc
+                    else:
+                        known.merge(acc)
+                self._merge_minutes(minutes, touched)
             newest: dict[str, int] = {}
             for i in fresh:
                 if ts[i] > newest.get(ex[i], NO_WATERMARK):
@@ -318,29 +336,32 @@ class CandleEngine(WindowBook):
     def _merge(self, trades: pl.DataFrame, touched: dict[WindowKey, None]) -> None:
         """Fold the batch into 1m partials, roll them up per interval, merge each into its
         window: natively in one call, or with Polars (the reference)."""
-        folded: list[PartialColumns]
         if self.native:
-            lengths = [INTERVAL_US[interval] for interval in self.intervals]
-            folded = [b.to_pydict() for b in native_fold.fold_candles(trades, lengths)]
-        else:
-            minutes = partial_candles(trades, MINUTE_US)
-            folded = [
-                (
-                    minutes if interval == "1m" else rollup_partials(minutes, INTERVAL_US[interval])
-                ).to_dict(as_series=False)
-                for interval in self.intervals
-            ]
-        for interval, columns in zip(self.intervals, folded, strict=True):
-            self._merge_partials(interval, columns, touched)
+            self._merge_native(trades, touched)
+            return
+        minutes = partial_candles(trades, MINUTE_US)
+        for interval in self.intervals:
+            length = INTERVAL_US[interval]
+            partials = minutes if interval == "1m" else rollup_partials(minutes, length)
+            columns = partials.to_dict(as_series=False)
+            self._merge_partials([interval] * partials.height, columns, touched)
+
+    def _merge_native(self, trades: native_fold.ArrowData, touched: dict[WindowKey, None]) -> None:
+        """`_merge` on the native path: every interval's partials in one batch."""
+        lengths = {INTERVAL_US[interval]: interval for interval in self.intervals}
+        columns = native_fold.fold_candles(trades, list(lengths)).to_pydict()
+        intervals = [lengths[length] for length in columns["length_us"]]
+        self._merge_partials(intervals, columns, touched)
 
     def _merge_partials(
-        self, interval: str, columns: PartialColumns, touched: dict[WindowKey, None]
+        self, intervals: list[str], columns: PartialColumns, touched: dict[WindowKey, None]
     ) -> None:
-        """Merge one interval's partial candles, in their order, each into its window."""
+        """Merge partial candles (row i of `columns` of interval i of `intervals`), in their
+        order, each into its window."""
         for (
-            exchange, symbol, open_time, open_, open_ts, open_id, close, close_ts, close_id,
-            high, low, volume, quote_volume, trade_count, buy_volume, buy_quote_volume,
-        ) in zip(*(columns[name] for name in _PARTIAL_FIELDS), strict=True):  # fmt: skip
+            interval, exchange, symbol, open_time, open_, open_ts, open_id, close, close_ts,
+            close_id, high, low, volume, quote_volume, trade_count, buy_volume, buy_quote_volume,
+        ) in zip(intervals, *(columns[name] for name in _PARTIAL_FIELDS), strict=True):  # fmt: skip
             acc = CandleAcc(
                 (open_ts, open_id), open_, (close_ts, close_id), close, high, low, volume,
                 quote_volume, trade_count, buy_volume, buy_quote_volume,

@@ -43,10 +43,11 @@ def rollup_partials(partials: ArrowData, length_us: int) -> pl.DataFrame:
     return _frame(extension().rollup_partials(partials, length_us))
 
 
-def fold_candles(trades: ArrowData, lengths_us: Sequence[int]) -> list[pa.RecordBatch]:
+def fold_candles(trades: ArrowData, lengths_us: Sequence[int]) -> pa.RecordBatch:
     """The engine's fold in one call: the partial candles of `trades` for the first length,
-    then each later length rolled up from those (as `rollup_partials(minutes, length)`)."""
-    return [pa.record_batch(b) for b in extension().fold_candles(trades, list(lengths_us))]
+    then each later length rolled up from those (as `rollup_partials(minutes, length)`), in
+    one batch: a leading `length_us` column, each length's rows in the order given."""
+    return pa.record_batch(extension().fold_candles(trades, list(lengths_us)))
 
 
 def _frame(batch: object) -> pl.DataFrame:
