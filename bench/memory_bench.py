@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 
 from marketpipe.config import load_settings
@@ -39,6 +40,15 @@ def rss_mb() -> float:
     return 0.0
 
 
+def duckdb_mb(con: duckdb.DuckDBPyConnection) -> float:
+    """What DuckDB says it holds (block cache, indexes, transactions), in MB; closes `con`."""
+    try:
+        used = con.sql("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchall()[0][0]
+    finally:
+        con.close()
+    return round(int(used or 0) / 1e6, 1)
+
+
 def memory_session(
     hours: float = 24.0,
     trades_per_s: float = 50.0,
@@ -47,6 +57,7 @@ def memory_session(
 ) -> dict[str, Any]:
     symbols = list(DEFAULT_SYMBOLS)
     samples: list[tuple[float, float]] = []  # (event hours, RSS MB)
+    duckdb_samples: list[float] = []  # DuckDB's own accounting at each sample, MB
     trades = 0
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="marketpipe-bench-mem-") as tmp:
@@ -70,6 +81,7 @@ def memory_session(
                 trades += len(columns)
                 if step % sample_every == 0:
                     samples.append((round(step * step_s / 3600, 3), rss_mb()))
+                    duckdb_samples.append(duckdb_mb(store.warm.reader()))
             open_windows = pipeline.engine.open_windows
         finally:
             store.close()
@@ -92,5 +104,10 @@ def memory_session(
         "rss_mb_20_symbols": float(steady.max()),
         "slope_mb_per_event_hour_after_2h": round(slope, 2),
         "open_windows_end": open_windows,
+        # The warm store's block cache grows with the table up to storage.warm_memory_mb;
+        # RSS minus this is what the rest of the process holds.
+        "warm_memory_limit_mb": settings.storage.warm_memory_mb,
+        "duckdb_mb_end": duckdb_samples[-1] if duckdb_samples else 0.0,
+        "duckdb_mb_max": max(duckdb_samples, default=0.0),
         "samples": [[h, r] for h, r in samples],
     }

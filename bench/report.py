@@ -91,6 +91,12 @@ def print_tables(results: dict[str, Any], console: Console | None = None) -> Non
             f"{memory['rss_mb_start']:.0f} MB at start, {memory['rss_mb_at_2h']:.0f} MB after "
             f"warm-up, {memory['rss_mb_end']:.0f} MB at the end, max {memory['rss_mb_max']:.0f}"
             f" MB; slope {memory['slope_mb_per_event_hour_after_2h']:+.1f} MB per event hour"
+            + (
+                f"; DuckDB holds {memory['duckdb_mb_end']:.0f} MB at the end (limit "
+                f"{memory['warm_memory_limit_mb']} MB)"
+                if "duckdb_mb_end" in memory
+                else ""
+            )
         )
     console.print(f"[dim]{results.get('note', '')}. Written to {RESULTS}[/]")
 
