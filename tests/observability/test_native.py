@@ -3,6 +3,8 @@ and said once in the log when inactive."""
 
 import logging
 import shutil
+import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +56,28 @@ def test_a_missing_extension_is_reported_with_how_to_build_it(
     state = native.status()
     assert not state.active
     assert "cannot be loaded" in state.reason and "make install" in state.reason
+
+
+def test_an_old_build_without_the_candle_fold_falls_back_saying_what_it_lacks(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A build from before the native fold: it decodes frames, but folds no candles.
+    old = types.ModuleType("marketpipe_native_old")
+    old.decode_binance_block = lambda *args: None  # type: ignore[attr-defined]
+    old.__version__ = "0.0.9"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, old.__name__, old)
+    monkeypatch.setattr(native, "MODULE", old.__name__)
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
+        assert native.extension() is None
+    state = native.status()
+    assert (state.active, state.version) == (False, "0.0.9")
+    assert state.reason == (
+        "the installed marketpipe_native_old 0.0.9 lacks partial_candles, rollup_partials, "
+        "fold_candles; `make install` rebuilds it"
+    )
+    assert [r.getMessage() for r in caplog.records] == [
+        f"native path inactive, running on the Python path: {state.reason}"
+    ]
 
 
 def test_replay_runs_on_the_python_path_when_switched_off(

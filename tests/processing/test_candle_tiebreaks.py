@@ -1,12 +1,14 @@
 """Open and close among trades (and partial candles) with equal event times: the trade id
 breaks the tie, whatever the arrival order, in every place candles are built or merged —
-`partial_candles`, `rollup_partials`, `CandleAcc.merge`, and the engine on both its paths.
+`partial_candles`, `rollup_partials` (Polars and native), `CandleAcc.merge`, and the engine on
+each of its paths (rows and Polars, folding in Python or natively).
 
 Every case feeds the tied rows in each order, so a rule that picks by position (or by an
 unstable sort on event time alone) fails on at least one of them. Expected values come from
 a plain-Python sort by `(ts_event, trade_id)` that shares no code with the engine."""
 
 import itertools
+from collections.abc import Callable
 
 import polars as pl
 import pytest
@@ -16,14 +18,40 @@ from hypothesis import strategies as st
 from marketpipe.config import AlertSettings
 from marketpipe.model.records import Candle, Trade
 from marketpipe.model.schemas import TRADE_SCHEMA, to_table
+from marketpipe.observability import native
+from marketpipe.processing import candles, native_fold
 from marketpipe.processing.alerts import AlertRules
-from marketpipe.processing.candles import CandleAcc, partial_candles, rollup_partials
+from marketpipe.processing.candles import CandleAcc
 from marketpipe.processing.engine import CandleEngine
 from tests.processing.test_engine_properties import frame
 
 MIN = 60_000_000
 T0 = 1_723_161_600_000_000  # 2024-08-09 00:00 UTC
-PATHS = pytest.mark.parametrize("row_path_max", [10**9, 0], ids=["row-path", "polars-path"])
+# The native cases run wherever the extension is active (`make install` builds it where cargo
+# is; tests/observability/test_native.py fails if it is missing there).
+NATIVE = pytest.mark.skipif(
+    native.extension() is None, reason=f"native path inactive: {native.status().reason}"
+)
+# The engine's paths: (native fold?, row_path_max); native rows fold natively at any size.
+PATHS = pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param((False, 10**9), id="row-path"),
+        pytest.param((False, 0), id="polars-path"),
+        pytest.param((True, 0), id="native-polars-path", marks=NATIVE),
+        pytest.param((True, 10**9), id="native-row-path", marks=NATIVE),
+    ],
+)
+Fold = Callable[[pl.DataFrame, int], pl.DataFrame]
+FOLDS = pytest.mark.parametrize(
+    ("partial_candles", "rollup_partials"),
+    [
+        pytest.param(candles.partial_candles, candles.rollup_partials, id="polars"),
+        pytest.param(
+            native_fold.partial_candles, native_fold.rollup_partials, id="native", marks=NATIVE
+        ),
+    ],
+)
 
 
 def trade(trade_id: int, ts: int, price: float | None = None, qty: float = 1.0) -> Trade:
@@ -49,7 +77,10 @@ TIED = [trade(i, T0 + 5) for i in (11, 12, 13, 14)]  # four trades, one event ti
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(TIED)), ids=order_id)
-def test_partial_candles_break_event_time_ties_by_trade_id(order: tuple[Trade, ...]) -> None:
+@FOLDS
+def test_partial_candles_break_event_time_ties_by_trade_id(
+    order: tuple[Trade, ...], partial_candles: Fold, rollup_partials: Fold
+) -> None:
     (row,) = partial_candles(frame(list(order)), MIN).iter_rows(named=True)
     assert (row["open"], row["open_ts"], row["open_id"]) == (11.0, T0 + 5, 11)
     assert (row["close"], row["close_ts"], row["close_id"]) == (14.0, T0 + 5, 14)
@@ -74,10 +105,11 @@ TIED_PARTIALS = [
 ]
 
 
+@FOLDS
 @pytest.mark.parametrize("length", [MIN, 5 * MIN, 60 * MIN], ids=["1m", "5m", "1h"])
 @pytest.mark.parametrize("order", list(itertools.permutations(TIED_PARTIALS)), ids=order_id)
 def test_rollup_picks_open_and_close_among_tied_partials_by_trade_id(
-    order: tuple[dict[str, object], ...], length: int
+    order: tuple[dict[str, object], ...], length: int, partial_candles: Fold, rollup_partials: Fold
 ) -> None:
     (row,) = rollup_partials(pl.DataFrame(list(order)), length).iter_rows(named=True)
     assert (row["open"], row["open_ts"], row["open_id"]) == (3.0, T0 + 10, 3)
@@ -85,7 +117,10 @@ def test_rollup_picks_open_and_close_among_tied_partials_by_trade_id(
     assert (row["open_time"], row["trade_count"], row["high"], row["low"]) == (T0, 6, 99.0, 1.0)
 
 
-def test_rollup_orders_by_event_time_before_trade_id() -> None:
+@FOLDS
+def test_rollup_orders_by_event_time_before_trade_id(
+    partial_candles: Fold, rollup_partials: Fold
+) -> None:
     # The lower id opens later: event time wins; the higher id closes earlier: event time wins.
     early_high_id = partial(9, 9, T0 + 10, T0 + 20)
     late_low_id = partial(2, 2, T0 + 30, T0 + 40)
@@ -108,12 +143,15 @@ def test_merging_accumulators_breaks_ties_by_trade_id_in_either_direction(swap: 
     assert (a.trade_count, a.volume) == (4, 2.0)
 
 
-def engine(row_path_max: int) -> CandleEngine:
+def engine(path: tuple[bool, int]) -> CandleEngine:
+    use_native, row_path_max = path
     return CandleEngine(
         AlertRules(AlertSettings()),
         grace_us=3600 * 1_000_000,  # nothing goes final: only the merge is under test
         allowed_lateness_us=3600 * 1_000_000,
         row_path_max=row_path_max,
+        native=use_native,
+        native_row_fold_min=0,
     )
 
 
@@ -124,17 +162,18 @@ def open_close(candles: list[Candle]) -> dict[str, tuple[float, int, float, int]
 @PATHS
 @pytest.mark.parametrize("order", list(itertools.permutations(TIED)), ids=order_id)
 def test_the_engine_breaks_ties_within_one_batch_on_every_interval(
-    order: tuple[Trade, ...], row_path_max: int
+    order: tuple[Trade, ...], path: tuple[bool, int]
 ) -> None:
-    out = engine(row_path_max).process(to_table(list(order), TRADE_SCHEMA))
-    assert open_close(out.candles) == {i: (11.0, 11, 14.0, 14) for i in engine(0).intervals}
+    e = engine(path)
+    out = e.process(to_table(list(order), TRADE_SCHEMA))
+    assert open_close(out.candles) == {i: (11.0, 11, 14.0, 14) for i in e.intervals}
 
 
 @PATHS
-def test_the_engine_breaks_ties_across_batches_on_every_interval(row_path_max: int) -> None:
+def test_the_engine_breaks_ties_across_batches_on_every_interval(path: tuple[bool, int]) -> None:
     # Batch 1 holds the middle ids, batch 2 the lowest and the highest, all at one time:
     # the window's stored open and close must both be replaced by batch 2's.
-    e = engine(row_path_max)
+    e = engine(path)
     e.process(to_table([trade(6, T0 + 5), trade(5, T0 + 5)], TRADE_SCHEMA))
     out = e.process(to_table([trade(9, T0 + 5), trade(2, T0 + 5)], TRADE_SCHEMA))
     assert open_close(out.candles) == {i: (2.0, 2, 9.0, 9) for i in e.intervals}
@@ -154,10 +193,11 @@ tied_trades = st.lists(
 )
 
 
+@FOLDS
 @settings(max_examples=60, deadline=None)
 @given(tied_trades, st.integers(1, 4))
 def test_rolled_up_partitions_equal_the_direct_first_and_last_trade(
-    trades: list[Trade], parts: int
+    partial_candles: Fold, rollup_partials: Fold, trades: list[Trade], parts: int
 ) -> None:
     # Partials of disjoint partitions of the same trades (as independent workers would build
     # them), then one rollup: open and close are the first and last trade of all of them.
@@ -187,16 +227,16 @@ def test_rolled_up_partitions_equal_the_direct_first_and_last_trade(
     ],
 )
 def test_a_restored_window_keeps_breaking_ties_by_trade_id(
-    new: list[Trade], expected: tuple[float, int, float, int, float, float], row_path_max: int
+    new: list[Trade], expected: tuple[float, int, float, int, float, float], path: tuple[bool, int]
 ) -> None:
     # After a restart the stored 1m candle (trades 5 and 6, both at T0 + 5) comes back with
     # the event times of its first and last trades, and merges with new trades as if it had
     # never left memory.
-    stored = engine(row_path_max).process(
+    stored = engine(path).process(
         to_table([trade(5, T0 + 5), trade(6, T0 + 5, qty=2.0)], TRADE_SCHEMA)
     )
     minute = next(c for c in stored.candles if c.interval == "1m")
-    e = engine(row_path_max)
+    e = engine(path)
     e.restore(stored.positions, [(minute, T0 + 5, T0 + 5)])
     out = e.process(to_table(new, TRADE_SCHEMA))
     (after,) = [c for c in out.candles if c.interval == "1m"]
