@@ -237,6 +237,15 @@ def test_every_arrow_layout_folds_to_the_same_candles(name: str, data: object) -
     assert (got["open_id"][0], got["open"][0], got["close_id"][0]) == (3, 61001.0, 4)
 
 
+def test_a_bare_arrow_array_capsule_is_taken_too() -> None:
+    # The extension's own batches speak only `__arrow_c_array__` (pyarrow's speak the stream
+    # protocol too): a native fold's output rolls up natively without a copy through pyarrow.
+    minutes = native_fold.extension().partial_candles(frame(ROWS), MIN)
+    assert not hasattr(minutes, "__arrow_c_stream__")
+    got = native_fold.rollup_partials(minutes, 5 * MIN)
+    assert got.equals(candles.rollup_partials(candles.partial_candles(frame(ROWS), MIN), 5 * MIN))
+
+
 def test_bad_input_is_refused_with_what_is_wrong() -> None:
     trades = frame(ROWS)
     with pytest.raises(ValueError, match='no column "side"'):
