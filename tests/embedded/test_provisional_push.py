@@ -22,7 +22,7 @@ from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.config import Settings
 from marketpipe.embedded.demo import point_at
 from marketpipe.embedded.live import LiveRun
-from marketpipe.embedded.pipeline import Pipeline, PipelinedCommits
+from marketpipe.embedded.pipeline import Pipeline
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.errors import StorageError
 from marketpipe.model.records import Candle, Position, Trade
@@ -358,89 +358,3 @@ async def test_trades_pushed_before_a_failed_commit_come_again_with_their_ids_af
     finally:
         store.close()
     assert set(lost) <= stored, sorted(set(lost) - stored)[:10]
-
-
-# ---- pipelined commits: the engine folds on while the store commits -------------------------
-
-
-class RecordingSink:
-    """Commits in memory, in order, waiting on `gate`; fails the commit of `fail_on`."""
-
-    def __init__(self, fail_on: int | None = None) -> None:
-        self.committed: list[int] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.fail_on = fail_on
-
-    def positions(self) -> list[Position]:
-        return []
-
-    def open_windows(self, min_close_time: int) -> list[tuple[Candle, int, int]]:
-        return []
-
-    def commit(self, batch: CommitBatch) -> None:
-        assert self.gate.wait(10)
-        first = batch.trades.column("trade_id")[0].as_py()
-        if first == self.fail_on:
-            raise StorageError("disk full")
-        self.committed.append(first)
-
-
-def _one_trade(trade_id: int) -> Any:
-    return to_table(_trades([(trade_id, 60_000.0, 0.1, "buy", trade_id * 1_000)]), TRADE_SCHEMA)
-
-
-async def test_pipelined_commits_keep_fold_order_and_the_folds_do_not_wait_for_them(
-    settings: Settings,
-) -> None:
-    sink = RecordingSink()
-    pipeline = Pipeline(settings, sink, on_fold=lambda b, ns: None)
-    commits = PipelinedCommits(pipeline, depth=8)
-    sink.gate.clear()  # the store is slow: nothing commits yet
-    for trade_id in range(1, 6):
-        await commits.submit(pipeline.fold(_one_trade(trade_id)))
-    assert sink.committed == []  # five batches folded while none was committed
-    sink.gate.set()
-    assert await commits.settle() is None
-    assert sink.committed == [1, 2, 3, 4, 5]
-    assert pipeline.totals.trades_stored == 5 and pipeline.totals.batches == 5
-
-
-async def test_after_a_failed_pipelined_commit_the_queued_batches_are_abandoned_not_committed(
-    settings: Settings,
-) -> None:
-    sink = RecordingSink(fail_on=2)
-    abandoned: list[int] = []
-    pipeline = Pipeline(
-        settings,
-        sink,
-        on_fold=lambda b, ns: None,
-        on_commit_failed=lambda b, exc: abandoned.append(b.trades.column("trade_id")[0].as_py()),
-    )
-    commits = PipelinedCommits(pipeline, depth=8)
-    sink.gate.clear()
-    for trade_id in range(1, 5):
-        await commits.submit(pipeline.fold(_one_trade(trade_id)))
-    sink.gate.set()
-    error = await commits.settle()
-    assert isinstance(error, StorageError)
-    assert sink.committed == [1]  # nothing past the hole
-    assert abandoned == [2, 3, 4]  # each announced (they were pushed provisionally)
-
-
-async def test_a_full_pipelined_queue_makes_the_next_submit_wait_and_raise_a_failure(
-    settings: Settings,
-) -> None:
-    sink = RecordingSink(fail_on=1)
-    pipeline = Pipeline(settings, sink)
-    commits = PipelinedCommits(pipeline, depth=1)
-    sink.gate.clear()
-    await commits.submit(pipeline.fold(_one_trade(1)))
-    second = asyncio.create_task(commits.submit(pipeline.fold(_one_trade(2))))
-    await asyncio.sleep(0.1)
-    assert not second.done()  # two queued with depth 1: it waits for the first commit
-    sink.gate.set()
-    with pytest.raises(StorageError, match="disk full"):
-        await second
-    assert isinstance(await commits.settle(), StorageError)
-    assert sink.committed == []

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.bus.memory import MemoryBus
 from marketpipe.config import Settings
-from marketpipe.embedded.pipeline import CommitHook, Folded, Pipeline, PipelinedCommits
+from marketpipe.embedded.pipeline import CommitHook, Pipeline
 from marketpipe.embedded.scheduler import Scheduler
 from marketpipe.embedded.stores import open_store
 from marketpipe.model.batch import CommitBatch
@@ -83,7 +83,6 @@ class LiveRun:
         settings = self.settings
         store = self.store = open_store(settings, live=True)
         lock = store.dirs.lock
-        commits: PipelinedCommits | None = None
         try:
             pipeline = self.pipeline = await asyncio.to_thread(
                 Pipeline,
@@ -93,8 +92,6 @@ class LiveRun:
                 on_fold=self._folded,
                 on_commit_failed=self._commit_failed,
             )
-            # The store commits on a thread of its own while the engine folds the next batch.
-            commits = PipelinedCommits(pipeline)
             # Everything loaded so far lives as long as the process: keep it out of the
             # garbage collector's full passes, which otherwise scan it every few hundred
             # milliseconds at live rates (seen as stalls of the event loop in profiles).
@@ -124,7 +121,7 @@ class LiveRun:
                     asyncio.create_task(self._poll(poller, bus), name=name)
                     for name, poller in self.pollers.items()
                 ),
-                asyncio.create_task(self._consume(bus, pipeline, commits), name="engine"),
+                asyncio.create_task(self._consume(bus, pipeline), name="engine"),
                 asyncio.create_task(self._watch_venue(), name="venue-watch"),
                 asyncio.create_task(server.serve(sockets=[listener]), name="api"),
             ]
@@ -150,18 +147,12 @@ class LiveRun:
             for task in (stop, *tasks[:-1]):  # the API (last) stops via should_exit
                 task.cancel()
             await asyncio.gather(stop, *tasks, return_exceptions=True)
-            # Every folded batch committed (or abandoned after a failed commit) first.
-            failed_commit = await commits.settle()
             self._count_source_duplicates(pipeline)  # drops of the last moments too
             failed = [t for t in done if t is not stop and not t.cancelled() and t.exception()]
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
-            if failed_commit is not None:  # failed after the engine loop had stopped
-                raise failed_commit
             await asyncio.to_thread(store.export_to_lake)
         finally:
-            if commits is not None:
-                await commits.settle()
             for poller in self.pollers.values():
                 await poller.aclose()
             lock.unlink(missing_ok=True)
@@ -262,9 +253,7 @@ class LiveRun:
         )  # fmt: skip
         return _EmbeddedServer(config)
 
-    async def _consume(
-        self, bus: MemoryBus[LiveRecord], pipeline: Pipeline, commits: PipelinedCommits
-    ) -> None:
+    async def _consume(self, bus: MemoryBus[LiveRecord], pipeline: Pipeline) -> None:
         engine = self.settings.engine
         last_idle = time.monotonic()
         while not self._consumer_done.is_set():
@@ -276,16 +265,15 @@ class LiveRun:
                 quotes = [r for r in records if type(r) is Quote]
                 dead = [r for r in records if type(r) is DeadLetter]
                 snapshots = [r for r in records if type(r) is MarketSnapshot]
-                await _fold_then_commit(
-                    commits,
-                    asyncio.to_thread(_fold_records, pipeline, trades, quotes, dead, snapshots),
+                await _finish_on_cancel(
+                    asyncio.to_thread(_ingest_records, pipeline, trades, quotes, dead, snapshots)
                 )
             self._count_source_duplicates(pipeline)
             # The engine decides (settings: engine.idle_watermark, idle_lag_s) what it moves.
             if time.monotonic() - last_idle >= 0.25 and self._sources_settled():
                 last_idle = time.monotonic()
-                await _fold_then_commit(
-                    commits, asyncio.to_thread(pipeline.fold_idle, time.time_ns() // 1000)
+                await _finish_on_cancel(
+                    asyncio.to_thread(pipeline.advance_idle, time.time_ns() // 1000)
                 )
 
     async def _watch_venue(self, every_s: float = 0.5) -> None:
@@ -392,29 +380,27 @@ class LiveRun:
         }
 
 
-async def _fold_then_commit(commits: PipelinedCommits, fold: Awaitable[Folded]) -> None:
-    """Await the engine's fold of a batch (on a worker thread), then queue its commit. If
-    cancelled meanwhile, the fold still finishes and its commit is still queued: a batch
-    the engine has folded (and pushed) must reach the store, or the engine's state would
-    run ahead of it. (`LiveRun.run` settles the queued commits before the store closes.)"""
-    future = asyncio.ensure_future(fold)
+async def _finish_on_cancel(work: Awaitable[object]) -> None:
+    """Await `work`; if cancelled meanwhile, still let it finish before cancelling. A batch
+    being committed on a worker thread must not outlive the run, or it would commit after
+    the store closed (and be missing from it until the next start)."""
+    future = asyncio.ensure_future(work)
     try:
-        folded = await asyncio.shield(future)
+        await asyncio.shield(future)
     except asyncio.CancelledError:
-        commits.enqueue(await future)
+        await future
         raise
-    await commits.submit(folded)
 
 
-def _fold_records(
+def _ingest_records(
     pipeline: Pipeline,
     trades: list[Trade],
     quotes: list[Quote],
     dead: list[DeadLetter],
     snapshots: list[MarketSnapshot],
-) -> Folded:
+) -> None:
     """On a worker thread: the record-to-Arrow conversion stays off the event loop too."""
-    return pipeline.fold(to_table(trades, TRADE_SCHEMA), quotes, dead, snapshots)
+    pipeline.ingest(to_table(trades, TRADE_SCHEMA), quotes, dead, snapshots)
 
 
 def venue_unreachable(ws_url: str, error: str, name: str = "binance") -> str:

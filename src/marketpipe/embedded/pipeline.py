@@ -1,13 +1,8 @@
 """The pipeline core shared by replay and live: engine + store + metrics, one batch at a time."""
 
-import asyncio
-import contextlib
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -27,16 +22,6 @@ CommitHook = Callable[[CommitBatch, int], None]  # (batch, perf_counter_ns when 
 # given to it is then given to the CommitHook, or to the CommitFailedHook if its commit fails.
 FoldHook = Callable[[CommitBatch, int], None]
 CommitFailedHook = Callable[[CommitBatch, BaseException], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Folded:
-    """A batch the engine has folded, on its way to `Pipeline.commit`: what the source
-    delivered for it (None: an idle or flush step) and whether `on_fold` has seen it."""
-
-    batch: CommitBatch
-    delivered: pa.Table | None
-    provisional: bool
 
 
 @dataclass(slots=True)
@@ -81,9 +66,6 @@ class Pipeline:
         self.on_commit_failed = on_commit_failed
         self.engine = CandleEngine.from_settings(settings.engine, settings.alerts)
         self.totals = Totals()
-        # Live, batches commit on their own thread (PipelinedCommits) while the event loop
-        # counts the source's duplicates: one writer at a time.
-        self._totals_lock = threading.Lock()
         self._recover()
 
     def _recover(self) -> None:
@@ -105,90 +87,64 @@ class Pipeline:
         dead_letters: Sequence[DeadLetter] = (),
         snapshots: Sequence[MarketSnapshot] = (),
     ) -> CommitBatch:
-        folded = self.fold(trades, quotes, dead_letters, snapshots)
-        self.commit(folded)
-        return folded.batch
-
-    def fold(
-        self,
-        trades: pa.Table,
-        quotes: Sequence[Quote] = (),
-        dead_letters: Sequence[DeadLetter] = (),
-        snapshots: Sequence[MarketSnapshot] = (),
-    ) -> Folded:
-        """The engine's half of `ingest` (then `on_fold`); `commit` is the store's half."""
         batch = self.engine.process(trades)
         batch.quotes = list(quotes)
         batch.dead_letters = list(dead_letters)
         batch.snapshots = list(snapshots)  # no engine work: stored as they came
         on_fold = self.on_fold
-        provisional = on_fold is not None and not batch.is_empty
-        if on_fold is not None and provisional:
+        folded = on_fold is not None and not batch.is_empty
+        if on_fold is not None and folded:
             on_fold(batch, time.perf_counter_ns())
-        return Folded(batch, trades, provisional)
+        self._commit(batch, trades, folded)
+        return batch
 
     def advance_idle(self, now_us: int, idle_lag_us: int | None = None) -> CommitBatch:
         """Live only: let quiet exchanges' watermarks follow the wall clock (`now_us`), less
         grace and the idle lag (`idle_lag_us`, else the configured one)."""
-        folded = self.fold_idle(now_us, idle_lag_us)
-        self.commit(folded)
-        return folded.batch
-
-    def fold_idle(self, now_us: int, idle_lag_us: int | None = None) -> Folded:
-        """The engine's half of `advance_idle`: no provisional step (final candles only)."""
-        return Folded(self.engine.advance_idle(now_us, idle_lag_us), None, False)
+        out = self.engine.advance_idle(now_us, idle_lag_us)
+        self._commit(out, None)
+        return out
 
     def count_source_duplicates(self, count: int) -> None:
         """Trades the source dropped before they reached the engine (already forwarded)."""
-        with self._totals_lock:
-            self.totals.duplicates += count
-            self.totals.duplicates_source += count
+        self.totals.duplicates += count
+        self.totals.duplicates_source += count
 
     def flush(self) -> CommitBatch:
-        folded = Folded(self.engine.flush(), None, False)
-        self.commit(folded)
-        return folded.batch
+        batch = self.engine.flush()
+        self._commit(batch, None)
+        return batch
 
-    def commit(self, folded: Folded) -> None:
-        """Commit a folded batch (in fold order), then `on_commit`; if the store fails,
-        `on_commit_failed` for a batch pushed provisionally, and the store's error raised."""
-        batch = folded.batch
+    def _commit(self, batch: CommitBatch, delivered: pa.Table | None, folded: bool = False) -> None:
         if batch.is_empty:
             return
         started = time.perf_counter()
         try:
             self.store.commit(batch)
         except Exception as exc:
-            self.abandon(folded, exc)
+            if folded and self.on_commit_failed is not None:
+                # Its trades may be on screens already: say so before the error ends the run.
+                try:
+                    self.on_commit_failed(batch, exc)
+                except Exception:  # the store's error is the one to raise
+                    log.exception("the commit-failed hook failed")
             raise
         done_ns = time.perf_counter_ns()
         elapsed = time.perf_counter() - started
-        self._count(batch, folded.delivered, elapsed)
+        self._count(batch, delivered, elapsed)
         if self.on_commit is not None:
             self.on_commit(batch, done_ns)
 
-    def abandon(self, folded: Folded, error: BaseException) -> None:
-        """A folded batch that will not be committed (its commit, or an earlier one, failed)."""
-        if folded.provisional and self.on_commit_failed is not None:
-            # Its trades may be on screens already: say so before the error ends the run.
-            try:
-                self.on_commit_failed(folded.batch, error)
-            except Exception:  # the store's error is the one to raise
-                log.exception("the commit-failed hook failed")
-
     def _count(self, batch: CommitBatch, delivered: pa.Table | None, elapsed: float) -> None:
         t = self.totals
-        with self._totals_lock:
-            t.batches += 1
-            t.trades_stored += batch.trades.num_rows
-            t.duplicates += batch.duplicates
-            t.late += batch.late_trades.num_rows
-            t.candles += len(batch.candles)
-            t.alerts += len(batch.alerts)
-            t.dead_letters += len(batch.dead_letters)
-            t.snapshots += len(batch.snapshots)
-            if delivered is not None:
-                t.trades_in += delivered.num_rows
+        t.batches += 1
+        t.trades_stored += batch.trades.num_rows
+        t.duplicates += batch.duplicates
+        t.late += batch.late_trades.num_rows
+        t.candles += len(batch.candles)
+        t.alerts += len(batch.alerts)
+        t.dead_letters += len(batch.dead_letters)
+        t.snapshots += len(batch.snapshots)
         m.BATCH_COMMIT_SECONDS.observe(elapsed)
         m.LAST_COMMIT_TIMESTAMP.set(time.time())
         m.note_last_trades((p.exchange, p.symbol, p.max_ts_event) for p in batch.positions)
@@ -204,6 +160,7 @@ class Pipeline:
             if candle.revision:
                 m.REVISIONS.labels(candle.interval).inc()
         if delivered is not None and delivered.num_rows:
+            t.trades_in += delivered.num_rows
             m.CONSUMED.labels("trade").inc(delivered.num_rows)
             m.BATCH_TRADES.observe(delivered.num_rows)
             now_us = time.time_ns() // 1000
@@ -222,50 +179,6 @@ class Pipeline:
         m.CONSUMED.labels("quote").inc(len(batch.quotes))
         for exchange, watermark in self.engine.watermarks().items():
             m.WATERMARK_LAG_SECONDS.labels(exchange).set(time.time() - watermark / 1e6)
-
-
-class PipelinedCommits:
-    """Commits folded batches in fold order on a thread of their own, so the engine folds
-    (and pushes provisionally) the next batch while the store commits this one. At most
-    `depth` batches wait; after a failed commit the rest are abandoned, never committed
-    past the hole. Submit and settle from one event loop."""
-
-    def __init__(self, pipeline: Pipeline, depth: int = 4) -> None:
-        self.pipeline = pipeline
-        self.depth = depth
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="marketpipe-commit")
-        self._pending: deque[asyncio.Future[None]] = deque()
-        self._failed: BaseException | None = None
-
-    async def submit(self, folded: Folded) -> None:
-        """Queue a commit; waits while `depth` are queued; raises the error of an earlier
-        one that failed."""
-        self.enqueue(folded)
-        while self._pending and (self._pending[0].done() or len(self._pending) > self.depth):
-            # Shielded: a cancelled consumer must not cancel a commit queued behind it.
-            await asyncio.shield(self._pending.popleft())
-
-    def enqueue(self, folded: Folded) -> None:
-        """Queue a commit without waiting (a cancelled consumer's last batch)."""
-        self._pending.append(asyncio.wrap_future(self._thread.submit(self._commit, folded)))
-
-    async def settle(self) -> BaseException | None:
-        """Wait for every queued commit; the first error, if one failed."""
-        while self._pending:
-            with contextlib.suppress(Exception):  # recorded in _failed
-                await asyncio.shield(self._pending.popleft())
-        self._thread.shutdown(wait=True)
-        return self._failed
-
-    def _commit(self, folded: Folded) -> None:
-        if self._failed is not None:
-            self.pipeline.abandon(folded, self._failed)
-            return
-        try:
-            self.pipeline.commit(folded)
-        except Exception as exc:
-            self._failed = exc
-            raise
 
 
 def _by_exchange(trades: pa.Table) -> dict[str, int]:

@@ -106,7 +106,7 @@ class Part:
 PROVISIONAL = Part(live=True, open_candles=True, final_candles=False, derived=False,
                    provisional=True)  # fmt: skip
 # What is left of a batch once durable, for clients that had its provisional part.
-REST_WHEN_DURABLE = Part(live=False, open_candles=False, final_candles=True, derived=True,
+DURABLE_REMAINDER = Part(live=False, open_candles=False, final_candles=True, derived=True,
                          provisional=False)  # fmt: skip
 WHOLE = Part(live=True, open_candles=True, final_candles=True, derived=True, provisional=False)
 
@@ -184,7 +184,7 @@ class StreamHub:
             if isinstance(item, Provisional):
                 self._dispatch(item.batch, PROVISIONAL, item.folded_ns)
             elif isinstance(item, Committed):
-                part = REST_WHEN_DURABLE if item.early else WHOLE
+                part = DURABLE_REMAINDER if item.early else WHOLE
                 self._dispatch(item.batch, part, item.committed_ns)
             else:
                 self._abandoned(item)
@@ -193,7 +193,8 @@ class StreamHub:
 
     def _abandoned(self, item: Abandoned) -> None:
         """Binance's protocol has no retraction: the frames stay sent. Their trades are not
-        stored; a restart back-fills them with the same ids (see docs/performance.md)."""
+        stored; a restart back-fills them with the same ids where the venue has ids and the
+        symbol a stored position (docs/performance.md, "provisional and durable pushes")."""
         WS_ABANDONED.inc()
         log.warning(
             "%d trades and %d candles were pushed provisionally but their commit failed (%s)",
