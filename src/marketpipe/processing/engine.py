@@ -161,8 +161,12 @@ class CandleEngine(WindowBook):
             late = fresh.filter(too_late)
             if ontime.height:
                 self._merge(ontime, touched)
+            # In order of first appearance, as the row path: an exchange's first watermark
+            # fixes where it sits in `_watermark`, hence the order windows finalize and emit.
             for exchange, max_ts in (
-                fresh.group_by("exchange").agg(pl.col("ts_event").max()).iter_rows()
+                fresh.group_by("exchange", maintain_order=True)
+                .agg(pl.col("ts_event").max())
+                .iter_rows()
             ):
                 self._raise_watermark(exchange, max_ts - self.grace_us)
             out.alerts.extend(self.rules.whales(fresh))
