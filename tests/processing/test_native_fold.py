@@ -36,7 +36,7 @@ from marketpipe.model.schemas import TRADE_SCHEMA, to_table
 from marketpipe.observability import native
 from marketpipe.processing import candles, native_fold
 from marketpipe.processing.alerts import AlertRules
-from marketpipe.processing.engine import CandleEngine
+from marketpipe.processing.engine import NATIVE_ROW_PATH_MAX, CandleEngine
 from marketpipe.sources.replay import ReplayReader
 
 MIN = 60_000_000
@@ -470,7 +470,7 @@ def test_recorded_binance_frames_give_the_same_outputs_on_both_paths(size: int) 
     es = {"python": _recorded_engine(native=False), "native": _recorded_engine(native=True)}
     outs = run_all(es, batches)
     for got, want in zip(outs["native"], outs["python"], strict=True):
-        assert_same_batch(got, want, ordered=size > 4000)  # both on the Polars path then
+        assert_same_batch(got, want, ordered=size > NATIVE_ROW_PATH_MAX)  # both on Polars
     final = {
         c.open_time: c
         for b in outs["native"]
