@@ -46,6 +46,7 @@ demo: install dbt-venv  ## the whole pipeline offline, against the local simulat
 
 test: install  ## install what the tests need, then run them
 	bash scripts/setup-test-deps.sh
+	bash scripts/test-native.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
