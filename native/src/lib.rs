@@ -6,6 +6,7 @@
 
 pub mod binance;
 pub mod candles;
+pub mod dedup;
 pub mod json;
 
 use std::sync::Arc;
@@ -288,6 +289,39 @@ fn fold_candles(
     Ok(ArrowBatch { batch })
 }
 
+/// One pair's slice of `first_rows`'s rows: (exchange, symbol, start, end, delivered).
+type PairRows = (String, String, i64, i64, i64);
+
+/// Each (exchange, symbol)'s first occurrence of every trade id in `trades` (Arrow with the
+/// columns `partial_candles` reads): `(rows, pairs)`, where `rows` is a batch of one int64
+/// column `row` holding the kept row numbers pair after pair, each pair's in arrival order,
+/// and `pairs` lists `(exchange, symbol, start, end, delivered)` in order of first
+/// appearance: that pair's rows are `row[start:end]` of its `delivered` rows. The semantics
+/// of Polars' `partition_by` then `unique(keep="first", maintain_order=True)`. The GIL is
+/// released while scanning.
+#[pyfunction]
+fn first_rows(py: Python<'_>, trades: &Bound<'_, PyAny>) -> PyResult<(ArrowBatch, Vec<PairRows>)> {
+    let batches = import_batches(trades)?;
+    let (batch, pairs) = py
+        .detach(|| -> Result<_, ArrowError> {
+            let t = trades_from_batches(&batches)?;
+            let found = crate::dedup::first_rows(&t.pair, &t.trade_id, t.pairs.len());
+            let pairs: Vec<_> = t
+                .pairs
+                .into_iter()
+                .enumerate()
+                .map(|(p, (exchange, symbol))| {
+                    let (start, end) = (found.starts[p], found.starts[p + 1]);
+                    (exchange, symbol, start, end, found.delivered[p])
+                })
+                .collect();
+            let rows = Arc::new(Int64Array::from(found.rows)) as ArrayRef;
+            Ok((RecordBatch::try_from_iter(vec![("row", rows)])?, pairs))
+        })
+        .map_err(value_error)?;
+    Ok((ArrowBatch { batch }, pairs))
+}
+
 #[pymodule]
 fn marketpipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ArrowBatch>()?;
@@ -295,6 +329,7 @@ fn marketpipe_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partial_candles, m)?)?;
     m.add_function(wrap_pyfunction!(rollup_partials, m)?)?;
     m.add_function(wrap_pyfunction!(fold_candles, m)?)?;
+    m.add_function(wrap_pyfunction!(first_rows, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -19,7 +19,7 @@ from marketpipe.model.records import Candle, Position
 from marketpipe.model.schemas import TRADE_INT_SCHEMA, TRADE_SCHEMA
 from marketpipe.model.venues import has_sequential_ids
 from marketpipe.observability import native as native_status
-from marketpipe.processing import native_fold
+from marketpipe.processing import native_dedup, native_fold
 from marketpipe.processing.alerts import AlertRules, AlertThresholds
 from marketpipe.processing.candles import (
     PARTIAL_COLUMNS,
@@ -97,6 +97,7 @@ class CandleEngine(WindowBook):
         elif native:
             native_fold.extension()  # fails fast, saying why it is missing
         self.native = native
+        self.native_dedup = native and native_dedup.available()
         if row_path_max is None:
             row_path_max = NATIVE_ROW_PATH_MAX if native else ROW_PATH_MAX
         self.row_path_max = row_path_max
@@ -299,6 +300,8 @@ class CandleEngine(WindowBook):
         """Drop trades seen before (in this batch or any earlier one), per symbol."""
         frame = pl.from_arrow(trades.cast(TRADE_INT_SCHEMA))
         assert isinstance(frame, pl.DataFrame)
+        if self.native_dedup:
+            return self._dedup_native(frame, out, symbols)
         parts = []
         for (exchange, symbol), part in frame.partition_by(
             "exchange", "symbol", as_dict=True
@@ -325,6 +328,39 @@ class CandleEngine(WindowBook):
             symbols[key] = None
             parts.append(part)
         return pl.concat(parts) if parts else frame.clear()
+
+    def _dedup_native(
+        self, frame: pl.DataFrame, out: CommitBatch, symbols: dict[SymbolKey, None]
+    ) -> pl.DataFrame:
+        """`_dedup` on the native path: the batch's first occurrences found in one native
+        pass instead of partition_by and a unique per symbol (Polars' string views go in:
+        reading them costs a third of pyarrow's strings), then the same ledger check per
+        symbol and one gather of the rows kept, symbol after symbol as `pl.concat` has them."""
+        found = native_dedup.first_rows(frame)
+        ids_all = frame["trade_id"].to_numpy()
+        ts_all = frame["ts_event"].to_numpy()
+        kept = []
+        for pair in found.pairs:
+            key = (pair.exchange, pair.symbol)
+            rows = found.rows[pair.start : pair.end]
+            ids = ids_all[rows]
+            stats = self._symbols.get(key)
+            if stats is None:
+                # A symbol's first row is always kept here: ids[0] is its first id, as above.
+                stats = self._symbols[key] = SymbolStats(_new_ledger(key[0], int(ids[0])))
+            unseen = stats.ledger.unseen(ids)
+            if not unseen.all():
+                rows, ids = rows[unseen], ids[unseen]
+            stats.ledger.add(ids)
+            dropped = pair.delivered - len(rows)
+            stats.trades_seen += len(rows)
+            stats.duplicates += dropped
+            out.duplicates += dropped
+            if len(rows):
+                stats.max_ts_event = max(stats.max_ts_event, int(ts_all[rows].max()))
+            symbols[key] = None
+            kept.append(rows)
+        return frame[np.concatenate(kept)] if kept else frame.clear()
 
     def _too_late(self, trades: pl.DataFrame) -> pl.Series:
         if not self._watermark:
