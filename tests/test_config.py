@@ -59,6 +59,8 @@ def test_comma_separated_symbols_from_the_environment(
         ),
         ("MARKETPIPE_SYMBOLS", "NOTASYMBOL", "symbols"),
         ("MARKETPIPE_LOG_LEVEL", "LOUD", "log_level"),
+        ("MARKETPIPE_STORAGE__DURABILITY", "always", "storage.durability"),
+        ("MARKETPIPE_STORAGE__FSYNC_INTERVAL_MS", "0", "storage.fsync_interval_ms"),
     ],
 )
 def test_bad_config_names_the_field(
@@ -67,6 +69,28 @@ def test_bad_config_names_the_field(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(env, value)
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("toml", "durability"),
+    [("", "group"), ("fsync = true\n", "group"), ("fsync = false\n", "never"),
+     ('durability = "timer"\n', "timer"), ('fsync = true\ndurability = "group"\n', "group")],
+)  # fmt: skip
+def test_durability_defaults_to_group_and_the_deprecated_fsync_picks_group_or_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, durability: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "marketpipe.toml").write_text("[storage]\n" + toml)
+    assert load_settings().storage.durability == durability
+
+
+def test_deprecated_fsync_contradicting_durability_fails_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "marketpipe.toml").write_text('[storage]\nfsync = false\ndurability = "group"\n')
+    with pytest.raises(ConfigError, match=r"storage.*fsync = false.*contradicts durability"):
         load_settings()
 
 

@@ -32,6 +32,7 @@ from marketpipe.sources.finnhub.settings import FinnhubSettings
 from marketpipe.sources.kraken.settings import KrakenSettings
 from marketpipe.sources.venue import VenueSettings
 from marketpipe.sources.venues import VENUES, venue
+from marketpipe.storage.commit_log import Durability
 from marketpipe.storage.lifecycle_settings import LifecycleSettings
 
 CONFIG_FILE_ENV = "MARKETPIPE_CONFIG"
@@ -95,8 +96,27 @@ class StorageSettings(BaseModel):
     # Live: commit each micro-batch to an append-only log (about a millisecond) and build the
     # warm store from it in the background; off, every batch is one DuckDB transaction.
     commit_log: bool = True
-    # fdatasync each commit-log append: survives power loss, not only kill -9.
-    fsync: bool = True
+    # When a commit-log append reaches the disk. Every mode writes before the commit returns,
+    # so all survive kill -9; for power loss: "group" fdatasyncs each commit group before it
+    # returns (loses nothing acknowledged), "timer" every fsync_interval_ms (loses up to that
+    # interval), "never" leaves it to the OS (~30 s on Linux). docs/reliability.md.
+    durability: Durability = "group"
+    fsync_interval_ms: int = Field(100, ge=1)
+    # Deprecated: true is durability "group", false is "never".
+    fsync: bool | None = None
+
+    @model_validator(mode="after")
+    def _fsync_is_a_durability(self) -> "StorageSettings":
+        if self.fsync is None:
+            return self
+        implied: Durability = "group" if self.fsync else "never"
+        if "durability" in self.model_fields_set and self.durability != implied:
+            raise ValueError(
+                f"fsync = {str(self.fsync).lower()} (deprecated) contradicts durability = "
+                f"{self.durability!r}: set only durability"
+            )
+        self.durability = implied
+        return self
 
     @property
     def hot_retention_us(self) -> int:

@@ -176,7 +176,7 @@ def test_the_embedded_backend_serves_the_latest_before_and_after_materialization
     from marketpipe.serving.backend import embedded_backend
     from marketpipe.storage.embedded import EmbeddedStore
 
-    store = EmbeddedStore(tmp_path, commit_log=True, fsync=False)
+    store = EmbeddedStore(tmp_path, commit_log=True, durability="never")
     backend = embedded_backend(store, status=lambda: {})
     assert backend.market is not None and backend.market() == []
     store.commit(CommitBatch(snapshots=[snap(ts=T0), snap("ETH", T0 + MINUTE)]))

@@ -17,7 +17,8 @@ def open_store(settings: Settings, *, live: bool = False) -> EmbeddedStore:
         warm_threads=settings.storage.warm_threads,
         warm_memory_mb=settings.storage.warm_memory_mb,
         commit_log=live and settings.storage.commit_log,
-        fsync=settings.storage.fsync,
+        durability=settings.storage.durability,
+        fsync_interval_ms=settings.storage.fsync_interval_ms,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from marketpipe.model.batch import CommitBatch, merge_batches
 from marketpipe.model.errors import StorageError
 from marketpipe.model.records import Candle, Position
-from marketpipe.storage.commit_log import CommitLog
+from marketpipe.storage.commit_log import CommitLog, Durability
 from marketpipe.storage.duckdb_warm import DuckDBWarehouse
 from marketpipe.storage.hot_memory import MemoryHotTier
 from marketpipe.storage.lake import ParquetLake
@@ -58,7 +58,9 @@ class DataDir:
 class EmbeddedStore:
     """Commits micro-batches to the warm store directly (replay: big batches), or, with
     `commit_log`, to the commit log, materializing the warm store in the background (live:
-    a commit then takes about a millisecond instead of a DuckDB transaction)."""
+    a commit then takes about a millisecond instead of a DuckDB transaction). `durability`
+    says when a log append reaches the disk (`commit_log.Durability`); `fsync` is its old,
+    deprecated boolean form."""
 
     def __init__(
         self,
@@ -70,8 +72,12 @@ class EmbeddedStore:
         warm_threads: int | None = None,
         warm_memory_mb: int | None = None,
         commit_log: bool = False,
-        fsync: bool = True,
+        durability: Durability = "group",
+        fsync_interval_ms: int = 100,
+        fsync: bool | None = None,
     ) -> None:
+        if fsync is not None:  # deprecated: fsync=True is "group", False is "never"
+            durability = "group" if fsync else "never"
         self.dirs = DataDir(data_dir)
         self.warm = DuckDBWarehouse(
             self.dirs.warm, read_only=read_only, threads=warm_threads,
@@ -86,7 +92,9 @@ class EmbeddedStore:
         self._closing = False
         self._export_error: BaseException | None = None
         self._exporter: threading.Thread | None = None
-        self._log = CommitLog(self.dirs.commit_log, fsync=fsync)
+        self._log = CommitLog(
+            self.dirs.commit_log, durability=durability, fsync_interval_ms=fsync_interval_ms
+        )
         self._log_lock = threading.Lock()
         self._materializer: WarmMaterializer | None = None
         if not read_only:
