@@ -155,8 +155,9 @@ def engine_floor(trades: pa.Table) -> dict[str, Any]:
 def ingest_latency(trades: pa.Table) -> dict[str, Any]:
     """Pipeline.ingest (engine + commit) for live-sized batches of 50 trades."""
     out: dict[str, Any] = {}
-    modes = {"duckdb_txn": {}, "log": {"commit_log": True, "fsync": False},
-             "log_fsync": {"commit_log": True, "fsync": True}}  # fmt: skip
+    modes = {"duckdb_txn": {}, "log": {"commit_log": True, "durability": "never"},
+             "log_timer": {"commit_log": True, "durability": "timer"},
+             "log_fsync": {"commit_log": True, "durability": "group"}}  # fmt: skip
     for name, options in modes.items():
         with tempfile.TemporaryDirectory(dir=os.getcwd()) as tmp:
             store = EmbeddedStore(Path(tmp), warm_threads=1, **options)  # type: ignore[arg-type]
