@@ -8,9 +8,7 @@ late trades, duplicates and positions (ledger ranges, gaps found, trades seen), 
 """
 
 import itertools
-import shutil
 import types
-from collections.abc import Iterator
 
 import numpy as np
 import polars as pl
@@ -41,18 +39,7 @@ PAIRS = {
 NAMES = sorted(PAIRS)
 
 
-@pytest.fixture(autouse=True)
-def _extension(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Both paths, whatever MARKETPIPE_NATIVE says. Where cargo is, `make install` built the
-    extension, so a missing one fails here rather than skipping."""
-    monkeypatch.delenv(native.ENV, raising=False)
-    native.reset()
-    if native.extension() is None:
-        if shutil.which("cargo") is None:
-            pytest.skip(f"no cargo on this machine: {native.status().reason}")
-        pytest.fail(f"the native path is inactive: {native.status().reason}")
-    yield
-    native.reset()
+pytestmark = pytest.mark.usefixtures("native_on")  # conftest.py: both paths, or fail
 
 
 def table(rows: list[tuple[int, int, int]]) -> pa.Table:

@@ -13,7 +13,6 @@ arrival order, so they can differ in the last bits (docs/native.md).
 
 import itertools
 import math
-import shutil
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,18 +54,7 @@ PATHS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _extension(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Both paths, whatever MARKETPIPE_NATIVE says: these tests compare them. Where cargo is,
-    `make install` built the extension, so a missing one fails here rather than skipping."""
-    monkeypatch.delenv(native.ENV, raising=False)
-    native.reset()
-    if native.extension() is None:
-        if shutil.which("cargo") is None:
-            pytest.skip(f"no cargo on this machine: {native.status().reason}")
-        pytest.fail(f"the native path is inactive: {native.status().reason}")
-    yield
-    native.reset()
+pytestmark = pytest.mark.usefixtures("native_on")  # conftest.py: both paths, or fail
 
 
 def frame(rows: list[tuple[str, str, int, int, float, float, bool]]) -> pl.DataFrame:
