@@ -18,6 +18,7 @@ import pytest_asyncio
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
+from harness.ws_client import next_message, no_message
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.config import Settings
 from marketpipe.embedded.demo import point_at
@@ -142,22 +143,10 @@ def _expected_kline(trades: list[Trade], open_time: int, final: bool) -> dict[st
     }  # fmt: skip
 
 
-async def _next(ws: ClientConnection) -> dict[str, Any]:
-    message = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 5))
-    assert isinstance(message, dict)
-    return message
-
-
-async def _quiet(ws: ClientConnection) -> None:
-    with pytest.raises(TimeoutError):
-        extra = await asyncio.wait_for(ws.recv(), QUIET_S)
-        pytest.fail(f"nothing more was due, got {extra!r}")
-
-
 async def _connected(served: Served, path: str = STREAMS) -> ClientConnection:
     ws = await connect(served.url + path)
     await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":1}')  # the session is up
-    assert (await _next(ws))["id"] == 1
+    assert (await next_message(ws))["id"] == 1
     return ws
 
 
@@ -177,7 +166,7 @@ async def test_a_batch_reaches_the_client_while_its_commit_is_still_blocked(
     ws = await _connected(served)
     served.sink.gate.clear()
     ingest = _ingest(served, FIRST)
-    got = [await _next(ws) for _ in range(4)]
+    got = [await next_message(ws) for _ in range(4)]
     # All of it arrived while the commit had not returned.
     assert served.sink.returned == 0 and not ingest.done()
     streams = [m["stream"] for m in got]
@@ -189,7 +178,7 @@ async def test_a_batch_reaches_the_client_while_its_commit_is_still_blocked(
     served.sink.gate.set()
     await ingest
     assert served.sink.returned == 1
-    await _quiet(ws)  # the commit pushes nothing again: no final kline, no duplicate
+    await no_message(ws, QUIET_S)  # the commit pushes nothing again: no final kline, no duplicate
     await ws.close()
 
 
@@ -198,17 +187,17 @@ async def test_a_final_kline_waits_for_its_commit_and_nothing_comes_twice(
 ) -> None:
     ws = await _connected(served)
     await _ingest(served, FIRST)
-    first = [await _next(ws) for _ in range(4)]
+    first = [await next_message(ws) for _ in range(4)]
     assert [m["data"].get("k", {}).get("x") for m in first] == [None, None, None, False]
 
     served.sink.gate.clear()
     ingest = _ingest(served, SECOND)
-    early = [await _next(ws) for _ in range(2)]
+    early = [await next_message(ws) for _ in range(2)]
     assert [m["stream"] for m in early] == ["btcusdt@trade", "btcusdt@kline_1m"]
     assert early[0]["data"]["t"] == 4 and early[0]["data"]["provisional"] is True
     assert _kline(early[1]) == _expected_kline(SECOND, W + MINUTE, final=False)
     # W is final in this very batch, but its commit has not returned: no closed kline yet.
-    await _quiet(ws)
+    await no_message(ws, QUIET_S)
     assert served.sink.returned == 1 and not ingest.done()
 
     served.sink.gate.set()
@@ -217,10 +206,10 @@ async def test_a_final_kline_waits_for_its_commit_and_nothing_comes_twice(
         (W, True),
         (W + MINUTE, False),
     ]
-    closed = await _next(ws)
+    closed = await next_message(ws)
     assert closed["data"]["provisional"] is False
     assert _kline(closed) == _expected_kline(FIRST, W, final=True)
-    await _quiet(ws)  # the trade and the open kline of this batch are not pushed again
+    await no_message(ws, QUIET_S)  # the trade and the open kline of this batch are not pushed again
     await ws.close()
 
 
@@ -229,25 +218,25 @@ async def test_a_batch_from_advance_idle_is_pushed_after_its_commit_only(
 ) -> None:
     ws = await _connected(served)
     await _ingest(served, FIRST)
-    assert len([await _next(ws) for _ in range(4)]) == 4
+    assert len([await next_message(ws) for _ in range(4)]) == 4
     served.sink.gate.clear()
     # The exchange went quiet; the wall clock, ten minutes on, finalizes W.
     idle = asyncio.create_task(asyncio.to_thread(served.pipeline.advance_idle, W + 10 * MINUTE))
-    await _quiet(ws)
+    await no_message(ws, QUIET_S)
     assert not idle.done()
     served.sink.gate.set()
     await idle
-    closed = await _next(ws)
+    closed = await next_message(ws)
     assert closed["data"]["provisional"] is False
     assert _kline(closed) == _expected_kline(FIRST, W, final=True)
-    await _quiet(ws)
+    await no_message(ws, QUIET_S)
     await ws.close()
 
 
 async def test_a_client_without_the_mark_gets_binance_payloads_unchanged(served: Served) -> None:
     ws = await _connected(served, "/ws/btcusdt@trade")
     await _ingest(served, FIRST[:1])
-    trade = await _next(ws)
+    trade = await next_message(ws)
     expected = _expected_trade(FIRST[0])
     del expected["provisional"]
     assert set(trade) == set(expected) | {"E"}
@@ -263,12 +252,12 @@ async def test_a_commit_failing_after_a_provisional_push_is_logged_and_the_serve
     served.sink.gate.clear()
     served.sink.fail = StorageError("batch commit failed and was rolled back: disk full")
     ingest = _ingest(served, FIRST)
-    got = [await _next(ws) for _ in range(4)]
+    got = [await next_message(ws) for _ in range(4)]
     assert [m["data"]["provisional"] for m in got] == [True] * 4
     served.sink.gate.set()
     with pytest.raises(StorageError, match="disk full"):
         await ingest
-    await _quiet(ws)  # no durable push for a batch that is not durable
+    await no_message(ws, QUIET_S)  # no durable push for a batch that is not durable
     assert served.broadcaster.in_flight == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
@@ -277,7 +266,7 @@ async def test_a_commit_failing_after_a_provisional_push_is_logged_and_the_serve
     ]  # 6: the open 1m window and its 5m, 15m, 1h, 4h and 1d rollups
     # The API process carries on: the open connection and a new one are served.
     await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":2}')
-    assert (await _next(ws))["result"] == ["btcusdt@trade", "btcusdt@kline_1m"]
+    assert (await next_message(ws))["result"] == ["btcusdt@trade", "btcusdt@kline_1m"]
     again = await _connected(served, "/ws/btcusdt@trade")
     await again.close()
     await ws.close()

@@ -6,7 +6,6 @@ batch first seen at its commit goes out whole."""
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -14,6 +13,7 @@ import pytest_asyncio
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
+from harness.ws_client import next_message, no_message
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Alert, Candle, Quote
@@ -24,6 +24,7 @@ from marketpipe.serving.settings import ApiSettings
 from marketpipe.storage.embedded import EmbeddedStore
 from tests.serving.conftest import healthy
 
+QUIET_S = 0.3  # how long "nothing more arrives" is watched for
 W = 1_723_161_600_000_000
 QUOTE = Quote("binance", "BTC-USDT", 60_000.0, 1.5, 60_001.0, 2.5, W, W)
 ALERT = Alert("a1", "whale_trade", "info", "binance", "BTC-USDT", W, 150_000.0, 100_000.0, "{}")
@@ -63,17 +64,6 @@ async def _open(port: int, streams: str) -> ClientConnection:
     return ws
 
 
-async def _next(ws: ClientConnection) -> dict[str, Any]:
-    message = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 5))
-    assert isinstance(message, dict)
-    return message
-
-
-async def _quiet(ws: ClientConnection) -> None:
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(ws.recv(), 0.3)
-
-
 async def test_a_book_ticker_leaves_provisionally_and_an_alert_only_once_durable(
     broadcaster: tuple[CommitBroadcaster, int],
 ) -> None:
@@ -81,18 +71,18 @@ async def test_a_book_ticker_leaves_provisionally_and_an_alert_only_once_durable
     ws = await _open(port, "btcusdt@bookTicker/alerts")
     batch = CommitBatch(quotes=[QUOTE], alerts=[ALERT])
     published.publish_provisional(batch)
-    book = await _next(ws)
+    book = await next_message(ws)
     assert book == {
         "stream": "btcusdt@bookTicker",
         "data": {"u": 1, "s": "BTCUSDT", "b": "60000.00000000", "B": "1.50000000",
                  "a": "60001.00000000", "A": "2.50000000", "provisional": True},
     }  # fmt: skip
-    await _quiet(ws)  # the alert waits for the commit
+    await no_message(ws, QUIET_S)  # the alert waits for the commit
     published.publish(batch)
-    alert = await _next(ws)
+    alert = await next_message(ws)
     assert alert["stream"] == "alerts" and alert["data"]["alert_id"] == "a1"
     assert alert["data"]["provisional"] is False
-    await _quiet(ws)  # and the book ticker is not pushed again
+    await no_message(ws, QUIET_S)  # and the book ticker is not pushed again
     await ws.close()
 
 
@@ -110,19 +100,19 @@ async def test_a_ticker_is_read_from_the_store_only_after_the_commit(
     ws = await _open(port, "btcusdt@kline_1m/btcusdt@miniTicker")
     batch = CommitBatch(candles=[OPEN_MINUTE])
     published.publish_provisional(batch)
-    kline = await _next(ws)
+    kline = await next_message(ws)
     assert kline["stream"] == "btcusdt@kline_1m" and kline["data"]["k"]["x"] is False
-    await _quiet(ws)
+    await no_message(ws, QUIET_S)
     assert reads == []  # the store does not hold this batch yet
     published.publish(batch)
-    mini = await _next(ws)
+    mini = await next_message(ws)
     assert reads == [("binance", "BTC-USDT")]
     assert mini["stream"] == "btcusdt@miniTicker"
     assert {k: mini["data"][k] for k in ("e", "s", "c", "o", "n", "provisional")
             if k in mini["data"]} == {"e": "24hrMiniTicker", "s": "BTCUSDT",
                                        "c": "60005.00000000", "o": "59000.00000000",
                                        "provisional": False}  # fmt: skip
-    await _quiet(ws)
+    await no_message(ws, QUIET_S)
     await ws.close()
 
 
@@ -132,8 +122,8 @@ async def test_a_batch_first_seen_at_its_commit_goes_out_whole_and_durable(
     published, port = broadcaster
     ws = await _open(port, "btcusdt@bookTicker/btcusdt@kline_1m/alerts")
     published.publish(CommitBatch(quotes=[QUOTE], candles=[OPEN_MINUTE], alerts=[ALERT]))
-    got = [await _next(ws) for _ in range(3)]
+    got = [await next_message(ws) for _ in range(3)]
     assert [m["stream"] for m in got] == ["btcusdt@kline_1m", "btcusdt@bookTicker", "alerts"]
     assert [m["data"]["provisional"] for m in got] == [False, False, False]
-    await _quiet(ws)
+    await no_message(ws, QUIET_S)
     await ws.close()
