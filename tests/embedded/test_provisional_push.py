@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 import pytest
 import pytest_asyncio
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
+from harness.app_server import serving
 from harness.ws_client import next_message, no_message
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.config import Settings
@@ -76,7 +76,6 @@ class Served:
     sink: GatedSink
     pipeline: Pipeline
     broadcaster: CommitBroadcaster
-    server: uvicorn.Server
 
 
 @pytest_asyncio.fixture
@@ -93,17 +92,9 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
         on_commit_failed=broadcaster.abandon,
     )
     app = create_app(embedded_backend(store, healthy, broadcaster), ApiSettings())
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield Served(f"ws://127.0.0.1:{port}", sink, pipeline, broadcaster, server)
-    sink.gate.set()
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    async with serving(app) as port:
+        yield Served(f"ws://127.0.0.1:{port}", sink, pipeline, broadcaster)
+        sink.gate.set()
     store.close()
 
 

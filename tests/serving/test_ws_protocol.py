@@ -12,10 +12,10 @@ from typing import Any
 import msgspec
 import pytest
 import pytest_asyncio
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from harness.app_server import serving
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.model.batch import CommitBatch
 from marketpipe.model.records import Trade
@@ -175,16 +175,8 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     store = EmbeddedStore(tmp_path / "data")  # empty: these streams need no stored data
     broadcaster = CommitBroadcaster()
     app = create_app(embedded_backend(store, healthy, broadcaster), ApiSettings())
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield Served(port, broadcaster)
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    async with serving(app) as port:
+        yield Served(port, broadcaster)
     store.close()
 
 

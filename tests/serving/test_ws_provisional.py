@@ -10,9 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest
 import pytest_asyncio
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
+from harness.app_server import serving
 from harness.ws_client import next_message, no_message
 from marketpipe.bus.broadcast import CommitBroadcaster
 from marketpipe.model.batch import CommitBatch
@@ -43,15 +43,8 @@ async def broadcaster(tmp_path: Path) -> AsyncIterator[tuple[CommitBroadcaster, 
     store = EmbeddedStore(tmp_path / "data")
     published = CommitBroadcaster()
     app = create_app(embedded_backend(store, healthy, published), ApiSettings())
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
-        await asyncio.sleep(0.01)
-    yield published, server.servers[0].sockets[0].getsockname()[1]
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    async with serving(app) as port:
+        yield published, port
     store.close()
 
 
