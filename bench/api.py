@@ -3,6 +3,9 @@
 * `api.klines_rps`, `api.klines_p99_ms`: `GET /api/v3/klines?symbol=BTCUSDT&interval=1m&limit=500`
   from 64 concurrent keep-alive clients on loopback against a real `marketpipe serve`
   subprocess over a data dir holding 3,000 one-minute candles (served from the warm tier).
+* `api.klines_share_of_trivial`: that rate over the rate of `GET /api/v3/ping` (a constant
+  `{}`) from the same clients against the same server in the same run: what serving klines
+  costs beyond the framework, the rate limiter and the client itself.
 * `ws.push_p99_ms`: engine commit -> WebSocket client receipt of the `<sym>@trade` frames,
   with the pipeline and the API server in one process and the client in another (wall clock
   on both sides), trades fed at 1,000/s in 10 ms batches.
@@ -39,6 +42,7 @@ MINUTE_US = 60_000_000
 CANDLES = 3_000
 CONCURRENCY = 64
 KLINES_PATH = "/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=500"
+TRIVIAL_PATH = "/api/v3/ping"  # answers {}: the server's floor per request
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -76,7 +80,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _load(base: str, seconds: float, warmup: float) -> tuple[int, list[float], int, int]:
+async def _load(
+    base: str, path: str, expected: bytes, seconds: float, warmup: float
+) -> tuple[int, list[float], int, int]:
+    """Requests/s, latencies (ms), errors and requests of `path` under CONCURRENCY clients; a
+    response counts as an error unless it is 200 and starts with `expected`."""
     latencies: list[float] = []
     errors = 0
     total = 0
@@ -89,9 +97,9 @@ async def _load(base: str, seconds: float, warmup: float) -> tuple[int, list[flo
             nonlocal errors, total
             while not stop:
                 t0 = time.perf_counter()
-                async with session.get(KLINES_PATH) as response:
+                async with session.get(path) as response:
                     body = await response.read()
-                if response.status != 200 or not body.startswith(b"[["):
+                if response.status != 200 or not body.startswith(expected):
                     errors += 1
                 total += 1
                 if measuring:
@@ -126,8 +134,10 @@ def bench_klines(seconds: float = 10.0, warmup: float = 2.0) -> dict[str, Any]:
             base = f"http://127.0.0.1:{port}"
             _wait_http(f"{base}/api/v1/system/health")
             cpu_before = _cpu_seconds(server.pid)
-            rps, latencies, errors, total = asyncio.run(_load(base, seconds, warmup))
+            load = _load(base, KLINES_PATH, b"[[", seconds, warmup)
+            rps, latencies, errors, total = asyncio.run(load)
             server_cpu = _cpu_seconds(server.pid) - cpu_before
+            trivial = asyncio.run(_load(base, TRIVIAL_PATH, b"{}", seconds, warmup))
         finally:
             server.terminate()
             server.wait(10)
@@ -140,6 +150,11 @@ def bench_klines(seconds: float = 10.0, warmup: float = 2.0) -> dict[str, Any]:
         # machine disturbs far less than req/s (warmup included on both sides).
         "klines_per_server_cpu_s": round(total / server_cpu) if server_cpu else None,
         "errors": errors,
+        "trivial_path": TRIVIAL_PATH,
+        "trivial_rps": trivial[0],
+        "trivial_p99_ms": round(_percentile(trivial[1], 0.99), 2),
+        "trivial_errors": trivial[2],
+        "klines_share_of_trivial": round(rps / trivial[0], 3) if trivial[0] else None,
         "concurrency": CONCURRENCY,
         "seconds": seconds,
         "path": KLINES_PATH,
@@ -273,7 +288,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     print(
         f"api: {api['klines_rps']:,} req/s, p50 {api['klines_p50_ms']} ms, "
         f"p99 {api['klines_p99_ms']} ms (targets: >= 3,000 req/s, p99 <= 20 ms); "
-        f"{api['klines_per_server_cpu_s']} req per server CPU-second",
+        f"{api['klines_per_server_cpu_s']} req per server CPU-second; {TRIVIAL_PATH} "
+        f"{api['trivial_rps']:,} req/s, klines at {api['klines_share_of_trivial']} of it "
+        "(target >= 0.8)",
         flush=True,
     )
     print(f"ws: commit -> client push latency at 1,000 trades/s, {seconds:g} s ...", flush=True)
