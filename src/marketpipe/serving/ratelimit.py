@@ -13,8 +13,8 @@ import time
 
 import msgspec
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import FixedWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketpipe.serving.errors import TOO_MANY_REQUESTS, binance_body, is_binance_path
@@ -46,8 +46,8 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         item, who = self._client(scope)
-        allowed = self.limiter.hit(item, who)
-        stats = self.limiter.get_window_stats(item, who)
+        allowed = await self.limiter.hit(item, who)
+        stats = await self.limiter.get_window_stats(item, who)
         reset = math.ceil(stats.reset_time)
         headers = [
             (b"x-ratelimit-limit", str(item.amount).encode()),
