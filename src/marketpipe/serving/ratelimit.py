@@ -31,6 +31,7 @@ class RateLimitMiddleware:
         self.by_token = by_token
         self.limit = parse(limit)
         self.dashboard_limit = parse(dashboard_limit)
+        # limits' asyncio storage: the sync one starts a timer thread every 10 ms under load.
         self.limiter = FixedWindowRateLimiter(MemoryStorage())
 
     def _client(self, scope: Scope) -> tuple[RateLimitItem, str]:
