@@ -28,6 +28,9 @@ from tests.deploy.podman import (
     wait_for,
 )
 
+# The first test builds six images (cold: minutes) and starts the stack in its setup.
+pytestmark = pytest.mark.timeout(1200)
+
 RECORDED = REPO / "tests" / "data" / "binance"
 FILES = [RECORDED / "btcusdt-spot-2024-08-08.recv.gz", RECORDED / "btcusdt-spot-2024-08-09.recv.gz"]
 INFRA = ["kafka", "postgres", "redis", "s3"]

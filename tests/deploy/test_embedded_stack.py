@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.deploy.podman import ComposeStack, http_json, podman
+
+# The first test to ask for the demo stack may build its images (cold: minutes).
+pytestmark = pytest.mark.timeout(1200)
 
 
 def _port(stack: ComposeStack, key: str) -> str:

@@ -18,6 +18,9 @@ from deploy.grafana import generate
 from tests.deploy.grafana_queries import dashboards, targets
 from tests.deploy.podman import ComposeStack, http_json
 
+# The first test to ask for the demo stack may build its images (cold: minutes).
+pytestmark = pytest.mark.timeout(1200)
+
 PROM_TARGETS = list(targets("prometheus"))
 PROM_IDS = [f"{board}:{title}:{target['refId']}" for board, title, target in PROM_TARGETS]
 DATASOURCE_UIDS = {"marketpipe-prometheus", "marketpipe-postgres"}

@@ -23,6 +23,9 @@ from tests.deploy.podman import (
     wait_for,
 )
 
+# The first test to ask for the demo stack may build its images (cold: minutes).
+pytestmark = pytest.mark.timeout(1200)
+
 PROM = REPO / "deploy" / "prometheus"
 
 
