@@ -48,6 +48,14 @@ def _console_line(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+# How long a clean stop waits for gap back-fills still running (`LiveRun._settle`). A
+# back-fill paced by a venue's REST rate limit (Kraken: about one request a second) and
+# retried after a refusal can take longer than 5 s: a bounded run that ended with one pending
+# left a one-trade hole in a CI demo run.
+SETTLE_STOPPED_S = 5.0
+SETTLE_ENDED_S = 15.0
+
+
 @dataclass(slots=True)
 class LiveRun:
     """`marketpipe run`: live exchange -> bus -> engine -> storage, with the API alongside."""
@@ -141,7 +149,9 @@ class LiveRun:
                 [stop, *tasks], timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
             )
             if not any(task in done for task in tasks):  # a clean stop, not a failure
-                await self._settle(bus)
+                # A run that reached its duration (demo, bench) can wait for its last
+                # back-fills; one told to stop (a signal: docker stop kills after 10 s) cannot.
+                await self._settle(bus, SETTLE_STOPPED_S if stop in done else SETTLE_ENDED_S)
             self._consumer_done.set()
             server.should_exit = True
             for task in (stop, *tasks[:-1]):  # the API (last) stops via should_exit
@@ -197,7 +207,7 @@ class LiveRun:
             if records:
                 await bus.publish(records)
 
-    async def _settle(self, bus: MemoryBus[LiveRecord], timeout_s: float = 5.0) -> None:
+    async def _settle(self, bus: MemoryBus[LiveRecord], timeout_s: float) -> None:
         """Before a clean stop, give gap back-fills still running, and the records queued for
         the engine, a few seconds to commit: the stop then leaves no hole for the next start
         to fill (the pipeline keeps up with the stream, so a gap found in the last second
