@@ -10,7 +10,7 @@ import pytest
 from harness.reference import assert_candles_match, reference_candles
 from marketpipe.config import Settings
 from marketpipe.embedded.demo import point_at
-from marketpipe.embedded.live import LiveRun
+from marketpipe.embedded.live import SETTLE_ENDED_S, SETTLE_STOPPED_S, LiveRun
 from marketpipe.model.errors import StorageError
 from marketpipe.simulator import FaultPlan, SimulatedExchange, SyntheticMarket
 from marketpipe.storage.embedded import EmbeddedStore
@@ -157,3 +157,23 @@ def test_id_holes_are_the_ids_between_stored_ranges() -> None:
     assert id_holes([(9, 9), (1, 5)]) == [(6, 8)]
     assert id_holes([(1, 5), (6, 9)]) == []
     assert id_holes([]) == []
+
+
+async def test_a_run_that_reaches_its_duration_waits_longer_for_back_fills_than_a_stopped_one(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bounded run (demo, bench) ends with its back-fills done; a stop() (a signal: docker
+    stop kills after 10 s) keeps the short wait."""
+    waits: list[float] = []
+
+    async def settle(self: LiveRun, bus: object, timeout_s: float) -> None:
+        waits.append(timeout_s)
+
+    monkeypatch.setattr(LiveRun, "_settle", settle)
+    settings = live_settings(settings)
+    async with SimulatedExchange(SyntheticMarket(SYMBOLS, 50, seed=5), FaultPlan()) as exchange:
+        await LiveRun(point_at(settings, exchange)).run(1.0)
+        stopped = LiveRun(point_at(settings, exchange))
+        await stopped.run(60.0, lambda live: asyncio.get_running_loop().call_later(1.0, live.stop))
+    assert waits == [SETTLE_ENDED_S, SETTLE_STOPPED_S]
+    assert SETTLE_STOPPED_S < 10.0 < SETTLE_ENDED_S  # under docker stop's grace; over it
